@@ -1,0 +1,65 @@
+package sessiond
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors. Stores and the Manager wrap them with context; callers
+// match them with errors.Is.
+var (
+	// ErrNotFound reports a missing, expired or foreign session or user.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidCredentials reports an unknown user or a wrong password; the
+	// two are never told apart.
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	// ErrInvalidToken reports an access or refresh token that is missing,
+	// malformed, forged, expired or whose session is gone.
+	ErrInvalidToken = errors.New("invalid token")
+	// ErrUsernameTaken and ErrEmailTaken report a registration conflict.
+	ErrUsernameTaken = errors.New("username is already taken")
+	ErrEmailTaken    = errors.New("email is already registered")
+	// ErrSessionLimit reports a login refused because the user is at the
+	// session cap under the deny policy.
+	ErrSessionLimit = errors.New("too many sessions")
+	// ErrGenerationMismatch reports a failed refresh compare-and-set: the
+	// session's refresh generation is no longer the one expected.
+	ErrGenerationMismatch = errors.New("refresh generation changed")
+	// ErrAccountLocked reports a login to a locked account (only after the
+	// password was verified).
+	ErrAccountLocked = errors.New("account is locked")
+	// ErrSignupClosed reports a registration while sign-up is disabled.
+	ErrSignupClosed = errors.New("sign-up is disabled")
+	// ErrUnavailable reports a store that did not answer (down, slow, or
+	// past its deadline). The HTTP layer turns it into 503.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// InputError reports malformed input; Field names what was wrong.
+type InputError struct {
+	Field   string
+	Message string
+}
+
+func (e *InputError) Error() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
+
+// invalid returns an *InputError for field.
+func invalid(field, format string, args ...any) error {
+	return &InputError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ThrottledError reports too many attempts; RetryAfter says when to retry.
+type ThrottledError struct {
+	RetryAfter time.Duration
+	What       string
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many %s, retry after %s", e.What, e.RetryAfter.Round(time.Second))
+}

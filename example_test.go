@@ -1,0 +1,193 @@
+package sessiond_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/sqlite"
+)
+
+// exampleManager returns a Manager over a new SQLite file in dir, with fresh
+// keys. A real service keeps its keys (sessiond.LoadOrCreateSigningKey and
+// sessiond.LoadOrCreateRefreshKey) so that restarts keep tokens valid.
+func exampleManager(dir string) (*sessiond.Manager, func()) {
+	db, err := sqlite.Open(filepath.Join(dir, "sessiond.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	sk, err := sessiond.GenerateSigningKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	rk, err := sessiond.GenerateRefreshKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db),
+		sessiond.NewAccessTokens("example", sk), sessiond.NewRefreshTokens(rk))
+	m.Limiter = sqlite.NewLimiter(db) // login and refresh throttles
+	m.Logger = slog.New(slog.DiscardHandler)
+	return m, func() { db.Close() }
+}
+
+// A Manager over the embedded SQLite store: register a user, sign in from a
+// device, and authenticate the access token of that sign-in, as every
+// request does.
+func ExampleNewManager() {
+	dir, err := os.MkdirTemp("", "sessiond-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sqlite.Open(filepath.Join(dir, "sessiond.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	sk, err := sessiond.LoadOrCreateSigningKey(filepath.Join(dir, "signing-key.pem"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	rk, err := sessiond.LoadOrCreateRefreshKey(filepath.Join(dir, "refresh-key"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db),
+		sessiond.NewAccessTokens("https://auth.example.com", sk), sessiond.NewRefreshTokens(rk))
+	m.Limiter = sqlite.NewLimiter(db)
+	m.Logger = slog.New(slog.DiscardHandler)
+
+	ctx := context.Background()
+	u, err := m.Register(ctx, sessiond.RegisterRequest{
+		Username: "alice", Email: "alice@example.com", Password: "correct horse battery staple",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	g, err := m.Login(ctx, sessiond.LoginRequest{
+		Login: "alice@example.com", Password: "correct horse battery staple",
+		Device: "curl", DeviceClass: sessiond.ClassCLI, IPAddress: "192.0.2.1",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("signed in on", g.Session.Device)
+
+	s, claims, err := m.Authenticate(ctx, g.AccessToken)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("token names the session:", s.ID == g.Session.ID && claims.SessionID == s.ID)
+	fmt.Println("session belongs to alice:", s.UserID == u.ID)
+
+	_, err = m.Login(ctx, sessiond.LoginRequest{Login: "alice", Password: "wrong password"})
+	fmt.Println("wrong password:", errors.Is(err, sessiond.ErrInvalidCredentials))
+	// Output:
+	// signed in on curl
+	// token names the session: true
+	// session belongs to alice: true
+	// wrong password: true
+}
+
+// Sign out every other device, as after a lost phone: their access tokens
+// are refused on their next request and their refresh tokens no longer work.
+func ExampleManager_RevokeOthers() {
+	dir, err := os.MkdirTemp("", "sessiond-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	m, done := exampleManager(dir)
+	defer done()
+
+	ctx := context.Background()
+	u, err := m.Register(ctx, sessiond.RegisterRequest{
+		Username: "bob", Email: "bob@example.com", Password: "correct horse battery staple",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	login := func(device string) *sessiond.Grant {
+		g, err := m.Login(ctx, sessiond.LoginRequest{Login: "bob", Password: "correct horse battery staple", Device: device})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return g
+	}
+	laptop, phone, tablet := login("Firefox on Linux"), login("Safari on iPhone"), login("Chrome on Android")
+
+	n, err := m.RevokeOthers(ctx, u.ID, laptop.Session.ID, sessiond.ReasonRevokedOthers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("signed out:", n)
+
+	for _, g := range []*sessiond.Grant{laptop, phone, tablet} {
+		_, _, err := m.Authenticate(ctx, g.AccessToken)
+		fmt.Printf("%s: refused=%v\n", g.Session.Device, errors.Is(err, sessiond.ErrInvalidToken))
+	}
+	_, err = m.RefreshSession(ctx, phone.RefreshToken, "")
+	fmt.Println("phone refresh refused:", errors.Is(err, sessiond.ErrInvalidToken))
+
+	list, err := m.List(ctx, u.ID, laptop.Session.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("devices left:", len(list), list[0].Device)
+	// Output:
+	// signed out: 2
+	// Firefox on Linux: refused=false
+	// Safari on iPhone: refused=true
+	// Chrome on Android: refused=true
+	// phone refresh refused: true
+	// devices left: 1 Firefox on Linux
+}
+
+// Refresh exchanges the refresh token for new tokens; the old refresh token
+// is spent, and replaying it after the grace window ends the session.
+func ExampleManager_RefreshSession() {
+	dir, err := os.MkdirTemp("", "sessiond-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	m, done := exampleManager(dir)
+	defer done()
+	now := time.Now()
+	m.Now = func() time.Time { return now } // the clock is a field, so time can be moved
+
+	ctx := context.Background()
+	if _, err := m.Register(ctx, sessiond.RegisterRequest{
+		Username: "carol", Email: "carol@example.com", Password: "correct horse battery staple",
+	}); err != nil {
+		log.Fatal(err)
+	}
+	g, err := m.Login(ctx, sessiond.LoginRequest{Login: "carol", Password: "correct horse battery staple"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	next, err := m.RefreshSession(ctx, g.RefreshToken, "192.0.2.1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("same session, new refresh token:", next.Session.ID == g.Session.ID && next.RefreshToken != g.RefreshToken)
+
+	// Someone replays the spent token after the grace window (10 s) that
+	// covers a client's retries: the session ends for everyone.
+	now = now.Add(m.RefreshGrace + time.Second)
+	_, err = m.RefreshSession(ctx, g.RefreshToken, "198.51.100.7")
+	fmt.Println("replay refused:", errors.Is(err, sessiond.ErrInvalidToken))
+	_, _, err = m.Authenticate(ctx, next.AccessToken)
+	fmt.Println("session ended:", errors.Is(err, sessiond.ErrInvalidToken))
+	// Output:
+	// same session, new refresh token: true
+	// replay refused: true
+	// session ended: true
+}

@@ -1,0 +1,745 @@
+package sessiond
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Default lifetimes and limits (DESIGN section 2).
+const (
+	DefaultAccessTTL        = 15 * time.Minute
+	DefaultIdleTimeout      = 14 * 24 * time.Hour
+	DefaultAbsoluteLifetime = 30 * 24 * time.Hour
+	DefaultRefreshGrace     = 10 * time.Second
+	DefaultMaxSessions      = 50
+	DefaultActivityInterval = time.Minute
+)
+
+// Manager implements sign-up, sign-in, refresh, validation and revocation on
+// top of a SessionStore and a UserStore. Create it with NewManager, then
+// adjust the exported settings before first use; it is safe for concurrent
+// use afterwards.
+type Manager struct {
+	Sessions SessionStore
+	Users    UserStore
+	Access   *AccessTokens
+	Refresh  *RefreshTokens
+
+	// Broker carries session events; default: an in-process LocalBroker.
+	Broker Broker
+	// Limiter backs the throttles of DESIGN section 2; nil disables them.
+	Limiter Limiter
+	// Hasher hashes passwords; default: argon2id with DefaultArgon2.
+	Hasher *PasswordHasher
+	// Throttles are the throttle limits; default: DefaultThrottles.
+	Throttles Throttles
+
+	// AccessTTL is the access token lifetime (default 15 min); a token
+	// never outlives its session.
+	AccessTTL time.Duration
+	// IdleTimeout ends a session after this long without activity
+	// (default 14 days).
+	IdleTimeout time.Duration
+	// AbsoluteLifetime ends a session this long after login whatever its
+	// activity (default 30 days); 0 means no absolute limit (weaker).
+	AbsoluteLifetime time.Duration
+	// RefreshGrace is how long a just-rotated refresh token may be
+	// replayed and get the same successor (default 10 s).
+	RefreshGrace time.Duration
+	// MaxSessions caps the sessions of one user (default 50; <= 0: none).
+	MaxSessions int
+	// LimitPolicy says what happens at the cap (default PolicyEvict).
+	LimitPolicy LimitPolicy
+	// ActivityInterval is the least time between two activity writes of
+	// one session (default 1 min).
+	ActivityInterval time.Duration
+	// SignupOpen says whether Register accepts new users (default true).
+	SignupOpen bool
+
+	// Observer is told about logins, refreshes and revocations; optional.
+	Observer Observer
+	// Logger receives audit lines; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Observer is told what the Manager does, for metrics. Its methods must be
+// fast and must not block.
+type Observer interface {
+	Login(ok bool)
+	Refresh(ok bool)
+	ReuseDetected()
+	Ended(reason Reason, n int)
+}
+
+// NewManager returns a Manager with the default settings.
+func NewManager(sessions SessionStore, users UserStore, access *AccessTokens, refresh *RefreshTokens) *Manager {
+	return &Manager{
+		Sessions:         sessions,
+		Users:            users,
+		Access:           access,
+		Refresh:          refresh,
+		Broker:           NewLocalBroker(),
+		Hasher:           NewPasswordHasher(DefaultArgon2),
+		Throttles:        DefaultThrottles,
+		AccessTTL:        DefaultAccessTTL,
+		IdleTimeout:      DefaultIdleTimeout,
+		AbsoluteLifetime: DefaultAbsoluteLifetime,
+		RefreshGrace:     DefaultRefreshGrace,
+		MaxSessions:      DefaultMaxSessions,
+		LimitPolicy:      PolicyEvict,
+		ActivityInterval: DefaultActivityInterval,
+		SignupOpen:       true,
+		Logger:           slog.Default(),
+		Now:              time.Now,
+	}
+}
+
+func (m *Manager) now() time.Time { return m.Now().UTC().Truncate(time.Millisecond) }
+
+// RegisterRequest is a sign-up.
+type RegisterRequest struct {
+	Username string
+	Email    string
+	Password string
+	// ClientIP is used for the registration throttle only.
+	ClientIP string
+}
+
+// Register creates a user.
+func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error) {
+	if !m.SignupOpen {
+		return nil, ErrSignupClosed
+	}
+	if err := CheckUsername(r.Username); err != nil {
+		return nil, err
+	}
+	if err := CheckEmail(r.Email); err != nil {
+		return nil, err
+	}
+	if err := CheckPassword("password", r.Password); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	regKey := "reg:" + addrKey(r.ClientIP)
+	if err := m.throttle(ctx, now, "registrations", m.Throttles.Register, regKey); err != nil {
+		return nil, err
+	}
+	// Every attempt counts, not only those that create a user: each costs a
+	// password hash and tells whether a username or email is taken.
+	m.count(ctx, now, m.Throttles.Register, regKey)
+	hash, err := m.Hasher.Hash(ctx, r.Password)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{ID: randomID(), Username: r.Username, Email: r.Email, PasswordHash: hash, CreatedAt: now}
+	if err := m.Users.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	m.Logger.LogAttrs(ctx, slog.LevelInfo, "user registered", slog.String("user_id", u.ID))
+	return u, nil
+}
+
+// LoginRequest is a sign-in from one device. Device, DeviceClass, IPAddress
+// and Location describe the client; the HTTP layer fills them in.
+type LoginRequest struct {
+	// Login is a username or an email address.
+	Login    string
+	Password string
+	// DeviceID is the client's own identifier of the device, optional; a
+	// login from a device that has a live session replaces it.
+	DeviceID string
+	// DeviceName sets the session's name, optional.
+	DeviceName  string
+	Device      string
+	DeviceClass string
+	IPAddress   string
+	Location    string
+}
+
+// Grant is the answer to a login or a refresh.
+type Grant struct {
+	AccessToken  string
+	RefreshToken string
+	// AccessExpiresAt is when AccessToken expires.
+	AccessExpiresAt time.Time
+	Session         *Session
+}
+
+// ExpiresIn returns the access token's remaining lifetime in whole seconds.
+func (g *Grant) ExpiresIn(now time.Time) int64 {
+	return int64(g.AccessExpiresAt.Sub(now) / time.Second)
+}
+
+// Login verifies the credentials and creates a session for the device.
+func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
+	switch {
+	case r.Login == "":
+		return nil, invalid("username", "is required")
+	case len(r.Login) > MaxEmailLen || !utf8.ValidString(r.Login):
+		return nil, invalid("username", "must be a username or an email address")
+	case r.Password == "":
+		return nil, invalid("password", "is required")
+	case len(r.Password) > 4*MaxPasswordLen || !utf8.ValidString(r.Password):
+		return nil, invalid("password", "must be valid UTF-8 of at most %d characters", MaxPasswordLen)
+	case len(r.DeviceID) > MaxDeviceIDLen:
+		return nil, invalid("device_id", "must be at most %d bytes", MaxDeviceIDLen)
+	}
+	if err := CheckDeviceName("device_name", r.DeviceName); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	u, err := m.Users.UserByLogin(ctx, r.Login)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	keys := m.loginKeys(u, r.Login, r.IPAddress)
+	if err := m.throttleLogin(ctx, now, keys); err != nil {
+		return nil, err
+	}
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	ok, err := m.Hasher.Verify(ctx, hash, r.Password)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.loginVerified(ctx, keys, ok); err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrInvalidCredentials
+	}
+	m.resetAttempts(ctx, keys)
+	if u.Locked {
+		m.observeLogin(false)
+		return nil, ErrAccountLocked
+	}
+	s := &Session{
+		ID:          randomID(),
+		UserID:      u.ID,
+		Device:      r.Device,
+		DeviceClass: r.DeviceClass,
+		Name:        r.DeviceName,
+		IPAddress:   r.IPAddress,
+		Location:    r.Location,
+		CreatedAt:   now,
+		LastActive:  now,
+		Generation:  1,
+		RotatedAt:   now,
+	}
+	if r.DeviceID != "" {
+		s.DeviceID = DeviceHash(u.ID, r.DeviceID)
+	}
+	if s.DeviceClass == "" {
+		s.DeviceClass = ClassUnknown
+	}
+	s.ExpiresAt = m.expiry(s, now)
+	ended, err := m.Sessions.Create(ctx, s, Limit{Max: m.MaxSessions, Policy: m.LimitPolicy}, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ended {
+		m.ended(ctx, u.ID, []string{e.ID}, e.Reason)
+	}
+	// A password change, reset, lock or deletion that ran while this login
+	// was hashing has already ended the user's sessions; it must end this
+	// one too. Those acts change the user before they revoke, so reading
+	// the user after creating the session sees them.
+	if err := m.recheckUser(ctx, u, s.ID); err != nil {
+		return nil, err
+	}
+	m.observeLogin(true)
+	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", u.ID), slog.String("session_id", s.ID), slog.String("device", s.Device))
+	m.publish(ctx, Event{Type: EventCreated, UserID: u.ID, SessionID: s.ID, Session: s.Clone()})
+	return m.grant(s, now)
+}
+
+// recheckUser ends session id if the user changed since u was read.
+func (m *Manager) recheckUser(ctx context.Context, u *User, id string) error {
+	cur, err := m.Users.UserByID(ctx, u.ID)
+	if err == nil && !cur.Locked && cur.PasswordHash == u.PasswordHash {
+		return nil
+	}
+	if rerr := m.Sessions.Revoke(context.WithoutCancel(ctx), u.ID, id); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+		return rerr
+	}
+	switch {
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return err
+	case err == nil && cur.Locked:
+		return ErrAccountLocked
+	}
+	return ErrInvalidCredentials
+}
+
+// DeviceHash derives the stored device id from the client's device
+// identifier and the user id, so stores never keep the client's value.
+func DeviceHash(userID, deviceID string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "sessiond device\x00%d:%s\x00%s", len(userID), userID, deviceID)
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// expiry returns min(lastActive + idle, created + absolute).
+func (m *Manager) expiry(s *Session, lastActive time.Time) time.Time {
+	exp := lastActive.Add(m.IdleTimeout)
+	if m.AbsoluteLifetime > 0 {
+		if abs := s.CreatedAt.Add(m.AbsoluteLifetime); abs.Before(exp) {
+			exp = abs
+		}
+	}
+	return exp
+}
+
+// grant issues tokens for generation s.Generation of s.
+func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
+	exp := now.Add(m.AccessTTL)
+	if s.ExpiresAt.Before(exp) {
+		exp = s.ExpiresAt
+	}
+	at, err := m.Access.Issue(s.UserID, s.ID, now, exp)
+	if err != nil {
+		return nil, fmt.Errorf("issue access token: %w", err)
+	}
+	rt := m.Refresh.Mint(RefreshClaims{UserID: s.UserID, SessionID: s.ID, Generation: s.Generation})
+	return &Grant{AccessToken: at, RefreshToken: rt, AccessExpiresAt: exp, Session: s}, nil
+}
+
+// RefreshSession exchanges a refresh token for new tokens. The token of the
+// current generation rotates; the previous generation inside the grace
+// window gets the current one; any older authentic token revokes the
+// session (reuse). A forged or malformed token changes nothing.
+func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*Grant, error) {
+	now := m.now()
+	failKey := "rf:" + addrKey(clientIP)
+	if err := m.throttle(ctx, now, "failed refreshes", m.Throttles.FailedRefresh, failKey); err != nil {
+		return nil, err
+	}
+	c, err := m.Refresh.Parse(token)
+	if err != nil {
+		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
+		m.observeRefresh(false)
+		return nil, err
+	}
+	if err := m.throttle(ctx, now, "refreshes of this session", m.Throttles.SessionRefresh, "rs:"+c.SessionID); err != nil {
+		return nil, err
+	}
+	m.count(ctx, now, m.Throttles.SessionRefresh, "rs:"+c.SessionID)
+
+	// The current generation rotates, with a compare-and-set; when another
+	// refresh of the same token wins the race, decide again on the
+	// session it left.
+	s, err := m.Sessions.Get(ctx, c.UserID, c.SessionID, now)
+	for attempt := 0; err == nil && c.Generation == s.Generation; attempt++ {
+		if attempt == 3 {
+			return nil, fmt.Errorf("refresh %s: lost the rotation race 3 times: %w", c.SessionID, ErrUnavailable)
+		}
+		next, rerr := m.Sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
+		switch {
+		case rerr == nil:
+			m.observeRefresh(true)
+			return m.grant(next, now)
+		case !errors.Is(rerr, ErrGenerationMismatch):
+			err = rerr
+		case next != nil:
+			s = next
+		default:
+			s, err = m.Sessions.Get(ctx, c.UserID, c.SessionID, now)
+		}
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
+		m.observeRefresh(false)
+		return nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
+	case err != nil:
+		return nil, err
+	case c.Generation+1 == s.Generation && now.Sub(s.RotatedAt) <= m.RefreshGrace:
+		// The previous generation inside the grace window gets the
+		// current tokens again, never a second child.
+		m.observeRefresh(true)
+		return m.grant(s, now)
+	case c.Generation < s.Generation:
+		// An authentic token of an older generation: someone else holds
+		// a copy. End the session.
+		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
+		m.observeReuse()
+		switch err := m.Sessions.Revoke(ctx, s.UserID, s.ID); {
+		case err == nil:
+			m.ended(ctx, s.UserID, []string{s.ID}, ReasonReuseDetected)
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: refresh token reused", ErrInvalidToken)
+	default:
+		// A generation from the future cannot be authentic for this
+		// session; refuse and change nothing.
+		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
+		m.observeRefresh(false)
+		return nil, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken)
+	}
+}
+
+// Authenticate verifies an access token and checks that its session is
+// live. It records activity at most once per ActivityInterval. The returned
+// session and claims are the caller's.
+func (m *Manager) Authenticate(ctx context.Context, token string) (*Session, *AccessClaims, error) {
+	now := m.now()
+	c, err := m.Access.Verify(token, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := m.Sessions.Get(ctx, c.Subject, c.SessionID, now)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if now.Sub(s.LastActive) >= m.ActivityInterval {
+		exp := m.expiry(s, now)
+		switch err := m.Sessions.Touch(ctx, s.UserID, s.ID, now, exp); {
+		case errors.Is(err, ErrNotFound):
+			return nil, nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
+		case err != nil:
+			return nil, nil, err
+		}
+		s.LastActive, s.ExpiresAt = now, exp
+	}
+	return s, c, nil
+}
+
+// User returns the user with id.
+func (m *Manager) User(ctx context.Context, id string) (*User, error) {
+	return m.Users.UserByID(ctx, id)
+}
+
+// List returns the live sessions of userID: currentID first, then by last
+// activity, most recent first (ties: the newer login first).
+func (m *Manager) List(ctx context.Context, userID, currentID string) ([]*Session, error) {
+	list, err := m.Sessions.List(ctx, userID, m.now())
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(list, func(a, b *Session) int {
+		switch {
+		case a.ID == currentID:
+			return -1
+		case b.ID == currentID:
+			return 1
+		}
+		if c := b.LastActive.Compare(a.LastActive); c != 0 {
+			return c
+		}
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return list, nil
+}
+
+// Logout ends the session s. A session that ended meanwhile is already
+// logged out: that is not an error.
+func (m *Manager) Logout(ctx context.Context, s *Session) error {
+	err := m.Sessions.Revoke(ctx, s.UserID, s.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m.ended(ctx, s.UserID, []string{s.ID}, ReasonLogout)
+	return nil
+}
+
+// Revoke ends one session of userID. An unknown id and another user's id
+// both give ErrNotFound; too many of those in a row are throttled.
+func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) error {
+	err := m.Sessions.Revoke(ctx, userID, id)
+	if errors.Is(err, ErrNotFound) {
+		now := m.now()
+		key := "rv:" + userID
+		if err := m.throttle(ctx, now, "revocations of unknown sessions", m.Throttles.UnknownRevoke, key); err != nil {
+			return err
+		}
+		m.count(ctx, now, m.Throttles.UnknownRevoke, key)
+		return fmt.Errorf("session %w", ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	m.ended(ctx, userID, []string{id}, reason)
+	return nil
+}
+
+// RevokeOthers ends every session of userID but keepID and returns how many
+// it ended.
+func (m *Manager) RevokeOthers(ctx context.Context, userID, keepID string, reason Reason) (int, error) {
+	ids, err := m.Sessions.RevokeOthers(ctx, userID, keepID)
+	if err != nil {
+		return 0, err
+	}
+	m.ended(ctx, userID, ids, reason)
+	return len(ids), nil
+}
+
+// RevokeAll ends every session of userID and returns how many it ended.
+func (m *Manager) RevokeAll(ctx context.Context, userID string, reason Reason) (int, error) {
+	ids, err := m.Sessions.RevokeAll(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	m.ended(ctx, userID, ids, reason)
+	return len(ids), nil
+}
+
+// Rename sets the name of one session of userID ("" clears it).
+func (m *Manager) Rename(ctx context.Context, userID, id, name string) (*Session, error) {
+	if err := CheckDeviceName("name", name); err != nil {
+		return nil, err
+	}
+	s, err := m.Sessions.Rename(ctx, userID, id, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("session %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.publish(ctx, Event{Type: EventRenamed, UserID: userID, SessionID: id, Session: s.Clone()})
+	return s, nil
+}
+
+// ChangePasswordRequest changes the password of the signed-in user.
+type ChangePasswordRequest struct {
+	Current     string
+	New         string
+	RevokeOther bool
+	ClientIP    string
+}
+
+// ChangePassword verifies the current password, sets the new one and, when
+// asked, ends every other session of the user. A wrong current password
+// counts as a failed login.
+func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswordRequest) (int, error) {
+	if r.Current == "" {
+		return 0, invalid("current_password", "is required")
+	}
+	if err := CheckPassword("new_password", r.New); err != nil {
+		return 0, err
+	}
+	u, err := m.Users.UserByID(ctx, s.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return 0, fmt.Errorf("%w: user deleted", ErrInvalidToken)
+	}
+	if err != nil {
+		return 0, err
+	}
+	now := m.now()
+	keys := m.loginKeys(u, u.Username, r.ClientIP)
+	if err := m.throttleLogin(ctx, now, keys); err != nil {
+		return 0, err
+	}
+	ok, err := m.Hasher.Verify(ctx, u.PasswordHash, r.Current)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.loginVerified(ctx, keys, ok); err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, invalid("current_password", "is wrong")
+	}
+	m.resetAttempts(ctx, keys)
+	hash, err := m.Hasher.Hash(ctx, r.New)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.Users.SetPassword(ctx, u.ID, hash); err != nil {
+		return 0, err
+	}
+	m.Logger.LogAttrs(ctx, slog.LevelInfo, "password changed", slog.String("user_id", u.ID), slog.String("session_id", s.ID))
+	if !r.RevokeOther {
+		return 0, nil
+	}
+	// The password has changed: the revocation must finish even if the
+	// client goes away.
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	return m.RevokeOthers(ctx, u.ID, s.ID, ReasonPasswordChanged)
+}
+
+// detach returns a context that outlives ctx's cancellation but not by more
+// than 30 s, for the second half of an act whose first half is done.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+// resetAttempts forgets the failures of this account from this address
+// after a correct password.
+func (m *Manager) resetAttempts(ctx context.Context, k loginKeys) {
+	if m.Limiter == nil {
+		return
+	}
+	if err := m.Limiter.Reset(ctx, k.accountIP); err != nil {
+		m.Logger.WarnContext(ctx, "throttle reset failed", "err", err)
+	}
+}
+
+// ResetPassword sets a new password for userID (an administrator's act)
+// and ends every session of the user.
+func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (int, error) {
+	if err := CheckPassword("password", password); err != nil {
+		return 0, err
+	}
+	hash, err := m.Hasher.Hash(ctx, password)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.Users.SetPassword(ctx, userID, hash); err != nil {
+		return 0, err
+	}
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	return m.RevokeAll(ctx, userID, ReasonPasswordReset)
+}
+
+// SetLocked locks (ending every session) or unlocks the account userID.
+func (m *Manager) SetLocked(ctx context.Context, userID string, locked bool) (int, error) {
+	if err := m.Users.SetLocked(ctx, userID, locked); err != nil {
+		return 0, err
+	}
+	if !locked {
+		return 0, nil
+	}
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	return m.RevokeAll(ctx, userID, ReasonAccountLocked)
+}
+
+// DeleteUser deletes the account userID and ends every session of it. The
+// account goes first, so a login racing the deletion cannot keep a session.
+func (m *Manager) DeleteUser(ctx context.Context, userID string) (int, error) {
+	if err := m.Users.DeleteUser(ctx, userID); err != nil {
+		return 0, err
+	}
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	return m.RevokeAll(ctx, userID, ReasonAccountDeleted)
+}
+
+// Sweep deletes expired sessions from stores that do not expire them by
+// themselves, every interval until ctx ends.
+func (m *Manager) Sweep(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := m.Sessions.DeleteExpired(ctx, m.now())
+		if err != nil && ctx.Err() == nil {
+			m.Logger.WarnContext(ctx, "sweep expired sessions", "err", err)
+		}
+		if n > 0 {
+			m.Logger.InfoContext(ctx, "expired sessions deleted", "count", n, "reason", ReasonExpired)
+			if m.Observer != nil {
+				m.Observer.Ended(ReasonExpired, n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ended logs and publishes the end of sessions ids.
+func (m *Manager) ended(ctx context.Context, userID string, ids []string, reason Reason) {
+	if len(ids) == 0 {
+		return
+	}
+	if m.Observer != nil {
+		m.Observer.Ended(reason, len(ids))
+	}
+	for _, id := range ids {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session ended", slog.String("user_id", userID), slog.String("session_id", id), slog.String("reason", string(reason)))
+	}
+	if b, ok := m.Broker.(batchPublisher); ok && len(ids) > 1 {
+		events := make([]Event, len(ids))
+		for i, id := range ids {
+			events[i] = Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason}
+		}
+		if err := b.PublishMany(context.WithoutCancel(ctx), events); err != nil {
+			m.Logger.WarnContext(ctx, "publish session events", "type", EventRevoked, "count", len(events), "err", err)
+		}
+		return
+	}
+	for _, id := range ids {
+		m.publish(ctx, Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason})
+	}
+}
+
+// batchPublisher is a Broker that publishes many events at once (the Redis
+// broker pipelines them): a revoke-all of 10,000 sessions otherwise waits
+// for 10,000 round trips one after the other.
+type batchPublisher interface {
+	PublishMany(ctx context.Context, events []Event) error
+}
+
+func (m *Manager) publish(ctx context.Context, e Event) {
+	if m.Broker == nil {
+		return
+	}
+	if err := m.Broker.Publish(context.WithoutCancel(ctx), e); err != nil {
+		m.Logger.WarnContext(ctx, "publish session event", "type", e.Type, "session_id", e.SessionID, "err", err)
+	}
+}
+
+func (m *Manager) observeLogin(ok bool) {
+	if m.Observer != nil {
+		m.Observer.Login(ok)
+	}
+}
+
+func (m *Manager) observeRefresh(ok bool) {
+	if m.Observer != nil {
+		m.Observer.Refresh(ok)
+	}
+}
+
+func (m *Manager) observeReuse() {
+	if m.Observer != nil {
+		m.Observer.ReuseDetected()
+	}
+}
+
+// randomID returns 128 random bits, base64url without padding.
+func randomID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic("sessiond: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Ping reports whether both stores answer.
+func (m *Manager) Ping(ctx context.Context) error {
+	if err := m.Sessions.Ping(ctx); err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	if err := m.Users.Ping(ctx); err != nil {
+		return fmt.Errorf("user store: %w", err)
+	}
+	return nil
+}

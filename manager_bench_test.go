@@ -1,0 +1,137 @@
+package sessiond_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/redis"
+	"github.com/sessiond/sessiond/redis/redistest"
+	"github.com/sessiond/sessiond/sqlite"
+)
+
+// benchStores are the session stores the Manager benchmarks run on: the
+// embedded SQLite file, and Redis through the client-side cache and in
+// strict mode. Users and throttles stay in SQLite, as in the binary; with
+// Redis the throttles move to Redis, as in the binary.
+var benchStores = []struct {
+	name   string
+	redis  bool
+	strict bool
+}{{"store=sqlite", false, false}, {"store=redis", true, false}, {"store=redis-strict", true, true}}
+
+// benchManager returns a Manager on a fresh store with cheap password
+// hashing and a clock that only moves when told to. With Redis, other
+// opens another Store on the same server: another instance's view.
+func benchManager(b *testing.B, useRedis, strict bool) (m *sessiond.Manager, clock *atomic.Int64, other func() sessiond.SessionStore) {
+	b.Helper()
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "sessiond.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	sk, err := sessiond.GenerateSigningKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rk, err := sessiond.GenerateRefreshKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sessions sessiond.SessionStore = sqlite.NewSessionStore(db)
+	var limiter sessiond.Limiter = sqlite.NewLimiter(db)
+	if useRedis {
+		srv := redistest.Start(b)
+		open := func() *redis.Store {
+			st, err := redis.New(context.Background(), redis.Options{URL: srv.URL(), Strict: strict, Timeout: 2 * time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(st.Close)
+			return st
+		}
+		st := open()
+		sessions, limiter = st, redis.NewLimiter(st)
+		other = func() sessiond.SessionStore { return open() }
+	}
+	m = sessiond.NewManager(sessions, sqlite.NewUserStore(db),
+		sessiond.NewAccessTokens("bench", sk), sessiond.NewRefreshTokens(rk))
+	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
+	m.Limiter = limiter
+	m.Logger = slog.New(slog.DiscardHandler)
+	clock = new(atomic.Int64)
+	clock.Store(time.Now().UnixNano())
+	m.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	return m, clock, other
+}
+
+func benchGrant(b *testing.B, m *sessiond.Manager) *sessiond.Grant {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: "bench", Email: "bench@example.com", Password: "password123"}); err != nil {
+		b.Fatal(err)
+	}
+	g, err := m.Login(ctx, sessiond.LoginRequest{
+		Login: "bench", Password: "password123", DeviceID: "device-1",
+		Device: "Chrome on Windows", DeviceClass: sessiond.ClassDesktop, IPAddress: "203.0.113.7", Location: "Lagos, Nigeria",
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
+// BenchmarkAuthenticate is the per-request check of a hot token: the
+// cached signature check and the session lookup (from the store's cache,
+// or from Redis in strict mode). With Redis, the session is checked by
+// another instance than the one that created it: the creating instance
+// reads its own recent writes from Redis for a few seconds.
+func BenchmarkAuthenticate(b *testing.B) {
+	for _, st := range benchStores {
+		b.Run(st.name, func(b *testing.B) {
+			m, _, other := benchManager(b, st.redis, st.strict)
+			g := benchGrant(b, m)
+			if other != nil {
+				m.Sessions = other()
+			}
+			ctx := context.Background()
+			if _, _, err := m.Authenticate(ctx, g.AccessToken); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := m.Authenticate(ctx, g.AccessToken); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRefreshSession rotates one session's refresh token again and
+// again, throttles included: the clock moves 7 s per refresh, so the
+// 10-per-minute limit of one session's refreshes is never reached.
+func BenchmarkRefreshSession(b *testing.B) {
+	for _, st := range benchStores[:2] { // strict mode does not change a refresh
+		b.Run(st.name, func(b *testing.B) {
+			m, clock, _ := benchManager(b, st.redis, st.strict)
+			m.AbsoluteLifetime = 0
+			g := benchGrant(b, m)
+			ctx := context.Background()
+			token := g.RefreshToken
+			b.ReportAllocs()
+			for b.Loop() {
+				clock.Add(int64(7 * time.Second))
+				ng, err := m.RefreshSession(ctx, token, "203.0.113.7")
+				if err != nil {
+					b.Fatal(err)
+				}
+				token = ng.RefreshToken
+			}
+		})
+	}
+}

@@ -1,0 +1,192 @@
+package sessiond
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Rate is a limit of N events per Window. N <= 0 disables it.
+type Rate struct {
+	N      int
+	Window time.Duration
+}
+
+// Throttles are the limits of DESIGN section 2.
+type Throttles struct {
+	// LoginAccountIP, LoginAccount and LoginIP count failed logins (and
+	// wrong current passwords) per (account, client IP), per account and
+	// per client IP. Unknown accounts count exactly like real ones.
+	LoginAccountIP, LoginAccount, LoginIP Rate
+	// Register counts registrations per client IP.
+	Register Rate
+	// FailedRefresh counts unknown, forged or reused refresh tokens per
+	// client IP.
+	FailedRefresh Rate
+	// SessionRefresh counts refreshes of one session.
+	SessionRefresh Rate
+	// UnknownRevoke counts revocations of unknown or foreign session ids
+	// per user.
+	UnknownRevoke Rate
+}
+
+// DefaultThrottles are the defaults of DESIGN section 2.
+var DefaultThrottles = Throttles{
+	LoginAccountIP: Rate{10, 15 * time.Minute},
+	LoginAccount:   Rate{100, 15 * time.Minute},
+	LoginIP:        Rate{30, 15 * time.Minute},
+	Register:       Rate{20, time.Hour},
+	FailedRefresh:  Rate{30, time.Minute},
+	SessionRefresh: Rate{10, time.Minute},
+	UnknownRevoke:  Rate{30, time.Minute},
+}
+
+type loginKeys struct{ account, accountIP, ip string }
+
+// loginKeys names the counters of a login attempt. The account is the
+// user's id when the login names a user, so that a username and an email
+// address share one count, and otherwise the lowercased login as typed, so
+// that an unknown name counts like a real one; either is hashed, so no key
+// holds it in clear.
+func (m *Manager) loginKeys(u *User, login, ip string) loginKeys {
+	name := "n:" + strings.ToLower(login)
+	if u != nil {
+		name = "u:" + u.ID
+	}
+	sum := sha256.Sum256([]byte("sessiond login\x00" + name))
+	acct := base64.RawURLEncoding.EncodeToString(sum[:12])
+	ip = addrKey(ip)
+	return loginKeys{account: "la:" + acct, accountIP: "lai:" + acct + ":" + ip, ip: "li:" + ip}
+}
+
+// addrKey names a client address for the throttles: an IPv6 address by its
+// /64, since one host usually holds a whole /64 and would otherwise get a
+// fresh budget per address.
+func addrKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+// limit is one counter of an attempt: its rate, its key, and what the 429
+// says about it.
+type limit struct {
+	what string
+	rate Rate
+	key  string
+}
+
+// loginLimits lists the login counters of k, in the order they are
+// checked.
+func (m *Manager) loginLimits(k loginKeys) [3]limit {
+	t := m.Throttles
+	return [3]limit{
+		{"failed sign-ins for this account from this address", t.LoginAccountIP, k.accountIP},
+		{"failed sign-ins for this account", t.LoginAccount, k.account},
+		{"failed sign-ins from this address", t.LoginIP, k.ip},
+	}
+}
+
+// throttleLogin checks the login counters before a password is verified,
+// so that an attempt past a limit costs no hash.
+func (m *Manager) throttleLogin(ctx context.Context, now time.Time, k loginKeys) error {
+	for _, c := range m.loginLimits(k) {
+		if err := m.throttle(ctx, now, c.what, c.rate, c.key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recountLeeway covers the scheduling and clock differences between the
+// attempts (and instances) whose failures loginVerified counts.
+const recountLeeway = time.Second
+
+// loginVerified records a failed attempt (ok false) and checks the login
+// counters again once the password is verified. Concurrent attempts all
+// passed throttleLogin before any of them failed, so the answer, which
+// tells whether the password was right, is only given while the limits
+// hold: a failure when the counters, itself included, are within them, a
+// success when no limit is reached. Any other attempt gets the 429 it would
+// have got up front. Since every failure is recorded before it is counted,
+// at most N failures learn their answer per window, on every instance
+// together, however many were sent at once; and successes never hold
+// anyone back, since they are never counted.
+func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok bool) error {
+	self := 0
+	if !ok {
+		m.loginFailed(ctx, m.now(), k)
+		self = -1
+	}
+	// Count up to a moment after every failure recorded so far, by any
+	// instance: a Limiter does not count events after its now, and
+	// concurrent attempts stamp their failures at slightly different times.
+	now := m.now().Add(recountLeeway)
+	for _, c := range m.loginLimits(k) {
+		if err := m.throttleAdjusted(ctx, now, c.what, c.rate, c.key, self); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loginFailed counts a failed attempt. The account's and the address's
+// counters only take failures that this address still had a right to make
+// on this account, so a burst from one address, however concurrent, adds
+// at most LoginAccountIP.N to the account's count: one address can never
+// lock a user out.
+func (m *Manager) loginFailed(ctx context.Context, now time.Time, k loginKeys) {
+	m.observeLogin(false)
+	t := m.Throttles
+	m.count(ctx, now, t.LoginAccountIP, k.accountIP)
+	if m.Limiter != nil && t.LoginAccountIP.N > 0 {
+		n, _, err := m.Limiter.Count(ctx, k.accountIP, t.LoginAccountIP.Window, now)
+		if err == nil && n > t.LoginAccountIP.N {
+			return
+		}
+	}
+	m.count(ctx, now, t.LoginAccount, k.account)
+	m.count(ctx, now, t.LoginIP, k.ip)
+}
+
+// throttle returns a *ThrottledError when key has reached rate.
+func (m *Manager) throttle(ctx context.Context, now time.Time, what string, rate Rate, key string) error {
+	return m.throttleAdjusted(ctx, now, what, rate, key, 0)
+}
+
+// throttleAdjusted is throttle with adjust added to the count the Limiter
+// returns.
+func (m *Manager) throttleAdjusted(ctx context.Context, now time.Time, what string, rate Rate, key string, adjust int) error {
+	if m.Limiter == nil || rate.N <= 0 {
+		return nil
+	}
+	n, wait, err := m.Limiter.Count(ctx, key, rate.Window, now)
+	if err != nil {
+		return err
+	}
+	if n+adjust < rate.N {
+		return nil
+	}
+	if wait < time.Second {
+		wait = time.Second
+	}
+	return &ThrottledError{RetryAfter: wait, What: what}
+}
+
+// count records one event under key; a failure is logged, not returned,
+// since the answer to the client does not depend on it.
+func (m *Manager) count(ctx context.Context, now time.Time, rate Rate, key string) {
+	if m.Limiter == nil || rate.N <= 0 {
+		return
+	}
+	if err := m.Limiter.Add(ctx, key, rate.Window, now); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle count failed", slog.String("err", err.Error()))
+	}
+}

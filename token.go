@@ -1,0 +1,489 @@
+package sessiond
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Access token limits and header values.
+const (
+	// MaxAccessTokenSize is the longest access token Verify looks at, in
+	// bytes; longer ones are refused before any parsing.
+	MaxAccessTokenSize = 8 << 10
+	// AccessTokenType is the typ header of every access token (RFC 9068).
+	AccessTokenType = "at+jwt"
+	// accessLeeway is the clock skew allowed on exp and nbf.
+	accessLeeway = 60 * time.Second
+	// defaultVerifiedCacheSize bounds the verified-token cache.
+	defaultVerifiedCacheSize = 100_000
+)
+
+// forbiddenHeaders are JOSE headers that would let a token choose its own
+// key or add processing rules; an access token carrying any of them is
+// refused whatever their value.
+var forbiddenHeaders = [...]string{"crit", "jku", "jwk", "x5u", "x5c"}
+
+// AccessClaims are the claims of an access token.
+type AccessClaims struct {
+	jwt.RegisteredClaims
+	// SessionID is the session the token was issued for.
+	SessionID string `json:"sid"`
+}
+
+// AccessTokens issues and verifies access tokens: Ed25519-signed JWTs
+// (alg EdDSA, typ at+jwt, kid). It is safe for concurrent use.
+//
+// Verify remembers the tokens it has verified (a bounded cache keyed by the
+// SHA-256 of the exact token string), so a token seen before costs a hash
+// and a map lookup instead of a signature check. The cache never changes an
+// answer: exp and nbf are checked against now on every call, and a token is
+// only cached after it verified in full.
+type AccessTokens struct {
+	issuer  string
+	signer  *SigningKey
+	keys    map[string]ed25519.PublicKey
+	jwks    []byte
+	keyfunc jwt.Keyfunc
+	// opts are the parser options of every verification but the clock,
+	// which is per call.
+	opts  []jwt.ParserOption
+	cache *verifiedCache
+}
+
+// NewAccessTokens returns an AccessTokens that signs with current and
+// verifies tokens of current and of every previous public key, each chosen
+// by its kid (the RFC 7638 thumbprint), so a rotated-out key keeps its
+// tokens valid until they expire. issuer is both the iss and the aud of the
+// tokens. It panics when issuer is empty or a key is malformed: both are
+// configuration errors caught at start.
+func NewAccessTokens(issuer string, current *SigningKey, previous ...ed25519.PublicKey) *AccessTokens {
+	if issuer == "" {
+		panic("sessiond: NewAccessTokens: empty issuer")
+	}
+	if current == nil || len(current.Key) != ed25519.PrivateKeySize {
+		panic("sessiond: NewAccessTokens: missing or malformed signing key")
+	}
+	curPub := current.Key.Public().(ed25519.PublicKey)
+	kid, err := SigningKeyID(curPub)
+	if err != nil {
+		panic("sessiond: NewAccessTokens: " + err.Error())
+	}
+	if current.ID != "" && current.ID != kid {
+		panic("sessiond: NewAccessTokens: signing key ID is not the thumbprint of its public key")
+	}
+	signer := &SigningKey{ID: kid, Key: current.Key}
+
+	a := &AccessTokens{
+		issuer: issuer,
+		signer: signer,
+		keys:   map[string]ed25519.PublicKey{kid: curPub},
+		cache:  newVerifiedCache(defaultVerifiedCacheSize),
+	}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{publicJWK(kid, curPub)}}
+	for _, pub := range previous {
+		id, err := SigningKeyID(pub)
+		if err != nil {
+			panic("sessiond: NewAccessTokens: previous key: " + err.Error())
+		}
+		if _, dup := a.keys[id]; dup {
+			continue
+		}
+		pub = slices.Clone(pub)
+		a.keys[id] = pub
+		set.Keys = append(set.Keys, publicJWK(id, pub))
+	}
+	a.jwks, err = json.Marshal(set)
+	if err != nil {
+		panic("sessiond: NewAccessTokens: marshal JWKS: " + err.Error())
+	}
+	a.keyfunc = a.keyFor
+	a.opts = []jwt.ParserOption{
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(issuer),
+		jwt.WithLeeway(accessLeeway),
+		jwt.WithStrictDecoding(),
+	}
+	return a
+}
+
+func publicJWK(kid string, pub ed25519.PublicKey) jose.JSONWebKey {
+	return jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: string(jose.EdDSA), Use: "sig"}
+}
+
+// Leeway is the clock skew Verify allows on exp and nbf.
+func (a *AccessTokens) Leeway() time.Duration { return accessLeeway }
+
+// KeyID is the kid of the tokens Issue signs.
+func (a *AccessTokens) KeyID() string { return a.signer.ID }
+
+// JWKS returns the JSON Web Key Set (RFC 7517) of every verification key,
+// public parts only, the current key first. The caller may keep the slice.
+func (a *AccessTokens) JWKS() []byte { return slices.Clone(a.jwks) }
+
+// Issue signs an access token for sessionID of userID, issued at now and
+// expiring at expiresAt (both truncated to the second, so the token never
+// outlives expiresAt).
+func (a *AccessTokens) Issue(userID, sessionID string, now, expiresAt time.Time) (string, error) {
+	if userID == "" || sessionID == "" {
+		return "", errors.New("access token: empty user id or session id")
+	}
+	if !expiresAt.After(now) {
+		return "", errors.New("access token: expiry is not after issue time")
+	}
+	var jti [16]byte
+	_, _ = rand.Read(jti[:]) // never fails since Go 1.24
+	claims := &AccessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    a.issuer,
+			Audience:  jwt.ClaimStrings{a.issuer},
+			Subject:   userID,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(expiresAt),
+			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
+		},
+		SessionID: sessionID,
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	t.Header["kid"] = a.signer.ID
+	t.Header["typ"] = AccessTokenType
+	s, err := t.SignedString(a.signer.Key)
+	if err != nil {
+		return "", fmt.Errorf("access token: sign: %w", err)
+	}
+	return s, nil
+}
+
+// Verify checks token at now and returns its claims. Every failure wraps
+// ErrInvalidToken (and, where one applies, the jwt package's error, such as
+// jwt.ErrTokenExpired). A token verified before is answered from the cache,
+// with exp and nbf checked again against now. The returned claims are the
+// caller's to modify.
+func (a *AccessTokens) Verify(token string, now time.Time) (*AccessClaims, error) {
+	if len(token) > MaxAccessTokenSize {
+		return nil, errTokenTooLarge
+	}
+	key := tokenKey(token)
+	if e, ok := a.cache.get(&key); ok {
+		if err := e.check(now); err != nil {
+			return nil, err
+		}
+		return cloneClaims(e.claims), nil
+	}
+	c, err := a.verify(token, now)
+	if err != nil {
+		return nil, err
+	}
+	a.cache.put(&key, newCacheEntry(c), now)
+	return cloneClaims(c), nil
+}
+
+// hashBuffers spare tokenKey an allocation per call for the []byte copy
+// of the token that sha256 needs.
+var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// tokenKey is the cache key of token: SHA-256 of its exact bytes, so two
+// tokens share an entry only if they are the same string.
+func tokenKey(token string) [sha256.Size]byte {
+	bp := hashBuffers.Get().(*[]byte)
+	b := append((*bp)[:0], token...)
+	key := sha256.Sum256(b)
+	*bp = b[:0]
+	hashBuffers.Put(bp)
+	return key
+}
+
+// VerifyUncached is Verify without the cache: every call checks the
+// signature. It neither reads nor fills the cache.
+func (a *AccessTokens) VerifyUncached(token string, now time.Time) (*AccessClaims, error) {
+	if len(token) > MaxAccessTokenSize {
+		return nil, errTokenTooLarge
+	}
+	return a.verify(token, now)
+}
+
+var errTokenTooLarge = &tokenError{reason: "access token over 8 KiB"}
+
+func (a *AccessTokens) verify(token string, now time.Time) (*AccessClaims, error) {
+	if !isCompactJWS(token) {
+		return nil, &tokenError{reason: "malformed access token", err: jwt.ErrTokenMalformed}
+	}
+	opts := append(a.opts[:len(a.opts):len(a.opts)], jwt.WithTimeFunc(func() time.Time { return now }))
+	claims := new(AccessClaims)
+	if _, err := jwt.NewParser(opts...).ParseWithClaims(token, claims, a.keyfunc); err != nil {
+		return nil, jwtError(err)
+	}
+	if claims.Subject == "" {
+		return nil, &tokenError{reason: "access token has no sub", err: jwt.ErrTokenRequiredClaimMissing}
+	}
+	if claims.SessionID == "" {
+		return nil, &tokenError{reason: "access token has no sid", err: jwt.ErrTokenRequiredClaimMissing}
+	}
+	return claims, nil
+}
+
+// keyFor picks the verification key by kid after checking the header. It
+// runs after the parser has pinned alg to EdDSA.
+func (a *AccessTokens) keyFor(t *jwt.Token) (any, error) {
+	if _, ok := t.Method.(*jwt.SigningMethodEd25519); !ok {
+		return nil, &tokenError{reason: "access token algorithm is not EdDSA", err: jwt.ErrTokenSignatureInvalid}
+	}
+	for _, h := range forbiddenHeaders {
+		if _, ok := t.Header[h]; ok {
+			return nil, &tokenError{reason: "access token has a forbidden " + h + " header"}
+		}
+	}
+	typ, _ := t.Header["typ"].(string)
+	if !isAccessTokenType(typ) {
+		return nil, &tokenError{reason: "access token typ is not at+jwt"}
+	}
+	kid, ok := t.Header["kid"].(string)
+	if !ok || kid == "" {
+		return nil, &tokenError{reason: "access token has no kid"}
+	}
+	pub, ok := a.keys[kid]
+	if !ok {
+		return nil, &tokenError{reason: "access token kid is unknown"}
+	}
+	return pub, nil
+}
+
+// isAccessTokenType reports whether typ names an access token: RFC 9068
+// allows the media type with or without its "application/" prefix, and
+// RFC 7515 compares media types case-insensitively.
+func isAccessTokenType(typ string) bool {
+	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
+		typ = typ[len("application/"):]
+	}
+	return strings.EqualFold(typ, AccessTokenType)
+}
+
+// jwsAlphabet marks the bytes of a compact JWS: base64url and '.'.
+var jwsAlphabet = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") {
+		t[c] = true
+	}
+	return t
+}()
+
+// isCompactJWS reports whether s has only base64url characters and dots.
+// Go's base64 decoder skips CR and LF, so without this check one token
+// would have many spellings.
+func isCompactJWS(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !jwsAlphabet[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenError is a refused token. Its message is fixed text (never a piece
+// of the token); it matches ErrInvalidToken and the underlying cause.
+type tokenError struct {
+	reason string
+	err    error
+}
+
+func (e *tokenError) Error() string { return ErrInvalidToken.Error() + ": " + e.reason }
+
+func (e *tokenError) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrInvalidToken}
+	}
+	return []error{ErrInvalidToken, e.err}
+}
+
+// jwtError turns an error of the jwt parser into a tokenError with a fixed
+// message, keeping the jwt sentinel for errors.Is.
+func jwtError(err error) error {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return te // from keyFor
+	}
+	for _, m := range []struct {
+		sentinel error
+		reason   string
+	}{
+		{jwt.ErrTokenExpired, "access token expired"},
+		{jwt.ErrTokenNotValidYet, "access token not valid yet"},
+		{jwt.ErrTokenRequiredClaimMissing, "access token misses a required claim"},
+		{jwt.ErrTokenInvalidIssuer, "access token has the wrong issuer"},
+		{jwt.ErrTokenInvalidAudience, "access token has the wrong audience"},
+		{jwt.ErrTokenSignatureInvalid, "access token signature or algorithm is invalid"},
+		{jwt.ErrTokenMalformed, "malformed access token"},
+		{jwt.ErrTokenUnverifiable, "access token cannot be verified"},
+		{jwt.ErrTokenInvalidClaims, "access token has invalid claims"},
+	} {
+		if errors.Is(err, m.sentinel) {
+			return &tokenError{reason: m.reason, err: m.sentinel}
+		}
+	}
+	return &tokenError{reason: "access token refused"}
+}
+
+// claimsBox holds a deep copy of AccessClaims in one allocation.
+type claimsBox struct {
+	c             AccessClaims
+	exp, nbf, iat jwt.NumericDate
+	aud           [1]string
+}
+
+// cloneClaims returns a deep copy of c, so callers cannot change what the
+// cache holds.
+func cloneClaims(c *AccessClaims) *AccessClaims {
+	b := &claimsBox{c: *c}
+	if c.ExpiresAt != nil {
+		b.exp = *c.ExpiresAt
+		b.c.ExpiresAt = &b.exp
+	}
+	if c.NotBefore != nil {
+		b.nbf = *c.NotBefore
+		b.c.NotBefore = &b.nbf
+	}
+	if c.IssuedAt != nil {
+		b.iat = *c.IssuedAt
+		b.c.IssuedAt = &b.iat
+	}
+	switch len(c.Audience) {
+	case 0:
+	case 1:
+		b.aud[0] = c.Audience[0]
+		b.c.Audience = b.aud[:]
+	default:
+		b.c.Audience = slices.Clone(c.Audience)
+	}
+	return &b.c
+}
+
+// cacheEntry is a verified token: its claims and the window in which it
+// is valid, with the leeway applied as the jwt validator applies it.
+type cacheEntry struct {
+	// expiresBefore: valid while now is before it (exp + leeway).
+	expiresBefore time.Time
+	// notBefore: valid from it on (nbf - leeway); zero when no nbf.
+	notBefore time.Time
+	claims    *AccessClaims
+}
+
+// newCacheEntry takes ownership of c, which verify guarantees has an exp.
+func newCacheEntry(c *AccessClaims) cacheEntry {
+	e := cacheEntry{expiresBefore: c.ExpiresAt.Add(accessLeeway), claims: c}
+	if c.NotBefore != nil {
+		e.notBefore = c.NotBefore.Add(-accessLeeway)
+	}
+	return e
+}
+
+var (
+	errCachedExpired     = &tokenError{reason: "access token expired", err: jwt.ErrTokenExpired}
+	errCachedNotValidYet = &tokenError{reason: "access token not valid yet", err: jwt.ErrTokenNotValidYet}
+)
+
+// check repeats the time checks of the jwt validator.
+func (e *cacheEntry) check(now time.Time) error {
+	if !now.Before(e.expiresBefore) {
+		return errCachedExpired
+	}
+	if !e.notBefore.IsZero() && now.Before(e.notBefore) {
+		return errCachedNotValidYet
+	}
+	return nil
+}
+
+// cacheShards spreads the verified-token cache over independently locked
+// maps so concurrent requests rarely wait on each other.
+const cacheShards = 64
+
+// verifiedCache maps the SHA-256 of a verified token to its entry. Each
+// shard holds at most perShard entries; inserting into a full shard first
+// drops expired entries among a few it samples, else one of them, so every
+// operation is O(1). Go randomizes where map iteration starts, which makes
+// the sample random.
+type verifiedCache struct {
+	perShard int
+	shards   [cacheShards]cacheShard
+}
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]cacheEntry
+	_  [32]byte // keep shards on separate cache lines
+}
+
+// evictionSample is how many entries a full shard looks at per insert.
+const evictionSample = 8
+
+func newVerifiedCache(size int) *verifiedCache {
+	c := &verifiedCache{perShard: max(1, size/cacheShards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[[sha256.Size]byte]cacheEntry)
+	}
+	return c
+}
+
+func (c *verifiedCache) shard(key *[sha256.Size]byte) *cacheShard {
+	return &c.shards[key[0]%cacheShards]
+}
+
+func (c *verifiedCache) get(key *[sha256.Size]byte) (cacheEntry, bool) {
+	s := c.shard(key)
+	s.mu.RLock()
+	e, ok := s.m[*key]
+	s.mu.RUnlock()
+	return e, ok
+}
+
+func (c *verifiedCache) put(key *[sha256.Size]byte, e cacheEntry, now time.Time) {
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[*key]; !ok && len(s.m) >= c.perShard {
+		var victim [sha256.Size]byte
+		evicted, n := false, 0
+		for k, old := range s.m {
+			if n == 0 {
+				victim = k
+			}
+			if !now.Before(old.expiresBefore) {
+				delete(s.m, k)
+				evicted = true
+			}
+			if n++; n == evictionSample {
+				break
+			}
+		}
+		if !evicted {
+			delete(s.m, victim)
+		}
+	}
+	s.m[*key] = e
+}
+
+// len returns the number of cached tokens.
+func (c *verifiedCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}

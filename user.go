@@ -1,0 +1,51 @@
+package sessiond
+
+import (
+	"context"
+	"time"
+)
+
+// User is an account. PasswordHash and Locked never leave the server.
+type User struct {
+	// ID is opaque (base64url random); it may in principle contain any
+	// character, and stores must not assume otherwise.
+	ID string
+	// Username is 1-64 ASCII letters, digits, '.', '_', '-', unique
+	// case-insensitively.
+	Username string
+	// Email is unique case-insensitively.
+	Email string
+	// PasswordHash is an argon2id PHC string.
+	PasswordHash string
+	Locked       bool
+	CreatedAt    time.Time
+}
+
+// UserStore keeps accounts. Implementations must be safe for concurrent use.
+// A store that did not answer wraps ErrUnavailable.
+type UserStore interface {
+	// CreateUser stores u. It returns ErrUsernameTaken or ErrEmailTaken
+	// when another user has the same username or email, compared
+	// case-insensitively (the database enforces it, so concurrent creates
+	// cannot both win).
+	CreateUser(ctx context.Context, u *User) error
+
+	// UserByID returns the user, or ErrNotFound.
+	UserByID(ctx context.Context, id string) (*User, error)
+
+	// UserByLogin returns the user whose username or email equals login,
+	// case-insensitively, or ErrNotFound.
+	UserByLogin(ctx context.Context, login string) (*User, error)
+
+	// SetPassword replaces the password hash; ErrNotFound for an unknown id.
+	SetPassword(ctx context.Context, id, hash string) error
+
+	// SetLocked locks or unlocks the account; ErrNotFound for an unknown id.
+	SetLocked(ctx context.Context, id string, locked bool) error
+
+	// DeleteUser deletes the account; ErrNotFound for an unknown id.
+	DeleteUser(ctx context.Context, id string) error
+
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+}
