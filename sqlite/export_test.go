@@ -1,0 +1,32 @@
+package sqlite
+
+import "context"
+
+// Pragmas returns the value of PRAGMA name on the writer connection and on
+// one reader connection.
+func (db *DB) Pragmas(ctx context.Context, name string) (writer, reader string, err error) {
+	if err := db.write.QueryRowContext(ctx, "PRAGMA "+name).Scan(&writer); err != nil {
+		return "", "", err
+	}
+	if err := db.read.QueryRowContext(ctx, "PRAGMA "+name).Scan(&reader); err != nil {
+		return "", "", err
+	}
+	return writer, reader, nil
+}
+
+// CachedSessions reports how many sessions db's cache holds.
+func (db *DB) CachedSessions() int { return db.sessions.len() }
+
+// SetDeleteBatch sets how many rows one delete statement removes until the
+// test ends.
+func SetDeleteBatch(t interface{ Cleanup(func()) }, n int) {
+	old := deleteBatch
+	deleteBatch = n
+	t.Cleanup(func() { deleteBatch = old })
+}
+
+// LimiterEvents reports how many limiter events db holds, of every key.
+func (db *DB) LimiterEvents(ctx context.Context) (n int, err error) {
+	err = db.read.QueryRowContext(ctx, "SELECT count(*) FROM limiter_events").Scan(&n)
+	return n, err
+}

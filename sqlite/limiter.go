@@ -1,0 +1,87 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+// sweepEvery is how often, at most, Add also deletes the expired events of
+// every key (events of keys that are never used again).
+const sweepEvery = time.Minute
+
+// Limiter is a sessiond.Limiter in a SQLite file: one row per event. Add
+// prunes the events of its key that left the window, and once a minute the
+// expired events of every key.
+type Limiter struct {
+	db *DB
+	// lastSweep is the unix millisecond time of the last sweep, as passed in.
+	lastSweep atomic.Int64
+}
+
+var _ sessiond.Limiter = (*Limiter)(nil)
+
+// NewLimiter returns the limiter of db.
+func NewLimiter(db *DB) *Limiter {
+	return &Limiter{db: db}
+}
+
+// Count implements sessiond.Limiter. An event at t is in the window ending
+// at now while now - window < t.
+func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
+	var n int
+	var oldest sql.NullInt64
+	err := l.db.read.QueryRowContext(ctx, `SELECT count(*), min(at) FROM limiter_events WHERE key = ? AND at > ?`,
+		key, ms(now.Add(-window))).Scan(&n, &oldest)
+	if err != nil {
+		return 0, 0, wrap(err, "count")
+	}
+	if n == 0 || !oldest.Valid {
+		return 0, 0, nil
+	}
+	return n, fromMS(oldest.Int64).Add(window).Sub(now), nil
+}
+
+// Add implements sessiond.Limiter.
+func (l *Limiter) Add(ctx context.Context, key string, window time.Duration, now time.Time) error {
+	nowMS := ms(now)
+	tx, err := l.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err, "add")
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO limiter_events (key, at, expires_at) VALUES (?, ?, ?)`,
+		key, nowMS, ms(now.Add(window))); err != nil {
+		return wrap(err, "add")
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM limiter_events WHERE key = ? AND at <= ?`,
+		key, ms(now.Add(-window))); err != nil {
+		return wrap(err, "add: prune")
+	}
+	last := l.lastSweep.Load()
+	sweep := nowMS-last >= sweepEvery.Milliseconds() || nowMS < last
+	if sweep {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM limiter_events WHERE rowid IN (
+			SELECT rowid FROM limiter_events WHERE expires_at <= ? LIMIT ?)`, nowMS, deleteBatch); err != nil {
+			return wrap(err, "add: sweep")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(err, "add: commit")
+	}
+	if sweep {
+		l.lastSweep.Store(nowMS)
+	}
+	return nil
+}
+
+// Reset implements sessiond.Limiter.
+func (l *Limiter) Reset(ctx context.Context, key string) error {
+	if _, err := l.db.write.ExecContext(ctx, `DELETE FROM limiter_events WHERE key = ?`, key); err != nil {
+		return wrap(err, "reset")
+	}
+	return nil
+}

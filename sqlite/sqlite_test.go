@@ -1,0 +1,375 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/sqlite"
+	"github.com/sessiond/sessiond/storetest"
+)
+
+// openDB opens a new database file in a temporary directory, closed when
+// the test ends.
+func openDB(t *testing.T) (*sqlite.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sessiond.db")
+	db := openPath(t, path)
+	return db, path
+}
+
+// openPath opens the database at path, closed when the test ends.
+func openPath(t *testing.T, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatalf("Open(%s): got error %v, want nil", path, err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: got error %v, want nil", err)
+		}
+	})
+	return db
+}
+
+func TestSessionStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) sessiond.SessionStore {
+		db, _ := openDB(t)
+		return sqlite.NewSessionStore(db)
+	})
+}
+
+func TestUserStore(t *testing.T) {
+	storetest.RunUsers(t, func(t *testing.T) sessiond.UserStore {
+		db, _ := openDB(t)
+		return sqlite.NewUserStore(db)
+	})
+}
+
+func TestLimiter(t *testing.T) {
+	storetest.RunLimiter(t, func(t *testing.T) sessiond.Limiter {
+		db, _ := openDB(t)
+		return sqlite.NewLimiter(db)
+	})
+}
+
+func TestPragmas(t *testing.T) {
+	db, _ := openDB(t)
+	ctx := context.Background()
+	for _, tt := range []struct{ pragma, want string }{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"foreign_keys", "1"},
+		{"busy_timeout", "5000"},
+	} {
+		w, r, err := db.Pragmas(ctx, tt.pragma)
+		if err != nil {
+			t.Fatalf("PRAGMA %s: got error %v, want nil", tt.pragma, err)
+		}
+		if w != tt.want {
+			t.Errorf("PRAGMA %s on the writer: got %q, want %q", tt.pragma, w, tt.want)
+		}
+		if r != tt.want {
+			t.Errorf("PRAGMA %s on a reader: got %q, want %q", tt.pragma, r, tt.want)
+		}
+	}
+}
+
+// newLiveSession returns a session of userID that is live for two weeks.
+func newLiveSession(userID, id string, now time.Time) *sessiond.Session {
+	return &sessiond.Session{
+		ID: id, UserID: userID, Device: "curl", DeviceClass: sessiond.ClassCLI,
+		CreatedAt: now, LastActive: now, ExpiresAt: now.Add(14 * 24 * time.Hour),
+		Generation: 1, RotatedAt: now,
+	}
+}
+
+// mustCreate creates a live session and fails the test on error.
+func mustCreate(t *testing.T, st *sqlite.SessionStore, userID, id string, now time.Time) *sessiond.Session {
+	t.Helper()
+	s := newLiveSession(userID, id, now)
+	if _, err := st.Create(context.Background(), s, sessiond.Limit{}, now); err != nil {
+		t.Fatalf("Create(%s): got error %v, want nil", id, err)
+	}
+	return s
+}
+
+// waitFor polls cond every 10 ms until it holds or d passes, and reports
+// how long it took.
+func waitFor(d time.Duration, cond func() bool) (time.Duration, bool) {
+	start := time.Now()
+	for {
+		if cond() {
+			return time.Since(start), true
+		}
+		if time.Since(start) > d {
+			return time.Since(start), false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCacheServesRepeatedGets(t *testing.T) {
+	db, _ := openDB(t)
+	st := sqlite.NewSessionStore(db)
+	ctx := context.Background()
+	now := time.Now()
+	mustCreate(t, st, "u1", "s1", now)
+
+	// A Get may skip the cache until the first data_version check has run;
+	// within a second the session must be cached.
+	_, ok := waitFor(time.Second, func() bool {
+		if _, err := st.Get(ctx, "u1", "s1", now); err != nil {
+			t.Fatalf("Get: got error %v, want nil", err)
+		}
+		return db.CachedSessions() == 1
+	})
+	if !ok {
+		t.Fatalf("cached sessions after repeated Gets: got %d, want 1", db.CachedSessions())
+	}
+	if err := st.Revoke(ctx, "u1", "s1"); err != nil {
+		t.Fatalf("Revoke: got error %v, want nil", err)
+	}
+	if n := db.CachedSessions(); n != 0 {
+		t.Fatalf("cached sessions after Revoke: got %d, want 0", n)
+	}
+}
+
+func TestWriteByAnotherProcessReachesCachedGet(t *testing.T) {
+	db1, path := openDB(t)
+	db2 := openPath(t, path) // a second process on the same file
+	st1, st2 := sqlite.NewSessionStore(db1), sqlite.NewSessionStore(db2)
+	ctx := context.Background()
+	now := time.Now()
+	revoked := mustCreate(t, st1, "u1", "revoked", now)
+	renamed := mustCreate(t, st1, "u1", "renamed", now)
+
+	// Warm this process's cache.
+	if _, ok := waitFor(time.Second, func() bool {
+		for _, id := range []string{revoked.ID, renamed.ID} {
+			if _, err := st1.Get(ctx, "u1", id, now); err != nil {
+				t.Fatalf("Get(%s): got error %v, want nil", id, err)
+			}
+		}
+		return db1.CachedSessions() == 2
+	}); !ok {
+		t.Fatalf("cached sessions: got %d, want 2", db1.CachedSessions())
+	}
+
+	if err := st2.Revoke(ctx, "u1", revoked.ID); err != nil {
+		t.Fatalf("Revoke on the other DB: got error %v, want nil", err)
+	}
+	if _, err := st2.Rename(ctx, "u1", renamed.ID, "renamed elsewhere"); err != nil {
+		t.Fatalf("Rename on the other DB: got error %v, want nil", err)
+	}
+	took, ok := waitFor(time.Second, func() bool {
+		_, err := st1.Get(ctx, "u1", revoked.ID, now)
+		if err != nil && !errors.Is(err, sessiond.ErrNotFound) {
+			t.Fatalf("Get(revoked): got error %v, want nil or ErrNotFound", err)
+		}
+		return errors.Is(err, sessiond.ErrNotFound)
+	})
+	if !ok {
+		t.Fatalf("Get after a revoke by another process: still found after %s, want ErrNotFound within 1s", took)
+	}
+	s, err := st1.Get(ctx, "u1", renamed.ID, now)
+	if err != nil {
+		t.Fatalf("Get(renamed): got error %v, want nil", err)
+	}
+	if s.Name != "renamed elsewhere" {
+		t.Fatalf("Get after a rename by another process: got name %q, want %q", s.Name, "renamed elsewhere")
+	}
+	t.Logf("revocation by another process seen after %s", took)
+}
+
+// TestRevokedNeverReturnedUnderConcurrentGets checks that once Revoke has
+// returned, no Get that starts afterwards returns the session, even while
+// other Gets race to repopulate the cache.
+func TestRevokedNeverReturnedUnderConcurrentGets(t *testing.T) {
+	db, _ := openDB(t)
+	st := sqlite.NewSessionStore(db)
+	ctx := context.Background()
+	now := time.Now()
+	const rounds, readers = 30, 4
+
+	for round := range rounds {
+		id := fmt.Sprintf("s%d", round)
+		mustCreate(t, st, "u1", id, now)
+		var revoked atomic.Bool
+		var stale atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range readers {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					after := revoked.Load()
+					_, err := st.Get(ctx, "u1", id, now)
+					if err == nil && after {
+						stale.Add(1)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Millisecond) // let the readers fill the cache
+		if err := st.Revoke(ctx, "u1", id); err != nil {
+			t.Fatalf("Revoke: got error %v, want nil", err)
+		}
+		revoked.Store(true)
+		time.Sleep(time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if n := stale.Load(); n != 0 {
+			t.Fatalf("round %d: Gets that started after Revoke returned and found the session: got %d, want 0", round, n)
+		}
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessiond.db")
+	ctx := context.Background()
+	now := time.Now()
+
+	db, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	mustCreate(t, sqlite.NewSessionStore(db), "u1", "s1", now)
+	u := &sessiond.User{ID: "u1", Username: "alice", Email: "alice@example.com", PasswordHash: "h", CreatedAt: now}
+	if err := sqlite.NewUserStore(db).CreateUser(ctx, u); err != nil {
+		t.Fatalf("CreateUser: got error %v, want nil", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: got error %v, want nil", err)
+	}
+
+	// Migrations already applied are not applied again.
+	db = openPath(t, path)
+	if _, err := sqlite.NewSessionStore(db).Get(ctx, "u1", "s1", now); err != nil {
+		t.Fatalf("Get after reopening: got error %v, want nil", err)
+	}
+	if _, err := sqlite.NewUserStore(db).UserByLogin(ctx, "ALICE"); err != nil {
+		t.Fatalf("UserByLogin after reopening: got error %v, want nil", err)
+	}
+}
+
+func TestConcurrentOpensOfANewFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessiond.db")
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			db, err := sqlite.Open(path)
+			if err == nil {
+				err = db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open #%d: got error %v, want nil", i, err)
+		}
+	}
+}
+
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessiond.db")
+	db, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatalf("Open: got error %v, want nil", err)
+	}
+	st := sqlite.NewSessionStore(db)
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: got error %v, want nil", err)
+	}
+	err = st.Ping(context.Background())
+	if !errors.Is(err, sessiond.ErrUnavailable) {
+		t.Fatalf("Ping after Close: got error %v, want ErrUnavailable", err)
+	}
+	_, err = st.Get(context.Background(), "u1", "s1", time.Now())
+	if !errors.Is(err, sessiond.ErrUnavailable) {
+		t.Fatalf("Get after Close: got error %v, want ErrUnavailable", err)
+	}
+}
+
+func TestDeleteExpiredInBatches(t *testing.T) {
+	sqlite.SetDeleteBatch(t, 3)
+	db, _ := openDB(t)
+	st := sqlite.NewSessionStore(db)
+	ctx := context.Background()
+	now := time.Now()
+	for i := range 10 {
+		s := newLiveSession("u1", fmt.Sprintf("expired%d", i), now)
+		s.ExpiresAt = now.Add(time.Minute)
+		if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+			t.Fatalf("Create: got error %v, want nil", err)
+		}
+	}
+	mustCreate(t, st, "u1", "live", now)
+
+	n, err := st.DeleteExpired(ctx, now.Add(time.Hour))
+	if err != nil || n != 10 {
+		t.Fatalf("DeleteExpired: got (%d, %v), want (10, nil)", n, err)
+	}
+	list, err := st.List(ctx, "u1", now)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List at the old time: got (%d sessions, %v), want (1, nil)", len(list), err)
+	}
+}
+
+func TestLimiterSweepsKeysNoLongerUsed(t *testing.T) {
+	db, _ := openDB(t)
+	l := sqlite.NewLimiter(db)
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Millisecond)
+	for i := range 3 {
+		if err := l.Add(ctx, fmt.Sprintf("abandoned%d", i), time.Minute, t0); err != nil {
+			t.Fatalf("Add: got error %v, want nil", err)
+		}
+	}
+	if err := l.Add(ctx, "kept", time.Hour, t0); err != nil {
+		t.Fatalf("Add: got error %v, want nil", err)
+	}
+	// Two minutes later the abandoned keys' events have expired; an Add to
+	// another key removes them.
+	if err := l.Add(ctx, "other", time.Hour, t0.Add(2*time.Minute)); err != nil {
+		t.Fatalf("Add: got error %v, want nil", err)
+	}
+	n, err := db.LimiterEvents(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("events left: got (%d, %v), want (2, nil)", n, err)
+	}
+}
+
+func TestOpenPathWithSpecialCharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a?b#c %d&e=f")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "sessions?.db")
+	db := openPath(t, path)
+	if err := sqlite.NewUserStore(db).Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: got error %v, want nil", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database file: got error %v, want it at %s", err, path)
+	}
+}

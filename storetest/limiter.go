@@ -1,0 +1,187 @@
+package storetest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+// RunLimiter runs the Limiter conformance suite. newLimiter must return a
+// fresh limiter for each sub-test; it may register cleanups with t.Cleanup.
+func RunLimiter(t *testing.T, newLimiter func(t *testing.T) sessiond.Limiter) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, l sessiond.Limiter)
+	}{
+		{"unknown key counts nothing", testLimiterEmpty},
+		{"events inside the window are counted", testLimiterCounts},
+		{"events leave as the window slides", testLimiterSlides},
+		{"retry after is when the oldest event leaves", testLimiterRetryAfter},
+		{"reset forgets the key", testLimiterReset},
+		{"keys are independent", testLimiterKeys},
+		{"windows of one key are independent of others' windows", testLimiterWindows},
+		{"concurrent adds are all counted", testLimiterConcurrent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.fn(t, newLimiter(t))
+		})
+	}
+}
+
+// limiterBase is a millisecond-aligned reference time near the wall clock.
+func limiterBase() time.Time {
+	return base().Truncate(time.Millisecond)
+}
+
+// mustAdd records an event and fails the test on error.
+func mustAdd(t *testing.T, l sessiond.Limiter, key string, window time.Duration, at time.Time) {
+	t.Helper()
+	if err := l.Add(context.Background(), key, window, at); err != nil {
+		t.Fatalf("Add(%q): got error %v, want nil", key, err)
+	}
+}
+
+// wantCount fails the test unless Count returns n and leaves.
+func wantCount(t *testing.T, l sessiond.Limiter, key string, window time.Duration, now time.Time, n int, leaves time.Duration) {
+	t.Helper()
+	gotN, gotLeaves, err := l.Count(context.Background(), key, window, now)
+	if err != nil {
+		t.Fatalf("Count(%q): got error %v, want nil", key, err)
+	}
+	if gotN != n || gotLeaves != leaves {
+		t.Fatalf("Count(%q, %s): got (%d, %s), want (%d, %s)", key, window, gotN, gotLeaves, n, leaves)
+	}
+}
+
+func testLimiterEmpty(t *testing.T, l sessiond.Limiter) {
+	now := limiterBase()
+	wantCount(t, l, "login:"+randomID(), 15*time.Minute, now, 0, 0)
+	if err := l.Reset(context.Background(), "login:"+randomID()); err != nil {
+		t.Fatalf("Reset(unknown key): got error %v, want nil", err)
+	}
+}
+
+func testLimiterCounts(t *testing.T, l sessiond.Limiter) {
+	const window = 15 * time.Minute
+	key := "login:" + randomID()
+	t0 := limiterBase()
+	for i := range 3 {
+		mustAdd(t, l, key, window, t0.Add(time.Duration(i)*time.Minute))
+		// The oldest event is t0's.
+		wantCount(t, l, key, window, t0.Add(time.Duration(i)*time.Minute), i+1, window-time.Duration(i)*time.Minute)
+	}
+	wantCount(t, l, key, window, t0.Add(3*time.Minute), 3, 12*time.Minute)
+}
+
+func testLimiterSlides(t *testing.T, l sessiond.Limiter) {
+	const window = 15 * time.Minute
+	key := "login:" + randomID()
+	t0 := limiterBase()
+	mustAdd(t, l, key, window, t0)
+	mustAdd(t, l, key, window, t0.Add(time.Minute))
+	mustAdd(t, l, key, window, t0.Add(2*time.Minute))
+
+	wantCount(t, l, key, window, t0.Add(window-time.Millisecond), 3, time.Millisecond)
+	// An event leaves the window once the window has passed since it.
+	wantCount(t, l, key, window, t0.Add(window), 2, time.Minute)
+	wantCount(t, l, key, window, t0.Add(window+time.Minute+time.Second), 1, time.Minute-time.Second)
+	wantCount(t, l, key, window, t0.Add(window+2*time.Minute), 0, 0)
+
+	// Adding after the old events left counts only the new one.
+	later := t0.Add(time.Hour)
+	mustAdd(t, l, key, window, later)
+	wantCount(t, l, key, window, later, 1, window)
+}
+
+func testLimiterRetryAfter(t *testing.T, l sessiond.Limiter) {
+	const window = time.Minute
+	key := "refresh:" + randomID()
+	t0 := limiterBase()
+	for i := range 10 {
+		mustAdd(t, l, key, window, t0.Add(time.Duration(i)*1500*time.Millisecond))
+	}
+	now := t0.Add(20 * time.Second)
+	wantCount(t, l, key, window, now, 10, 40*time.Second)
+	now = t0.Add(61 * time.Second) // the first event (t0) has left, the second (t0+1.5s) has not
+	wantCount(t, l, key, window, now, 9, 500*time.Millisecond)
+}
+
+func testLimiterReset(t *testing.T, l sessiond.Limiter) {
+	const window = 15 * time.Minute
+	key, other := "login:"+randomID(), "login:"+randomID()
+	t0 := limiterBase()
+	for i := range 3 {
+		mustAdd(t, l, key, window, t0.Add(time.Duration(i)*time.Second))
+		mustAdd(t, l, other, window, t0.Add(time.Duration(i)*time.Second))
+	}
+	if err := l.Reset(context.Background(), key); err != nil {
+		t.Fatalf("Reset: got error %v, want nil", err)
+	}
+	now := t0.Add(time.Minute)
+	wantCount(t, l, key, window, now, 0, 0)
+	wantCount(t, l, other, window, now, 3, window-time.Minute)
+	if err := l.Reset(context.Background(), key); err != nil {
+		t.Fatalf("second Reset: got error %v, want nil", err)
+	}
+	// The key counts again from zero.
+	mustAdd(t, l, key, window, now)
+	wantCount(t, l, key, window, now, 1, window)
+}
+
+func testLimiterKeys(t *testing.T, l sessiond.Limiter) {
+	const window = time.Hour
+	t0 := limiterBase()
+	keys := []string{
+		"register:" + randomID(), "register:" + randomID() + ":x", "{k}", "k", "k:", "ünïcødé 用户", "a b",
+	}
+	for i, key := range keys {
+		for j := 0; j <= i; j++ {
+			mustAdd(t, l, key, window, t0.Add(time.Duration(i)*time.Second))
+		}
+	}
+	now := t0.Add(time.Minute)
+	for i, key := range keys {
+		wantCount(t, l, key, window, now, i+1, window-time.Minute+time.Duration(i)*time.Second)
+	}
+}
+
+func testLimiterWindows(t *testing.T, l sessiond.Limiter) {
+	t0 := limiterBase()
+	short, long := "short:"+randomID(), "long:"+randomID()
+	mustAdd(t, l, long, time.Hour, t0)
+	mustAdd(t, l, short, time.Minute, t0)
+	// The short key's window has passed its first event when it records
+	// another; the long key's event is still in its own window.
+	now := t0.Add(2 * time.Minute)
+	mustAdd(t, l, short, time.Minute, now)
+	wantCount(t, l, short, time.Minute, now, 1, time.Minute)
+	wantCount(t, l, long, time.Hour, now, 1, time.Hour-2*time.Minute)
+}
+
+func testLimiterConcurrent(t *testing.T, l sessiond.Limiter) {
+	const n, window = 50, time.Minute
+	key := "ip:" + randomID()
+	t0 := limiterBase()
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			// Several events share one instant: each counts.
+			errs[i] = l.Add(context.Background(), key, window, t0.Add(time.Duration(i%5)*time.Millisecond))
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Add #%d: got error %v, want nil", i, err)
+		}
+	}
+	wantCount(t, l, key, window, t0.Add(time.Second), n, window-time.Second)
+}
