@@ -1,0 +1,106 @@
+package redis
+
+import "strings"
+
+// Keys (see the package documentation for the layout). User ids, session
+// ids and limiter keys are percent-encoded by encodeID: every byte outside
+// the RFC 3986 unreserved set A-Z a-z 0-9 - . _ ~ becomes %XX (upper-case
+// hex). So `{`, `}`, `:`, `%`, spaces, control characters and non-ASCII can
+// neither end the hash tag early nor make two ids share a key, and the
+// base64url ids sessiond generates are kept as they are (short keys, no
+// allocation).
+
+const keyPrefix = "sd:{u:"
+
+// SessionKey returns the Redis key of session id of userID.
+func SessionKey(userID, id string) string {
+	return keyPrefix + encodeID(userID) + "}:s:" + encodeID(id)
+}
+
+// IndexKey returns the Redis key of userID's session index.
+func IndexKey(userID string) string {
+	return keyPrefix + encodeID(userID) + "}:idx"
+}
+
+// EventsChannel returns the sharded pub/sub channel of userID's events.
+func EventsChannel(userID string) string {
+	return keyPrefix + encodeID(userID) + "}:events"
+}
+
+// LimiterKey returns the Redis key of the throttle counter key.
+func LimiterKey(key string) string {
+	return "sd:rl:{" + encodeID(key) + "}"
+}
+
+// userKeys returns the index key and the prefix of session keys of userID,
+// which the scripts complete with encoded session ids.
+func userKeys(userID string) (idx, sessionPrefix string) {
+	tag := keyPrefix + encodeID(userID) + "}:"
+	return tag + "idx", tag + "s:"
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+// encodeID percent-encodes every byte of s outside the unreserved set.
+func encodeID(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !unreserved(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+// decodeID reverses encodeID. Malformed escapes are kept as they are (they
+// cannot come from encodeID).
+func decodeID(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				b = append(b, hi<<4|lo)
+				i += 2
+				continue
+			}
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}

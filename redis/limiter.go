@@ -1,0 +1,81 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+// Limiter is a sessiond.Limiter shared by every instance on one Redis: each
+// counter is a sorted set of event times under LimiterKey(key), trimmed and
+// extended by one script per event, and it expires with its window.
+type Limiter struct {
+	s      *Store
+	prefix string        // random per process, so members never collide
+	seq    atomic.Uint64 // distinguishes events of one process
+}
+
+var _ sessiond.Limiter = (*Limiter)(nil)
+
+// NewLimiter returns a Limiter that uses s's connections.
+func NewLimiter(s *Store) *Limiter {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return &Limiter{s: s, prefix: hex.EncodeToString(b)}
+}
+
+// Count implements sessiond.Limiter. Events at or before now - window have
+// left; events after now are not counted.
+func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
+	ctx, cancel := l.s.deadline(ctx)
+	defer cancel()
+	nowMS := now.UnixMilli()
+	arr, err := limiterCountScript.Exec(ctx, l.s.client, []string{LimiterKey(key)}, []string{
+		strconv.FormatInt(nowMS-window.Milliseconds(), 10), strconv.FormatInt(nowMS, 10),
+	}).ToArray()
+	if err != nil {
+		return 0, 0, wrap("limiter count", err)
+	}
+	if len(arr) != 2 {
+		return 0, 0, fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
+	}
+	n, err := arr[0].AsInt64()
+	if err != nil {
+		return 0, 0, fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	oldest, err := arr[1].AsFloat64()
+	if err != nil {
+		return 0, 0, fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
+	}
+	leaves := time.Duration(int64(oldest)+window.Milliseconds()-nowMS) * time.Millisecond
+	return int(n), leaves, nil
+}
+
+// Add implements sessiond.Limiter.
+func (l *Limiter) Add(ctx context.Context, key string, window time.Duration, now time.Time) error {
+	ctx, cancel := l.s.deadline(ctx)
+	defer cancel()
+	nowMS := now.UnixMilli()
+	member := l.prefix + strconv.FormatUint(l.seq.Add(1), 36)
+	err := limiterAddScript.Exec(ctx, l.s.client, []string{LimiterKey(key)}, []string{
+		strconv.FormatInt(nowMS-window.Milliseconds(), 10), strconv.FormatInt(nowMS, 10),
+		member, strconv.FormatInt(max(window.Milliseconds(), 1), 10),
+	}).Error()
+	return wrap("limiter add", err)
+}
+
+// Reset implements sessiond.Limiter.
+func (l *Limiter) Reset(ctx context.Context, key string) error {
+	ctx, cancel := l.s.deadline(ctx)
+	defer cancel()
+	return wrap("limiter reset", l.s.client.Do(ctx, l.s.client.B().Del().Key(LimiterKey(key)).Build()).Error())
+}

@@ -1,0 +1,222 @@
+package redis
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/redis/rueidis"
+)
+
+// Every operation that touches more than one key, or reads and then writes,
+// is one Lua script run with EVALSHA (rueidis falls back to EVAL once after
+// a NOSCRIPT). All keys of a script share the user's hash tag, so a script
+// runs on one Cluster node; session keys other than KEYS are built inside
+// the script from the user's session key prefix, which has the same tag.
+// Scripts never scan the keyspace: they walk the user's index.
+
+// luaPrelude defines the field list (in fieldNames order), the positions
+// of the fields the scripts read, and fixidx, which keeps the index's
+// expiry equal to its greatest member's score.
+var luaPrelude = func() string {
+	var b strings.Builder
+	b.WriteString("local F = {")
+	for i, f := range fieldNames {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "'%s'", f)
+	}
+	b.WriteString("}\n")
+	fmt.Fprintf(&b, "local FT, FA, FX = %d, %d, %d\n", fCreated+1, fLastActive+1, fExpires+1)
+	b.WriteString(`
+local function fixidx(idx)
+  local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  if top[2] then redis.call('PEXPIREAT', idx, top[2]) end
+end
+`)
+	return b.String()
+}()
+
+func script(body string) *rueidis.Lua { return rueidis.NewLuaScript(luaPrelude + body) }
+
+// createScript stores a new session.
+//
+// KEYS[1] index, KEYS[2] new session key.
+// ARGV[1] new id, ARGV[2] now (ms), ARGV[3] cap (<= 0: none), ARGV[4] "1"
+// for the deny policy, ARGV[5] device id field ("" for none), ARGV[6]
+// device id value, ARGV[7] expires at (ms), ARGV[8] session key prefix,
+// ARGV[9...] the hash's field, value pairs.
+//
+// It returns -1 when the id exists, -2 when the deny policy refuses, or
+// the flat list id, reason of the sessions it removed. Sessions expired at
+// now are neither counted nor reported; members whose hash is gone are
+// dropped from the index.
+var createScript = script(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local now, max, devf, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5], ARGV[8]
+local live, replaced, gone = {}, {}, {}
+if max > 0 or devf ~= '' then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local h = redis.call('HMGET', prefix .. id, 'x', 'a', 't', devf ~= '' and devf or 'x')
+    if not h[1] then
+      gone[#gone + 1] = id
+    elseif tonumber(h[1]) > now then
+      if devf ~= '' and h[4] == ARGV[6] then
+        replaced[#replaced + 1] = id
+      else
+        live[#live + 1] = {id, tonumber(h[2]), tonumber(h[3])}
+      end
+    end
+  end
+end
+if max > 0 and ARGV[4] == '1' and #live >= max then return -2 end
+for _, id in ipairs(gone) do redis.call('ZREM', KEYS[1], id) end
+local ended = {}
+for _, id in ipairs(replaced) do
+  redis.call('DEL', prefix .. id)
+  redis.call('ZREM', KEYS[1], id)
+  ended[#ended + 1] = id
+  ended[#ended + 1] = 'replaced'
+end
+if max > 0 and #live >= max then
+  table.sort(live, function(p, q)
+    if p[2] ~= q[2] then return p[2] < q[2] end
+    if p[3] ~= q[3] then return p[3] < q[3] end
+    return p[1] < q[1]
+  end)
+  for i = 1, #live - max + 1 do
+    local id = live[i][1]
+    redis.call('DEL', prefix .. id)
+    redis.call('ZREM', KEYS[1], id)
+    ended[#ended + 1] = id
+    ended[#ended + 1] = 'evicted'
+  end
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 9))
+redis.call('PEXPIREAT', KEYS[2], ARGV[7])
+redis.call('ZADD', KEYS[1], ARGV[7], ARGV[1])
+fixidx(KEYS[1])
+return ended
+`)
+
+// listScript returns the user's sessions live at now.
+//
+// KEYS[1] index. ARGV[1] session key prefix, ARGV[2] now (ms).
+// It returns the flat list id, then the session's fields in fieldNames
+// order, for every live session, and drops index members whose hash is
+// gone.
+var listScript = script(`
+local now = tonumber(ARGV[2])
+local out, pruned = {}, false
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local h = redis.call('HMGET', ARGV[1] .. id, unpack(F))
+  if not h[FT] then
+    redis.call('ZREM', KEYS[1], id)
+    pruned = true
+  elseif tonumber(h[FX]) > now then
+    out[#out + 1] = id
+    for i = 1, #F do out[#out + 1] = h[i] end
+  end
+end
+if pruned then fixidx(KEYS[1]) end
+return out
+`)
+
+// touchScript records activity.
+//
+// KEYS[1] session key, KEYS[2] index. ARGV[1] id, ARGV[2] last active
+// (ms), ARGV[3] expires at (ms). It returns 0 when the session is gone.
+var touchScript = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'a', ARGV[2], 'x', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+fixidx(KEYS[2])
+return 1
+`)
+
+// rotateScript advances the refresh generation with a compare-and-set.
+//
+// KEYS[1] session key, KEYS[2] index. ARGV[1] id, ARGV[2] expected
+// generation, ARGV[3] next generation, ARGV[4] rotated at (ms), ARGV[5]
+// expires at (ms). It returns -1 when the session is gone, -2 when the
+// generation differs, else the updated fields in fieldNames order.
+var rotateScript = script(`
+local g = redis.call('HGET', KEYS[1], 'g')
+if not g then return -1 end
+if g ~= ARGV[2] then return -2 end
+redis.call('HSET', KEYS[1], 'g', ARGV[3], 'r', ARGV[4], 'a', ARGV[4], 'x', ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+fixidx(KEYS[2])
+return redis.call('HMGET', KEYS[1], unpack(F))
+`)
+
+// renameScript sets or clears the name.
+//
+// KEYS[1] session key. ARGV[1] name. It returns -1 when the session is
+// gone, else the updated fields in fieldNames order.
+var renameScript = script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[1] == '' then
+  redis.call('HDEL', KEYS[1], 'n')
+else
+  redis.call('HSET', KEYS[1], 'n', ARGV[1])
+end
+return redis.call('HMGET', KEYS[1], unpack(F))
+`)
+
+// revokeScript deletes one session.
+//
+// KEYS[1] session key, KEYS[2] index. ARGV[1] id. It returns 1 when the
+// session existed, else 0.
+var revokeScript = script(`
+local n = redis.call('DEL', KEYS[1])
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then fixidx(KEYS[2]) end
+return n
+`)
+
+// revokeOthersScript deletes every session of the user but one.
+//
+// KEYS[1] index. ARGV[1] session key prefix, ARGV[2] id to keep ("" for
+// none: revoke all). It returns the ids of the sessions that existed.
+var revokeOthersScript = script(`
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if id ~= ARGV[2] and redis.call('DEL', ARGV[1] .. id) == 1 then
+    out[#out + 1] = id
+  end
+end
+local keep = false
+if ARGV[2] ~= '' then keep = redis.call('ZSCORE', KEYS[1], ARGV[2]) end
+redis.call('DEL', KEYS[1])
+if keep then
+  redis.call('ZADD', KEYS[1], keep, ARGV[2])
+  redis.call('PEXPIREAT', KEYS[1], keep)
+end
+return out
+`)
+
+// limiterAddScript records one event of a sliding-window counter.
+//
+// KEYS[1] counter. ARGV[1] events at or before this leave (ms), ARGV[2]
+// now (ms), ARGV[3] unique member, ARGV[4] window (ms). The key expires
+// when its newest event leaves the window.
+var limiterAddScript = rueidis.NewLuaScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local ttl = tonumber(top[2]) + tonumber(ARGV[4]) - tonumber(ARGV[2])
+if ttl < tonumber(ARGV[4]) then ttl = tonumber(ARGV[4]) end
+redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
+return 1
+`)
+
+// limiterCountScript counts the events in the window (ARGV[1], ARGV[2]]
+// and returns {count, score of the oldest}.
+var limiterCountScript = rueidis.NewLuaScriptReadOnly(`
+local n = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], ARGV[2])
+if n == 0 then return {0, '0'} end
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', 0, 1)
+return {n, first[2]}
+`)
