@@ -1,0 +1,102 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+// envelope is the shape of every /api/v1 JSON response.
+type envelope struct {
+	Status     string `json:"status"`
+	StatusCode int    `json:"status_code"`
+	Message    string `json:"message"`
+	Data       any    `json:"data"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, msg string, data any) {
+	e := envelope{Status: "success", StatusCode: status, Message: msg, Data: data}
+	if status >= 400 {
+		e.Status = "error"
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		status = http.StatusServiceUnavailable
+		b = []byte(`{"status":"error","status_code":503,"message":"response could not be encoded","data":{}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// timeFormat renders times as RFC 3339 UTC with milliseconds.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+// userJSON is a user as clients see it.
+type userJSON struct {
+	ID        string `json:"id"`
+	Username  string `json:"username"`
+	Email     string `json:"email"`
+	CreatedAt string `json:"created_at"`
+}
+
+func newUserJSON(u *sessiond.User) userJSON {
+	return userJSON{ID: u.ID, Username: u.Username, Email: u.Email, CreatedAt: formatTime(u.CreatedAt)}
+}
+
+// sessionJSON is a session as clients see it.
+type sessionJSON struct {
+	ID          string `json:"id"`
+	Device      string `json:"device"`
+	DeviceClass string `json:"device_class"`
+	Name        string `json:"name"`
+	IPAddress   string `json:"ip_address"`
+	Location    string `json:"location"`
+	LoginTime   string `json:"login_time"`
+	LastActive  string `json:"last_active"`
+	ExpiresAt   string `json:"expires_at"`
+	Current     bool   `json:"current"`
+}
+
+func newSessionJSON(s *sessiond.Session, currentID string) sessionJSON {
+	class := s.DeviceClass
+	if class == "" {
+		class = sessiond.ClassUnknown
+	}
+	return sessionJSON{
+		ID:          s.ID,
+		Device:      s.Device,
+		DeviceClass: class,
+		Name:        s.Name,
+		IPAddress:   s.IPAddress,
+		Location:    s.Location,
+		LoginTime:   formatTime(s.CreatedAt),
+		LastActive:  formatTime(s.LastActive),
+		ExpiresAt:   formatTime(s.ExpiresAt),
+		Current:     s.ID == currentID,
+	}
+}
+
+// grantJSON is the data of a login or refresh.
+type grantJSON struct {
+	AccessToken  string      `json:"access_token,omitempty"`
+	TokenType    string      `json:"token_type"`
+	ExpiresIn    int64       `json:"expires_in"`
+	RefreshToken string      `json:"refresh_token,omitempty"`
+	Session      sessionJSON `json:"session"`
+}
+
+// mediaType returns the lowercased media type of a Content-Type value.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(ct))
+}

@@ -1,0 +1,345 @@
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+const jsonType = "application/json"
+const formType = "application/x-www-form-urlencoded"
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
+	body, _, err := readBody(w, r, jsonType)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Username string `json:"username"`
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(body, &in); err != nil {
+		return err
+	}
+	_, ip := s.clientIP(r)
+	u, err := s.Manager.Register(r.Context(), sessiond.RegisterRequest{
+		Username: in.Username, Email: in.Email, Password: in.Password, ClientIP: ip,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, "account created", newUserJSON(u))
+	return nil
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	cookies := r.Header.Get(CookiesHeader) == "1"
+	if cookies {
+		if err := s.checkOrigin(r); err != nil {
+			return err
+		}
+	}
+	body, mt, err := readBody(w, r, jsonType, formType)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Username   string `json:"username"`
+		Password   string `json:"password"`
+		DeviceID   string `json:"device_id"`
+		DeviceName string `json:"device_name"`
+	}
+	if mt == formType {
+		err = decodeForm(body, map[string]*string{
+			"username": &in.Username, "password": &in.Password,
+			"device_id": &in.DeviceID, "device_name": &in.DeviceName,
+		})
+	} else {
+		err = decodeJSON(body, &in)
+	}
+	if err != nil {
+		return err
+	}
+	if cookies && in.DeviceID == "" {
+		if c, err := r.Cookie(DeviceCookie); err == nil && c.Value != "" && len(c.Value) <= sessiond.MaxDeviceIDLen {
+			in.DeviceID = c.Value
+		} else {
+			in.DeviceID = newDeviceID()
+			http.SetCookie(w, &http.Cookie{
+				Name: DeviceCookie, Value: in.DeviceID, Path: "/", MaxAge: 365 * 24 * 3600,
+				Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+			})
+		}
+	}
+	addr, ip := s.clientIP(r)
+	dev, class := device(r)
+	req := sessiond.LoginRequest{
+		Login: in.Username, Password: in.Password,
+		DeviceID: in.DeviceID, DeviceName: in.DeviceName,
+		Device: dev, DeviceClass: class, IPAddress: ip,
+	}
+	if s.Locator != nil && addr.IsValid() {
+		req.Location = s.Locator.Lookup(addr)
+	}
+	g, err := s.Manager.Login(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	s.writeGrant(w, g, cookies, "signed in")
+	return nil
+}
+
+func newDeviceID() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
+	cookies := r.Header.Get(CookiesHeader) == "1"
+	if cookies {
+		if err := s.checkOrigin(r); err != nil {
+			return err
+		}
+	}
+	body, _, err := readBody(w, r, jsonType)
+	if err != nil {
+		return err
+	}
+	var token string
+	if body == nil && cookies {
+		c, err := r.Cookie(RefreshCookie)
+		if err != nil || c.Value == "" {
+			return fmt.Errorf("%w: no refresh cookie", sessiond.ErrInvalidToken)
+		}
+		token = c.Value
+	} else {
+		var in struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if err := decodeJSON(body, &in); err != nil {
+			return err
+		}
+		if in.RefreshToken == "" {
+			return &sessiond.InputError{Field: "refresh_token", Message: "is required"}
+		}
+		token = in.RefreshToken
+	}
+	_, ip := s.clientIP(r)
+	g, err := s.Manager.RefreshSession(r.Context(), token, ip)
+	if err != nil {
+		return err
+	}
+	s.writeGrant(w, g, cookies, "tokens refreshed")
+	return nil
+}
+
+// writeGrant answers a login or refresh, with the tokens in the body or,
+// when the client asked for cookies, in cookies only.
+func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bool, msg string) {
+	now := time.Now()
+	out := grantJSON{
+		AccessToken:  g.AccessToken,
+		TokenType:    "Bearer",
+		ExpiresIn:    max(g.ExpiresIn(now), 0),
+		RefreshToken: g.RefreshToken,
+		Session:      newSessionJSON(g.Session, g.Session.ID),
+	}
+	if cookies {
+		out.AccessToken, out.RefreshToken = "", ""
+		http.SetCookie(w, &http.Cookie{
+			Name: AccessCookie, Value: g.AccessToken, Path: "/", MaxAge: int(max(out.ExpiresIn, 1)),
+			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		})
+		rtEnd := g.Session.ExpiresAt
+		if m := s.Manager; m.AbsoluteLifetime > 0 {
+			rtEnd = g.Session.CreatedAt.Add(m.AbsoluteLifetime)
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name: RefreshCookie, Value: g.RefreshToken, Path: "/", MaxAge: int(max(time.Until(rtEnd)/time.Second, 1)),
+			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		})
+	}
+	writeJSON(w, http.StatusOK, msg, out)
+}
+
+// clearCookies ends the browser's copy of the tokens.
+func clearCookies(w http.ResponseWriter) {
+	for _, name := range []string{AccessCookie, RefreshCookie} {
+		http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
+	w.Header().Set("Clear-Site-Data", `"cache"`)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	if err := noBody(w, r); err != nil {
+		return err
+	}
+	if err := s.Manager.Logout(r.Context(), sess); err != nil {
+		return err
+	}
+	clearCookies(w)
+	writeJSON(w, http.StatusOK, "signed out", struct{}{})
+	return nil
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	body, _, err := readBody(w, r, jsonType)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Current     string `json:"current_password"`
+		New         string `json:"new_password"`
+		RevokeOther *bool  `json:"revoke_other_sessions"`
+	}
+	if err := decodeJSON(body, &in); err != nil {
+		return err
+	}
+	if in.New == "" {
+		return &sessiond.InputError{Field: "new_password", Message: "is required"}
+	}
+	_, ip := s.clientIP(r)
+	n, err := s.Manager.ChangePassword(r.Context(), sess, sessiond.ChangePasswordRequest{
+		Current: in.Current, New: in.New, RevokeOther: in.RevokeOther == nil || *in.RevokeOther, ClientIP: ip,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "password changed", map[string]int{"revoked": n})
+	return nil
+}
+
+func (s *Server) check(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	w.Header().Set("X-Sessiond-User", sess.UserID)
+	w.Header().Set("X-Sessiond-Session", sess.ID)
+	writeJSON(w, http.StatusOK, "ok", struct{}{})
+	return nil
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	u, err := s.users.get(r.Context(), s.Manager, sess.UserID)
+	if err != nil {
+		if errors.Is(err, sessiond.ErrNotFound) {
+			return fmt.Errorf("%w: user deleted", sessiond.ErrInvalidToken)
+		}
+		return err
+	}
+	writeMe(w, u, sess)
+	return nil
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	list, err := s.Manager.List(r.Context(), sess.UserID, sess.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]sessionJSON, len(list))
+	for i, x := range list {
+		out[i] = newSessionJSON(x, sess.ID)
+	}
+	writeJSON(w, http.StatusOK, plural(len(out), "signed-in device"), out)
+	return nil
+}
+
+func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	if err := noBody(w, r); err != nil {
+		return err
+	}
+	n, err := s.Manager.RevokeOthers(r.Context(), sess.UserID, sess.ID, sessiond.ReasonRevokedOthers)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "signed out "+plural(n, "other device"), map[string]int{"revoked": n})
+	return nil
+}
+
+func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	if err := noBody(w, r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if id == sess.ID {
+		return s.logout(w, r, sess)
+	}
+	if err := s.Manager.Revoke(r.Context(), sess.UserID, id, sessiond.ReasonRevoked); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "device signed out", struct{}{})
+	return nil
+}
+
+func (s *Server) renameSession(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	body, _, err := readBody(w, r, jsonType)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name *string `json:"name"`
+	}
+	if err := decodeJSON(body, &in); err != nil {
+		return err
+	}
+	if in.Name == nil {
+		return &sessiond.InputError{Field: "name", Message: "is required (\"\" clears it)"}
+	}
+	updated, err := s.Manager.Rename(r.Context(), sess.UserID, r.PathValue("id"), *in.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, "device renamed", newSessionJSON(updated, sess.ID))
+	return nil
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	w.Write(s.Manager.Access.JWKS())
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	ready := s.Ready
+	if ready == nil {
+		ready = s.Manager.Ping
+	}
+	if err := ready(ctx); err != nil {
+		s.logger().WarnContext(ctx, "not ready", "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, "a store is unreachable", struct{}{})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, "ready", struct{}{})
+	return nil
+}
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	w.Write(OpenAPIJSON)
+}
+
+// plural renders "1 device" or "2 devices".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// noBody refuses a body these endpoints do not take unless it is JSON
+// (415 otherwise, as for every request with a body), and ignores it.
+func noBody(w http.ResponseWriter, r *http.Request) error {
+	_, _, err := readBody(w, r, jsonType)
+	return err
+}

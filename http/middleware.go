@@ -1,0 +1,195 @@
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+type requestIDKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// withRequestID gives every request an id, answered in X-Request-Id.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requestID(r.Context()) != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		b := make([]byte, 12)
+		rand.Read(b)
+		id := hex.EncodeToString(b)
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+// logWriter records the status of a response.
+type logWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *logWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *logWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// withLog writes one log line per request and turns a panic into a 503 in
+// the envelope.
+func (s *Server) withLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		lw := &logWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.logger().LogAttrs(r.Context(), slog.LevelError, "panic", slog.String("request_id", requestID(r.Context())), slog.Any("panic", v))
+				if lw.status == 0 {
+					writeJSON(lw, http.StatusServiceUnavailable, "service temporarily unavailable, retry shortly", struct{}{})
+				}
+			}
+			if r.URL.Path == "/metrics" || r.URL.Path == "/healthz" {
+				return
+			}
+			s.logger().LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("request_id", requestID(r.Context())),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", lw.status),
+				slog.Duration("duration", time.Since(start)))
+		}()
+		next.ServeHTTP(lw, r)
+	})
+}
+
+// Cookie names of the web page (DESIGN section 4).
+const (
+	AccessCookie  = "__Host-sessiond_at"
+	RefreshCookie = "__Host-sessiond_rt"
+	DeviceCookie  = "__Host-sessiond_device"
+	// CookiesHeader asks a login or refresh to answer with cookies.
+	CookiesHeader = "X-Sessiond-Cookies"
+)
+
+// bearer returns the access token of r and whether it came from the
+// cookie.
+func bearer(r *http.Request) (token string, fromCookie bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(tok), false
+		}
+		return "", false
+	}
+	if c, err := r.Cookie(AccessCookie); err == nil {
+		return c.Value, true
+	}
+	return "", false
+}
+
+type authKey struct{}
+
+// authenticated checks the access token (header or cookie) and, for cookie
+// requests that change state, the CSRF rule.
+func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		token, fromCookie := bearer(r)
+		if token == "" {
+			return sessiond.ErrInvalidToken
+		}
+		if fromCookie && !safeMethod(r.Method) {
+			if err := s.checkOrigin(r); err != nil {
+				return err
+			}
+		}
+		start := time.Now()
+		sess, claims, err := s.Manager.Authenticate(r.Context(), token)
+		if s.Metrics != nil {
+			s.Metrics.Validation(time.Since(start), err == nil)
+		}
+		if err != nil {
+			return err
+		}
+		if fromCookie {
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		ctx := sessiond.NewContext(r.Context(), sess)
+		ctx = context.WithValue(ctx, authKey{}, claims)
+		return h(w, r.WithContext(ctx), sess)
+	}
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// checkOrigin is the CSRF check of cookie-authenticated state changes:
+// Sec-Fetch-Site must say same-origin, or else Origin must be the server's
+// own origin.
+func (s *Server) checkOrigin(r *http.Request) error {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin":
+		return nil
+	case "":
+	default:
+		return errCSRF
+	}
+	o := r.Header.Get("Origin")
+	if o == "" || o == "null" || !strings.EqualFold(o, s.origin(r)) {
+		return errCSRF
+	}
+	return nil
+}
+
+// readBody reads a request body of at most MaxBodyBytes, checking its
+// media type against allowed; it returns nil for an empty body.
+func readBody(w http.ResponseWriter, r *http.Request, allowed ...string) (body []byte, mt string, err error) {
+	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		return nil, "", nil
+	}
+	ct := r.Header.Get("Content-Type")
+	mt = mediaType(ct)
+	if !slices.Contains(allowed, mt) {
+		if ct == "" {
+			return nil, "", fmt.Errorf("%w: Content-Type is required for a request with a body", errMediaType)
+		}
+		return nil, "", fmt.Errorf("%w: Content-Type must be %s", errMediaType, strings.Join(allowed, " or "))
+	}
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, "", err
+		}
+		return nil, "", &sessiond.InputError{Message: "request body could not be read"}
+	}
+	return body, mt, nil
+}

@@ -1,0 +1,239 @@
+// Package http serves the sessiond REST API, the JWKS, health checks and
+// the devices page, and provides Middleware for Go services that embed
+// sessiond. Import it as sessiondhttp.
+//
+// Server.Handler is the whole HTTP surface of the sessiond binary; mount it
+// (or its /api/v1/ and /.well-known/ paths) on a mux of your own. Middleware
+// protects any other handler: it lets a request through only with a valid
+// access token of a live session (Authorization: Bearer, or the devices
+// page's cookie with the API's CSRF rule) and puts the session in the
+// request context, where sessiond.FromContext finds it.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/useragent"
+)
+
+// Limits of requests.
+const (
+	// MaxBodyBytes is the largest request body accepted (413 beyond).
+	MaxBodyBytes = 64 << 10
+	// MaxHeaderBytes is the largest request header block accepted.
+	MaxHeaderBytes = 1 << 20
+)
+
+// Locator turns a client address into "City, Country" or "".
+type Locator interface {
+	Lookup(ip netip.Addr) string
+}
+
+// Metrics receives request-level measurements; optional.
+type Metrics interface {
+	Validation(d time.Duration, ok bool)
+	StoreError()
+}
+
+// Server is the HTTP face of a Manager. Create it with NewServer, set the
+// optional fields, then serve Handler().
+type Server struct {
+	Manager *sessiond.Manager
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// Locator finds a location for a client address; nil: none.
+	Locator Locator
+	// PublicURL is the origin users see ("https://auth.example.com"),
+	// used for CSRF checks behind a proxy that rewrites Host.
+	PublicURL string
+	// Page serves the devices page at "/"; nil: 404 there.
+	Page http.Handler
+	// MetricsHandler serves /metrics; nil: 404 there.
+	MetricsHandler http.Handler
+	// Metrics receives validation timings; optional.
+	Metrics Metrics
+	// Ready reports whether the stores answer, for /readyz; nil: the
+	// Manager's stores are pinged.
+	Ready func(ctx context.Context) error
+	// Logger receives one line per request; default slog.Default().
+	Logger *slog.Logger
+
+	users userCache // what /me shows of users (usercache.go)
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by StopStreams; made by Handler
+}
+
+// StopStreams ends every open event stream, for a graceful shutdown: give
+// it to http.Server.RegisterOnShutdown so Shutdown need not wait for them.
+func (s *Server) StopStreams() {
+	s.stopOnce.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+		}
+	})
+}
+
+// NewServer returns a Server for m.
+func NewServer(m *sessiond.Manager) *Server {
+	return &Server{Manager: m}
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// Handler returns the whole HTTP surface: /api/v1, the JWKS, health,
+// metrics and the page.
+func (s *Server) Handler() http.Handler {
+	if s.stop == nil {
+		s.stop = make(chan struct{})
+	}
+	mux := http.NewServeMux()
+	api := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, s.apiHandler(h))
+	}
+	auth := func(pattern string, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) {
+		mux.Handle(pattern, s.apiHandler(s.authenticated(h)))
+	}
+	api("POST /api/v1/auth/register", s.register)
+	api("POST /api/v1/auth/login", s.login)
+	api("POST /api/v1/auth/refresh", s.refresh)
+	auth("POST /api/v1/auth/logout", s.logout)
+	auth("POST /api/v1/auth/password", s.changePassword)
+	auth("GET /api/v1/auth/check", s.check)
+	auth("GET /api/v1/me", s.me)
+	auth("GET /api/v1/sessions", s.listSessions)
+	auth("DELETE /api/v1/sessions", s.revokeOthers)
+	auth("DELETE /api/v1/sessions/{id}", s.revokeSession)
+	auth("PATCH /api/v1/sessions/{id}", s.renameSession)
+	auth("GET /api/v1/sessions/events", s.events)
+	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
+	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(s.jwks))
+	mux.Handle("GET /healthz", s.apiHandler(func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, http.StatusOK, "ok", struct{}{})
+		return nil
+	}))
+	mux.Handle("GET /readyz", s.apiHandler(s.readyz))
+	if s.MetricsHandler != nil {
+		mux.Handle("GET /metrics", s.MetricsHandler)
+	}
+	fallback := apiFallback(mux)
+	for _, p := range []string{"/api/", "/.well-known/", "/healthz", "/readyz", "/metrics"} {
+		mux.Handle(p, fallback)
+	}
+	if s.Page != nil {
+		mux.Handle("/", s.Page)
+	}
+	return s.withRequestID(s.withLog(s.routeErrors(mux)))
+}
+
+// routeErrors answers the API paths that the mux would redirect
+// ("//api/v1/me", "/api") with a 404 in the envelope; every other request
+// goes to the mux, whose API fallbacks (apiFallback) answer unknown paths
+// and methods in the envelope too. A matched route costs one lookup.
+func (s *Server) routeErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/api" || path.Clean(p) != p && (isAPIPath(p) || isAPIPath(path.Clean(p))) {
+			writeJSON(w, http.StatusNotFound, "no such endpoint", struct{}{})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// apiFallback answers requests under the API's paths that no route
+// matched: 405 with Allow when another method has a route there, else 404,
+// both in the envelope rather than Go's plain text or the page.
+func apiFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here", struct{}{})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, "no such endpoint", struct{}{})
+	})
+}
+
+// allowedMethods lists the methods that have a route for r's path. Routes
+// are the patterns with a method; fallbacks and the page have none.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := *r
+		probe.Method = m
+		if _, pattern := mux.Handler(&probe); strings.Contains(pattern, " ") {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+func isAPIPath(p string) bool {
+	return strings.HasPrefix(p, "/api/") || p == "/api" || strings.HasPrefix(p, "/.well-known/") ||
+		p == "/healthz" || p == "/readyz" || p == "/metrics"
+}
+
+// apiHandler adapts a handler that returns an error: the error is
+// answered through the error table.
+func (s *Server) apiHandler(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// clientIP returns the client's address as a string ("" if unknown).
+func (s *Server) clientIP(r *http.Request) (netip.Addr, string) {
+	ip := ClientIP(r, s.TrustedProxies)
+	if !ip.IsValid() {
+		return ip, ""
+	}
+	return ip, ip.String()
+}
+
+// device describes the client of r.
+func device(r *http.Request) (name, class string) {
+	return useragent.Parse(r.UserAgent())
+}
+
+// origin returns the server's own origin as the browser sees it.
+func (s *Server) origin(r *http.Request) string {
+	if s.PublicURL != "" {
+		if u, err := url.Parse(s.PublicURL); err == nil && u.Host != "" {
+			return canonicalOrigin(u.Scheme, u.Host)
+		}
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return canonicalOrigin(scheme, r.Host)
+}
+
+// canonicalOrigin lowercases an origin and drops its scheme's default
+// port, as browsers write the Origin header.
+func canonicalOrigin(scheme, host string) string {
+	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+	if scheme == "https" {
+		host = strings.TrimSuffix(host, ":443")
+	} else if scheme == "http" {
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return scheme + "://" + host
+}

@@ -1,0 +1,107 @@
+// Package prometheus exports sessiond's measurements in the Prometheus
+// text format.
+package prometheus
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sessiond/sessiond"
+	sessiondhttp "github.com/sessiond/sessiond/http"
+)
+
+// Metrics counts logins, refreshes, reuse detections, ended sessions by
+// reason, store errors and validation latency. It is a sessiond.Observer
+// and a sessiondhttp.Metrics.
+type Metrics struct {
+	reg        *prometheus.Registry
+	logins     *prometheus.CounterVec
+	refreshes  *prometheus.CounterVec
+	reuse      prometheus.Counter
+	ended      *prometheus.CounterVec
+	storeErrs  prometheus.Counter
+	validation *prometheus.HistogramVec
+}
+
+var (
+	_ sessiond.Observer    = (*Metrics)(nil)
+	_ sessiondhttp.Metrics = (*Metrics)(nil)
+)
+
+// New returns Metrics registered on a new registry, with the Go runtime
+// and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_logins_total", Help: "Sign-in attempts by result (success or failure).",
+		}, []string{"result"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_refreshes_total", Help: "Refresh token exchanges by result (success or failure).",
+		}, []string{"result"}),
+		reuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sessiond_refresh_reuse_detected_total", Help: "Sessions revoked because an old refresh token was replayed.",
+		}),
+		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sessiond_sessions_ended_total", Help: "Sessions ended, by reason.",
+		}, []string{"reason"}),
+		storeErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sessiond_store_errors_total", Help: "Requests answered 503 because a store failed or did not answer.",
+		}),
+		validation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sessiond_validation_duration_seconds",
+			Help:    "Time to validate an access token and its session, by result (valid or invalid).",
+			Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3},
+		}, []string{"result"}),
+	}
+	m.reg.MustRegister(m.logins, m.refreshes, m.reuse, m.ended, m.storeErrs, m.validation,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, r := range []string{"success", "failure"} {
+		m.logins.WithLabelValues(r)
+		m.refreshes.WithLabelValues(r)
+	}
+	return m
+}
+
+// Registry returns the registry, to add collectors of one's own.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func result(ok bool, yes, no string) string {
+	if ok {
+		return yes
+	}
+	return no
+}
+
+// Login implements sessiond.Observer.
+func (m *Metrics) Login(ok bool) { m.logins.WithLabelValues(result(ok, "success", "failure")).Inc() }
+
+// Refresh implements sessiond.Observer.
+func (m *Metrics) Refresh(ok bool) {
+	m.refreshes.WithLabelValues(result(ok, "success", "failure")).Inc()
+}
+
+// ReuseDetected implements sessiond.Observer.
+func (m *Metrics) ReuseDetected() { m.reuse.Inc() }
+
+// Ended implements sessiond.Observer.
+func (m *Metrics) Ended(reason sessiond.Reason, n int) {
+	m.ended.WithLabelValues(string(reason)).Add(float64(n))
+}
+
+// Validation implements sessiondhttp.Metrics.
+func (m *Metrics) Validation(d time.Duration, ok bool) {
+	m.validation.WithLabelValues(result(ok, "valid", "invalid")).Observe(d.Seconds())
+}
+
+// StoreError implements sessiondhttp.Metrics.
+func (m *Metrics) StoreError() { m.storeErrs.Inc() }
