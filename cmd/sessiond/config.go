@@ -1,0 +1,158 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond"
+)
+
+// config is the whole configuration, read from SESSIOND_* variables and
+// the flags that mirror them (a flag wins over its variable).
+type config struct {
+	Addr             string
+	DataDir          string
+	RedisURL         string
+	DatabaseURL      string
+	AccessTTL        time.Duration
+	IdleTimeout      time.Duration
+	AbsoluteLifetime time.Duration
+	MaxSessions      int
+	TrustedProxies   string
+	LimitPolicy      string
+	RefreshGrace     time.Duration
+	SigningKeyFile   string
+	RefreshKeyFile   string
+	GeoIPDB          string
+	RedisStrict      bool
+	RedisTimeout     time.Duration
+	RedisChecks      string
+	Signup           bool
+	Issuer           string
+	PublicURL        string
+	LogLevel         string
+}
+
+// flagName turns SESSIOND_ACCESS_TTL into access-ttl.
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "SESSIOND_")), "_", "-")
+}
+
+// newFlagSet returns the flags of every subcommand, with defaults taken
+// from the environment, and a function that checks what was parsed.
+func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*flag.FlagSet, *config, func() error) {
+	c := &config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var errs []error
+	str := func(p *string, env, def, usage string) {
+		v := def
+		if e := getenv(env); e != "" {
+			v = e
+		}
+		fs.StringVar(p, flagName(env), v, usage+" ("+env+")")
+	}
+	dur := func(p *time.Duration, env string, def time.Duration, usage string) {
+		v := def
+		if e := getenv(env); e != "" {
+			d, err := time.ParseDuration(e)
+			if err != nil || d < 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a duration like 15m or 720h", env, e))
+			}
+			v = d
+		}
+		fs.DurationVar(p, flagName(env), v, usage+" ("+env+")")
+	}
+	boolean := func(p *bool, env string, def bool, usage string) {
+		v := def
+		if e := getenv(env); e != "" {
+			b, err := strconv.ParseBool(e)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not true or false", env, e))
+			}
+			v = b
+		}
+		fs.BoolVar(p, flagName(env), v, usage+" ("+env+")")
+	}
+	str(&c.Addr, "SESSIOND_ADDR", "localhost:8080", "listen address")
+	str(&c.DataDir, "SESSIOND_DATA_DIR", "./data", "SQLite file and generated keys")
+	str(&c.RedisURL, "SESSIOND_REDIS_URL", "", "Redis for sessions: redis://host:port, or a comma-separated seed list for Cluster")
+	str(&c.DatabaseURL, "SESSIOND_DATABASE_URL", "", "PostgreSQL for users: postgres://...")
+	dur(&c.AccessTTL, "SESSIOND_ACCESS_TTL", sessiond.DefaultAccessTTL, "access token lifetime")
+	dur(&c.IdleTimeout, "SESSIOND_IDLE_TIMEOUT", sessiond.DefaultIdleTimeout, "session idle timeout")
+	dur(&c.AbsoluteLifetime, "SESSIOND_ABSOLUTE_LIFETIME", sessiond.DefaultAbsoluteLifetime, "session absolute lifetime (0: none, weaker)")
+	max := strconv.Itoa(sessiond.DefaultMaxSessions)
+	if e := getenv("SESSIOND_MAX_SESSIONS"); e != "" {
+		max = e
+	}
+	maxStr := max
+	fs.Func(flagName("SESSIOND_MAX_SESSIONS"), "sessions per user, 0 for no cap (SESSIOND_MAX_SESSIONS, default "+strconv.Itoa(sessiond.DefaultMaxSessions)+")", func(s string) error { maxStr = s; return nil })
+	str(&c.TrustedProxies, "SESSIOND_TRUSTED_PROXIES", "", "CIDRs or IPs whose X-Forwarded-For is believed")
+	str(&c.LimitPolicy, "SESSIOND_SESSION_LIMIT_POLICY", string(sessiond.PolicyEvict), "evict or deny at the session cap")
+	dur(&c.RefreshGrace, "SESSIOND_REFRESH_GRACE", sessiond.DefaultRefreshGrace, "refresh token replay grace")
+	str(&c.SigningKeyFile, "SESSIOND_SIGNING_KEY_FILE", "", "Ed25519 PKCS#8 PEM signing key (default: generated in the data directory)")
+	str(&c.RefreshKeyFile, "SESSIOND_REFRESH_KEY_FILE", "", "refresh token key, 32 random bytes in base64 (default: generated in the data directory)")
+	str(&c.GeoIPDB, "SESSIOND_GEOIP_DB", "", "MaxMind-format .mmdb for locations")
+	boolean(&c.RedisStrict, "SESSIOND_REDIS_STRICT", false, "read Redis on every request instead of the client-side cache")
+	dur(&c.RedisTimeout, "SESSIOND_REDIS_TIMEOUT", 100*time.Millisecond, "deadline of each Redis call")
+	str(&c.RedisChecks, "SESSIOND_REDIS_CHECKS", "refuse", "refuse or warn about an unsafe Redis configuration")
+	boolean(&c.Signup, "SESSIOND_SIGNUP", true, "whether sign-up is open")
+	str(&c.Issuer, "SESSIOND_ISSUER", "sessiond", "JWT iss and aud")
+	str(&c.PublicURL, "SESSIOND_PUBLIC_URL", "", "the origin users see, e.g. https://auth.example.com")
+	str(&c.LogLevel, "SESSIOND_LOG_LEVEL", "info", "debug, info, warn or error")
+	check := func() error {
+		if len(errs) > 0 {
+			return errs[0]
+		}
+		n, err := strconv.Atoi(maxStr)
+		if err != nil || n < 0 {
+			return fmt.Errorf("SESSIOND_MAX_SESSIONS: %q is not a whole number >= 0", maxStr)
+		}
+		c.MaxSessions = n
+		switch sessiond.LimitPolicy(c.LimitPolicy) {
+		case sessiond.PolicyEvict, sessiond.PolicyDeny:
+		default:
+			return fmt.Errorf("SESSIOND_SESSION_LIMIT_POLICY: %q is not evict or deny", c.LimitPolicy)
+		}
+		switch c.RedisChecks {
+		case "refuse", "warn":
+		default:
+			return fmt.Errorf("SESSIOND_REDIS_CHECKS: %q is not refuse or warn", c.RedisChecks)
+		}
+		for _, d := range []struct {
+			env    string
+			v      time.Duration
+			zeroOK bool
+		}{
+			{"SESSIOND_ACCESS_TTL", c.AccessTTL, false},
+			{"SESSIOND_IDLE_TIMEOUT", c.IdleTimeout, false},
+			{"SESSIOND_ABSOLUTE_LIFETIME", c.AbsoluteLifetime, true},
+			{"SESSIOND_REFRESH_GRACE", c.RefreshGrace, true},
+			{"SESSIOND_REDIS_TIMEOUT", c.RedisTimeout, false},
+		} {
+			if d.v < 0 || d.v == 0 && !d.zeroOK {
+				want := "positive"
+				if d.zeroOK {
+					want = "zero or positive"
+				}
+				return fmt.Errorf("%s: %s is not %s", d.env, d.v, want)
+			}
+		}
+		if strings.TrimSpace(c.Issuer) == "" {
+			return fmt.Errorf("SESSIOND_ISSUER: must not be empty")
+		}
+		if c.PublicURL != "" {
+			u, err := url.Parse(c.PublicURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+				return fmt.Errorf("SESSIOND_PUBLIC_URL: %q is not an origin like https://auth.example.com", c.PublicURL)
+			}
+		}
+		return nil
+	}
+	return fs, c, check
+}

@@ -1,0 +1,437 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/redis/redistest"
+)
+
+// Faults of a real Redis under the real program (DESIGN sections 4 and 5;
+// issue 5, part 4). Redis being killed under load is
+// TestRedisDownIsUnavailableThenRecovers in redis_e2e_test.go.
+
+// waitReadyz polls /readyz until it answers want, and fails the test after
+// within.
+func waitReadyz(t *testing.T, c *client, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := c.do("GET", "/readyz", "", nil)
+		if r.StatusCode == want {
+			if want == http.StatusServiceUnavailable && r.Header.Get("Retry-After") == "" {
+				t.Fatal("/readyz: 503 without Retry-After")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after %s, want %d", r.StatusCode, within, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// postRefresh posts a refresh token and returns the answer.
+func (c *client) postRefresh(token string) *response {
+	c.t.Helper()
+	return c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": token})
+}
+
+// TestFaultRedisKilledWithAppendFsyncAlways kills Redis (SIGKILL, as a
+// crash) after logins, revocations and refreshes, and restarts it on the
+// same port and directory. With appendonly yes and appendfsync always,
+// every acknowledged write is on disk: no session is lost, no revocation is
+// undone, and refresh generations survive, so an old refresh token is
+// still caught as reuse. The checks run on an instance started after the
+// restart, which cannot know anything from memory (the revoking instance
+// would refuse its own revocations for a few seconds whatever Redis says).
+//
+// A process kill leaves written data in the kernel, so it tells an AOF
+// from no AOF (this test fails with appendonly no) but not appendfsync
+// always from everysec; only a power cut would.
+func TestFaultRedisKilledWithAppendFsyncAlways(t *testing.T) {
+	r := redistest.Start(t, redistest.WithConfig("appendonly", "yes", "appendfsync", "always"))
+	env := map[string]string{"SESSIOND_REDIS_URL": r.URL(), "SESSIOND_DATA_DIR": t.TempDir()}
+	a := startServer(t, env)
+	ca := newClient(t, a.URL)
+	ca.register("quinn")
+	var g [6]grantData
+	for i := range g {
+		g[i] = ca.login("quinn", map[string]string{"device_name": fmt.Sprintf("device %d", i)})
+	}
+	// 0 is revoked from another device, 1 logs out.
+	ca.do("DELETE", "/api/v1/sessions/"+g[0].Session.ID, g[5].AccessToken, nil).expect(t, 200)
+	ca.do("POST", "/api/v1/auth/logout", g[1].AccessToken, nil).expect(t, 200)
+	// 2 is refreshed twice (generation 3), 3 once (generation 2).
+	var g2b, g2c, g3b grantData
+	ca.postRefresh(g[2].RefreshToken).expect(t, 200).decode(t, &g2b)
+	ca.postRefresh(g2b.RefreshToken).expect(t, 200).decode(t, &g2c)
+	ca.postRefresh(g[3].RefreshToken).expect(t, 200).decode(t, &g3b)
+	// 4 is renamed.
+	ca.do("PATCH", "/api/v1/sessions/"+g[4].Session.ID, g[4].AccessToken, map[string]string{"name": "renamed"}).expect(t, 200)
+	var before []sessionData
+	ca.do("GET", "/api/v1/sessions", g[5].AccessToken, nil).expect(t, 200).decode(t, &before)
+	if len(before) != 4 {
+		t.Fatalf("sessions before the crash: got %d, want 4", len(before))
+	}
+
+	r.Kill()
+	waitReadyz(t, ca, http.StatusServiceUnavailable, 2*time.Second)
+	r.Start()
+	waitReadyz(t, ca, http.StatusOK, 10*time.Second)
+
+	b := startServer(t, env)
+	cb := newClient(t, b.URL)
+	waitReadyz(t, cb, http.StatusOK, 10*time.Second)
+	var after []sessionData
+	cb.do("GET", "/api/v1/sessions", g[5].AccessToken, nil).expect(t, 200).decode(t, &after)
+	if !slices.Equal(before, after) {
+		t.Fatalf("sessions changed across the crash:\nbefore %+v\nafter  %+v", before, after)
+	}
+	for _, c := range []*client{cb, ca} {
+		// Revocations held.
+		for _, i := range []int{0, 1} {
+			c.do("GET", "/api/v1/me", g[i].AccessToken, nil).expect(t, 401)
+			c.postRefresh(g[i].RefreshToken).expect(t, 401)
+		}
+		// Live sessions work.
+		for _, tok := range []string{g[4].AccessToken, g[5].AccessToken, g2c.AccessToken, g3b.AccessToken} {
+			c.do("GET", "/api/v1/me", tok, nil).expect(t, 200)
+		}
+	}
+	// Session 3 is still at generation 2: its current token rotates it
+	// (a lost rotation would make that token one from the future).
+	var g3c grantData
+	cb.postRefresh(g3b.RefreshToken).expect(t, 200).decode(t, &g3c)
+	if g3c.Session.ID != g[3].Session.ID {
+		t.Fatalf("refresh after the crash: got session %s, want %s", g3c.Session.ID, g[3].Session.ID)
+	}
+	// Session 2 is still at generation 3: its first token is reuse and
+	// ends the session (a lost rotation would accept it).
+	cb.postRefresh(g[2].RefreshToken).expect(t, 401)
+	cb.do("GET", "/api/v1/me", g2c.AccessToken, nil).expect(t, 401)
+	cb.postRefresh(g2c.RefreshToken).expect(t, 401)
+	ca.do("GET", "/api/v1/me", g2c.AccessToken, nil).expect(t, 401)
+}
+
+// burstResult is one answer during a burst.
+type burstResult struct {
+	what   string
+	status int
+	took   time.Duration
+	retry  string
+	err    error
+}
+
+// TestFaultSlowRedis pauses every Redis client (CLIENT PAUSE ALL) and sends
+// a burst of requests: each answers 503 with Retry-After within the 100ms
+// deadline (well under a second), never 401 or 200 on something that needs
+// Redis; goroutines do not pile up in the process (the server runs in it),
+// neither while Redis stays paused nor after; and everything works again
+// after the pause.
+func TestFaultSlowRedis(t *testing.T) {
+	r := redistest.Start(t)
+	ts := startServer(t, map[string]string{"SESSIOND_REDIS_URL": r.URL(), "SESSIOND_REDIS_TIMEOUT": "100ms"})
+	c := newClient(t, ts.URL)
+	c.register("pat")
+	g := c.login("pat", nil)
+
+	hc := &http.Client{Timeout: 5 * time.Second}
+	send := func(what string) burstResult {
+		var req *http.Request
+		switch what {
+		case "me":
+			req, _ = http.NewRequest("GET", ts.URL+"/api/v1/me", nil)
+			req.Header.Set("Authorization", "Bearer "+g.AccessToken)
+		case "sessions":
+			req, _ = http.NewRequest("GET", ts.URL+"/api/v1/sessions", nil)
+			req.Header.Set("Authorization", "Bearer "+g.AccessToken)
+		case "refresh":
+			body, _ := json.Marshal(map[string]string{"refresh_token": g.RefreshToken})
+			req, _ = http.NewRequest("POST", ts.URL+"/api/v1/auth/refresh", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+		case "login":
+			body, _ := json.Marshal(map[string]string{"username": "pat", "password": testPassword})
+			req, _ = http.NewRequest("POST", ts.URL+"/api/v1/auth/login", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+		case "readyz":
+			req, _ = http.NewRequest("GET", ts.URL+"/readyz", nil)
+		}
+		start := time.Now()
+		resp, err := hc.Do(req)
+		res := burstResult{what: what, took: time.Since(start), err: err}
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			res.status, res.retry = resp.StatusCode, resp.Header.Get("Retry-After")
+		}
+		return res
+	}
+	kinds := []string{"me", "sessions", "refresh", "login", "readyz"}
+	const perKind = 40
+	burst := func(kinds []string) ([]burstResult, time.Duration) {
+		start := time.Now()
+		results := make([]burstResult, perKind*len(kinds))
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = send(kinds[i%len(kinds)])
+			}()
+		}
+		wg.Wait()
+		return results, time.Since(start)
+	}
+	settled := func(limit int, within time.Duration) int {
+		hc.CloseIdleConnections()
+		deadline := time.Now().Add(within)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= limit || time.Now().After(deadline) {
+				return n
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// Warm up with the same load (without the paths that throttles or
+	// argon2 would make slow), so that connections and pools are in their
+	// steady state, then count the goroutines of the process.
+	// On a loaded machine a few of these may exceed the 100ms deadline.
+	warm, _ := burst([]string{"me", "sessions", "readyz"})
+	for _, res := range warm {
+		if res.err != nil || res.status != 200 && res.status != 503 {
+			t.Fatalf("%s before the pause: %d %v", res.what, res.status, res.err)
+		}
+	}
+	before := settled(0, 500*time.Millisecond)
+
+	// The pause outlasts the keep-alive ping (1 s) plus the connection
+	// write timeout (2 s), after which the store drops its connection.
+	const pause = 5 * time.Second
+	const slack = 15
+	r.MustDo("CLIENT", "PAUSE", fmt.Sprint(pause.Milliseconds()), "ALL")
+	paused := time.Now()
+	results, took := burst(kinds)
+	if took >= time.Second {
+		t.Fatalf("the burst took %s: the test would not be checking answers within the deadline", took)
+	}
+	var slowest time.Duration
+	counts := map[string]int{}
+	for _, res := range results {
+		if res.err != nil {
+			t.Fatalf("%s during the pause: %v", res.what, res.err)
+		}
+		counts[fmt.Sprintf("%s %d", res.what, res.status)]++
+		slowest = max(slowest, res.took)
+		if res.took >= time.Second {
+			t.Errorf("%s during the pause answered %d after %s, want well under 1 s", res.what, res.status, res.took)
+		}
+		switch {
+		case res.status == 503:
+			if res.retry == "" {
+				t.Errorf("%s during the pause: 503 without Retry-After", res.what)
+			}
+		case res.what == "me" && res.status == 200:
+			// Served from the client-side cache, which stays valid while
+			// its connection lives: no Redis call needed.
+		default:
+			t.Errorf("%s during the pause: got %d, want 503", res.what, res.status)
+		}
+	}
+	t.Logf("during a %s pause: %d requests in %s, slowest %s: %v", pause, len(results), took, slowest, counts)
+
+	// Each call that timed out leaves a goroutine waiting for its late
+	// reply (rueidis), until Redis answers or the connection is dropped:
+	// while Redis stays paused, they must be gone once the keep-alive
+	// ping has failed, well before the pause ends.
+	during := runtime.NumGoroutine()
+	held := settled(before+slack, time.Until(paused.Add(pause-500*time.Millisecond)))
+	released := time.Since(paused)
+	if held > before+slack {
+		var dump strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&dump, 1)
+		t.Fatalf("goroutines piled up while Redis was paused: %d before the burst, %d right after it, still %d %s into the pause\n%s", before, during, held, released.Round(time.Millisecond), dump.String())
+	}
+
+	time.Sleep(time.Until(paused.Add(pause)))
+	waitReadyz(t, c, http.StatusOK, 5*time.Second)
+	after := settled(before+slack, 3*time.Second)
+	t.Logf("goroutines: %d before the burst, %d right after it, %d by %s into the pause, %d once it ended", before, during, held, released.Round(time.Millisecond), after)
+	if after > before+slack {
+		var dump strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&dump, 1)
+		t.Fatalf("goroutines piled up: %d before the burst, %d after the pause\n%s", before, after, dump.String())
+	}
+
+	// Recovery. The refreshes sent during the pause were queued by Redis
+	// and may have run once it resumed; the same token then gets the
+	// successor inside the grace window.
+	c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
+	c.do("GET", "/api/v1/sessions", g.AccessToken, nil).expect(t, 200)
+	var g2 grantData
+	c.postRefresh(g.RefreshToken).expect(t, 200).decode(t, &g2)
+	c.do("GET", "/api/v1/me", g2.AccessToken, nil).expect(t, 200)
+	c.login("pat", nil)
+}
+
+// clientIDs returns the ids of Redis's normal client connections of user
+// that have client tracking on (flags contain t): the connections that
+// carry an instance's invalidations.
+func clientIDs(t *testing.T, r *redistest.Server, user string) []string {
+	t.Helper()
+	var ids []string
+	for _, line := range strings.Split(r.MustDo("CLIENT", "LIST", "TYPE", "normal"), "\n") {
+		f := map[string]string{}
+		for _, kv := range strings.Fields(line) {
+			k, v, _ := strings.Cut(kv, "=")
+			f[k] = v
+		}
+		if f["user"] == user && strings.Contains(f["flags"], "t") {
+			ids = append(ids, f["id"])
+		}
+	}
+	return ids
+}
+
+// waitRefused polls GET /api/v1/me with token on c until it answers 401,
+// and fails the test if it still answers 200 after within. A 503 while the
+// instance reconnects is acceptable; any other answer is not.
+func waitRefused(t *testing.T, c *client, token string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		r := c.do("GET", "/api/v1/me", token, nil)
+		switch r.StatusCode {
+		case 401:
+			return time.Since(start)
+		case 200, 503:
+		default:
+			t.Fatalf("GET /api/v1/me: got %d while waiting for 401: %s", r.StatusCode, r.Body)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("a revoked session still answers %d after %s", r.StatusCode, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// past503 repeats req while it answers 503, for at most within, and
+// returns the first other answer.
+func past503(t *testing.T, within time.Duration, req func() *response) *response {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := req()
+		if r.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFaultInvalidationConnectionKilled kills instance B's Redis
+// connections, which carry its invalidation messages, with CLIENT KILL,
+// while B holds sessions in its client-side cache. B connects as its own
+// ACL user, so the kill hits B alone and A keeps working. A revocation on
+// A right after the kill, and one after B has reconnected, both reach B
+// within a second: B's cached copies died with their connection instead of
+// being served stale for the cache TTL.
+func TestFaultInvalidationConnectionKilled(t *testing.T) {
+	r := redistest.Start(t)
+	r.MustDo("ACL", "SETUSER", "instance-b", "on", ">b-secret", "~*", "&*", "+@all")
+	dir := t.TempDir()
+	a := startServer(t, map[string]string{"SESSIOND_REDIS_URL": r.URL(), "SESSIOND_DATA_DIR": dir})
+	b := startServer(t, map[string]string{"SESSIOND_REDIS_URL": "redis://instance-b:b-secret@" + r.Addr(), "SESSIOND_DATA_DIR": dir})
+	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
+	ca.register("kim")
+	keep := ca.login("kim", nil)
+	early := ca.login("kim", nil) // revoked right after the kill
+	late := ca.login("kim", nil)  // revoked after B has reconnected
+
+	// B caches both: after the first request, B answers without asking
+	// Redis.
+	for _, g := range []grantData{early, late} {
+		cb.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
+	}
+	reads := redisCalls(t, r, "hmget")
+	for range 10 {
+		for _, g := range []grantData{early, late} {
+			cb.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
+		}
+	}
+	if n := redisCalls(t, r, "hmget") - reads; n != 0 {
+		t.Fatalf("B read Redis %d times for 20 requests: the sessions are not cached, the test would prove nothing", n)
+	}
+
+	ids := clientIDs(t, r, "instance-b")
+	if len(ids) == 0 {
+		t.Fatalf("no tracking connection of instance B in CLIENT LIST:\n%s", r.MustDo("CLIENT", "LIST"))
+	}
+	for _, id := range ids {
+		r.MustDo("CLIENT", "KILL", "ID", id)
+	}
+	ca.do("DELETE", "/api/v1/sessions/"+early.Session.ID, keep.AccessToken, nil).expect(t, 200)
+	ca.do("GET", "/api/v1/me", early.AccessToken, nil).expect(t, 401)
+	d := waitRefused(t, cb, early.AccessToken, time.Second)
+	t.Logf("B refused the session revoked right after the kill after %s", d)
+
+	// B reconnects; the session it cached before the kill must not be
+	// served from that old copy, which no invalidation would ever reach:
+	// B reads it from Redis again, on a connection that tracks it.
+	reads = redisCalls(t, r, "hmget")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(clientIDs(t, r, "instance-b")) == 0 || cb.do("GET", "/api/v1/me", late.AccessToken, nil).StatusCode != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("B did not reconnect within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 10 {
+		cb.do("GET", "/api/v1/me", late.AccessToken, nil).expect(t, 200)
+	}
+	if redisCalls(t, r, "hmget") == reads {
+		t.Fatal("B kept answering from the copy it cached before its connection was killed")
+	}
+	ca.do("DELETE", "/api/v1/sessions/"+late.Session.ID, keep.AccessToken, nil).expect(t, 200)
+	d = waitRefused(t, cb, late.AccessToken, time.Second)
+	t.Logf("B refused the session cached before the kill and revoked after it reconnected after %s", d)
+
+	// B's other connections to Redis died too; an idle one is found dead
+	// when next used, and that one call answers 503 (never 200 or 401).
+	var list []sessionData
+	past503(t, 2*time.Second, func() *response {
+		return cb.do("GET", "/api/v1/sessions", keep.AccessToken, nil)
+	}).expect(t, 200).decode(t, &list)
+	if len(list) != 1 || list[0].ID != keep.Session.ID {
+		t.Fatalf("B's list after the revocations: got %+v, want only the keeping session", list)
+	}
+}
+
+// redisCalls returns how many times r has run cmd (INFO commandstats).
+func redisCalls(t *testing.T, r *redistest.Server, cmd string) int {
+	t.Helper()
+	info := r.MustDo("INFO", "commandstats")
+	_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, ch := range rest {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		n = n*10 + int(ch-'0')
+	}
+	return n
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/geoip"
+	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/prometheus"
+	"github.com/sessiond/sessiond/sqlite"
+	"github.com/sessiond/sessiond/web"
+)
+
+// stores is what a configuration opens.
+type stores struct {
+	sessions sessiond.SessionStore
+	users    sessiond.UserStore
+	limiter  sessiond.Limiter
+	broker   sessiond.Broker
+	// sweep says whether expired sessions must be deleted by a sweeper.
+	sweep bool
+	close []func() error
+}
+
+func (s *stores) Close() error {
+	var errs []error
+	for i := len(s.close) - 1; i >= 0; i-- {
+		errs = append(errs, s.close[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// openStores opens the stores the configuration names: SQLite in the data
+// directory by default.
+func openStores(ctx context.Context, c *config, log *slog.Logger) (*stores, error) {
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	st := &stores{}
+	db, err := sqlite.Open(filepath.Join(c.DataDir, "sessiond.db"))
+	if err != nil {
+		return nil, err
+	}
+	st.close = append(st.close, db.Close)
+	st.sessions = sqlite.NewSessionStore(db)
+	st.users = sqlite.NewUserStore(db)
+	st.limiter = sqlite.NewLimiter(db)
+	st.broker = sessiond.NewLocalBroker()
+	st.sweep = true
+	if c.RedisURL != "" {
+		if err := openRedis(ctx, c, st, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	if c.DatabaseURL != "" {
+		if err := openPostgres(ctx, c, st, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// open opens the configured stores and builds a Manager on them; the
+// caller closes the stores.
+func open(ctx context.Context, c *config, log *slog.Logger) (*sessiond.Manager, *stores, error) {
+	st, err := openStores(ctx, c, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := newManager(c, st, log)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return m, st, nil
+}
+
+// newManager builds the Manager of a configuration on opened stores.
+func newManager(c *config, st *stores, log *slog.Logger) (*sessiond.Manager, error) {
+	var sk *sessiond.SigningKey
+	var previous []ed25519.PublicKey
+	var err error
+	if c.SigningKeyFile != "" {
+		sk, previous, err = readSigningKeys(c.SigningKeyFile)
+	} else {
+		sk, err = sessiond.LoadOrCreateSigningKey(filepath.Join(c.DataDir, "signing-key.pem"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	var rk *sessiond.RefreshKey
+	var retired []*sessiond.RefreshKey
+	if c.RefreshKeyFile != "" {
+		rk, retired, err = readRefreshKeys(c.RefreshKeyFile)
+	} else {
+		rk, err = sessiond.LoadOrCreateRefreshKey(filepath.Join(c.DataDir, "refresh-key"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh key: %w", err)
+	}
+	m := sessiond.NewManager(st.sessions, st.users, sessiond.NewAccessTokens(c.Issuer, sk, previous...), sessiond.NewRefreshTokens(rk, retired...))
+	m.Broker = st.broker
+	m.Limiter = st.limiter
+	m.AccessTTL = c.AccessTTL
+	m.IdleTimeout = c.IdleTimeout
+	m.AbsoluteLifetime = c.AbsoluteLifetime
+	m.RefreshGrace = c.RefreshGrace
+	m.MaxSessions = c.MaxSessions
+	m.LimitPolicy = sessiond.LimitPolicy(c.LimitPolicy)
+	m.SignupOpen = c.Signup
+	m.Logger = log
+	return m, nil
+}
+
+func newLogger(c *config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, c, check := newFlagSet("sessiond serve", getenv, stderr)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	trusted, err := sessiondhttp.ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("SESSIOND_TRUSTED_PROXIES: %w", err)
+	}
+	log := newLogger(c, stdout)
+	m, st, err := open(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv := sessiondhttp.NewServer(m)
+	srv.TrustedProxies = trusted
+	srv.PublicURL = c.PublicURL
+	srv.Logger = log
+	srv.Page = web.Handler(web.Options{Signup: c.Signup, PublicURL: c.PublicURL})
+	if c.GeoIPDB != "" {
+		g, err := geoip.Open(c.GeoIPDB)
+		if err != nil {
+			return fmt.Errorf("SESSIOND_GEOIP_DB: %w", err)
+		}
+		defer g.Close()
+		srv.Locator = g
+	}
+	metrics := prometheus.New()
+	m.Observer = metrics
+	srv.Metrics = metrics
+	srv.MetricsHandler = metrics.Handler()
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    sessiondhttp.MaxHeaderBytes,
+		// Requests in flight finish during a shutdown: their context is
+		// not the one that a signal cancels.
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// Long-lived event streams end when shutdown starts, so it does not
+	// wait for them (the page reconnects elsewhere).
+	hs.RegisterOnShutdown(srv.StopStreams)
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSweep()
+	if st.sweep {
+		go m.Sweep(sweepCtx, time.Minute)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("sessiond listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr().String()))
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// displayAddr makes a listen address clickable: an unspecified host
+// becomes localhost.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + port
+}
+
+// readSigningKeys reads SESSIOND_SIGNING_KEY_FILE: one or more PKCS#8 PEM
+// Ed25519 keys. The first signs; the others only verify, so tokens signed
+// before a rotation stay valid until they expire.
+func readSigningKeys(path string) (*sessiond.SigningKey, []ed25519.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var current *sessiond.SigningKey
+	var previous []ed25519.PublicKey
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		k, err := sessiond.ParseSigningKey(pem.EncodeToMemory(block))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: key %d: %w", path, n, err)
+		}
+		if current == nil {
+			current = k
+		} else {
+			previous = append(previous, k.Key.Public().(ed25519.PublicKey))
+		}
+	}
+	if current == nil || len(bytes.TrimSpace(data)) > 0 {
+		return nil, nil, fmt.Errorf("%s: want one or more PKCS#8 PEM Ed25519 private keys", path)
+	}
+	return current, previous, nil
+}
+
+// readRefreshKeys reads SESSIOND_REFRESH_KEY_FILE: one base64 key per line.
+// The first mints new tokens; the others (retired keys) still verify.
+func readRefreshKeys(path string) (*sessiond.RefreshKey, []*sessiond.RefreshKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var keys []*sessiond.RefreshKey
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := sessiond.ParseRefreshKey([]byte(line))
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: line %d: %w", path, n+1, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, nil, fmt.Errorf("%s: want one or more base64 keys of 32 bytes, one per line", path)
+	}
+	return keys[0], keys[1:], nil
+}

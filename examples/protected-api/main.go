@@ -1,0 +1,127 @@
+// Command protected-api is a small Go service that embeds sessiond as a
+// library: users and sessions live in an SQLite file, sessiond's API is
+// mounted on the service's own mux under /api/v1/, and the service's own
+// GET /hello answers only signed-in users.
+//
+//	go run ./examples/protected-api -addr localhost:8081 -data ./data-example
+//	curl -s localhost:8081/api/v1/auth/register -H 'Content-Type: application/json' \
+//	    -d '{"username":"alice","email":"alice@example.com","password":"correct horse battery staple"}'
+//	TOKEN=$(curl -s localhost:8081/api/v1/auth/login -H 'Content-Type: application/json' \
+//	    -d '{"username":"alice","password":"correct horse battery staple"}' | jq -r .data.access_token)
+//	curl -s localhost:8081/hello -H "Authorization: Bearer $TOKEN"
+//	hello, alice (signed in on curl)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/sqlite"
+)
+
+func main() {
+	addr := flag.String("addr", "localhost:8081", "listen address")
+	dir := flag.String("data", "./data-example", "directory of the SQLite file and the keys")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *addr, *dir); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, addr, dir string) error {
+	app, err := newApp(dir)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	go app.manager.Sweep(ctx, time.Minute) // SQLite does not expire rows by itself
+
+	hs := &http.Server{Addr: addr, Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	slog.Info("listening", "addr", addr)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// app is the service: a sessiond Manager over SQLite and the HTTP server
+// that fronts it.
+type app struct {
+	manager *sessiond.Manager
+	server  *sessiondhttp.Server
+	db      *sqlite.DB
+}
+
+// newApp opens (or creates) the SQLite file and the keys in dir. The keys
+// are kept in files so that a restart keeps everyone signed in.
+func newApp(dir string) (*app, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	sk, err := sessiond.LoadOrCreateSigningKey(filepath.Join(dir, "signing-key.pem"))
+	if err != nil {
+		return nil, err
+	}
+	rk, err := sessiond.LoadOrCreateRefreshKey(filepath.Join(dir, "refresh-key"))
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlite.Open(filepath.Join(dir, "sessiond.db"))
+	if err != nil {
+		return nil, err
+	}
+	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db),
+		sessiond.NewAccessTokens("protected-api", sk), sessiond.NewRefreshTokens(rk))
+	m.Limiter = sqlite.NewLimiter(db) // throttle password guessing
+	srv := sessiondhttp.NewServer(m)
+	return &app{manager: m, server: srv, db: db}, nil
+}
+
+// Close closes the database.
+func (a *app) Close() error { return a.db.Close() }
+
+// Handler routes sessiond's API and the service's own routes.
+func (a *app) Handler() http.Handler {
+	api := a.server.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", api)
+	mux.Handle("/.well-known/", api)
+	mux.Handle("GET /hello", a.server.Middleware(http.HandlerFunc(a.hello)))
+	return mux
+}
+
+// hello greets the signed-in user; Middleware has checked the token and
+// put the session in the context.
+func (a *app) hello(w http.ResponseWriter, r *http.Request) {
+	s, _ := sessiond.FromContext(r.Context())
+	u, err := a.manager.User(r.Context(), s.UserID)
+	if err != nil {
+		http.Error(w, "try again shortly", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "hello, %s (signed in on %s)\n", u.Username, s.Device)
+}
