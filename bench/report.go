@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"html"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// report is everything one run measured.
+type report struct {
+	Started      time.Time
+	Machine      string
+	RedisVersion string
+	Load         [2]string
+	Config       *config
+	Remote       string
+
+	Throughput       []*throughputResult
+	Revocation       []*revocationResult
+	MemoryPerSession float64
+	MemoryDetail     string
+	Scale            *scaleResult
+	Login            []*loginResult
+	MicroRaw         string
+	Benchstat        string
+	Comparisons      []comparison
+	// Took is how long each scenario ran, in run order.
+	Took []took
+}
+
+type took struct {
+	scenario string
+	d        time.Duration
+}
+
+// comparison is one benchstat comparison within the run.
+type comparison struct{ title, out string }
+
+// Targets of issue 8.
+const (
+	targetRatio      = 0.85
+	targetVisibleP99 = 2 * time.Millisecond
+	targetMemory     = 350
+	targetLoginShare = 0.05
+)
+
+const notesStart, notesEnd = "<!-- notes: kept when the report is regenerated -->", "<!-- /notes -->"
+
+// write writes the report (and its chart) to c.out, keeping the notes
+// section of the file it replaces, or prints it.
+func (r *report) write(c *config) error {
+	r.Load[1] = loadAvg()
+	if c.out == "" {
+		fmt.Print(r.markdown("", ""))
+		return nil
+	}
+	notes := ""
+	if old, err := os.ReadFile(c.out); err == nil {
+		if i := bytes.Index(old, []byte(notesStart)); i >= 0 {
+			if j := bytes.Index(old[i:], []byte(notesEnd)); j >= 0 {
+				notes = strings.TrimSpace(string(old[i+len(notesStart) : i+j]))
+			}
+		}
+	}
+	svgName := strings.TrimSuffix(filepath.Base(c.out), filepath.Ext(c.out)) + ".svg"
+	if err := os.WriteFile(filepath.Join(filepath.Dir(c.out), svgName), []byte(r.svg()), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.out, []byte(r.markdown(svgName, notes)), 0o644); err != nil {
+		return err
+	}
+	status("wrote %s and %s", c.out, svgName)
+	return nil
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+func goVersion() string {
+	if out, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
+		return strings.TrimSpace(string(out))
+	}
+	return runtime.Version()
+}
+
+func (r *report) markdown(svgName, notes string) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	c := r.Config
+	p("# sessiond benchmarks\n\n")
+	p("Written by `go run ./bench -out docs/benchmarks.md` (see the README) on %s; the run took %s.\n\n",
+		r.Started.UTC().Format("2006-01-02 15:04 MST"), time.Since(r.Started).Round(time.Second))
+	p("| | |\n|---|---|\n")
+	p("| machine | %s |\n", r.Machine)
+	p("| Go | %s |\n", goVersion())
+	if r.RedisVersion != "" {
+		p("| Redis | %s (redis-server started by the benchmark: no persistence, loopback) |\n", r.RedisVersion)
+	}
+	if r.Remote != "" {
+		p("| server | %s |\n", r.Remote)
+	}
+	p("| load average (1, 5, 15 min) at start, at end | %s; %s |\n", r.Load[0], r.Load[1])
+	if len(r.Took) > 0 {
+		var parts []string
+		for _, t := range r.Took {
+			parts = append(parts, fmt.Sprintf("%s %s", t.scenario, t.d.Round(time.Second)))
+		}
+		p("| time per scenario | %s |\n", strings.Join(parts, ", "))
+	}
+	p("\n")
+	p("The machine is shared with other work (builds, tests, browsers), so absolute rates and latencies move a lot\n")
+	p("from one run to the next. Every comparison below is measured **within one run**, in alternating slices,\n")
+	p("and the targets are about those ratios. The client, the servers and Redis share the same cores.\n\n")
+
+	p("## Summary\n\n| figure | measured | target | |\n|---|---|---|---|\n")
+	for _, t := range r.Throughput {
+		p("| `GET /api/v1/me` ÷ `GET /.well-known/jwks.json` throughput, %s | %.2f | ≥ %.2f | %s |\n",
+			t.Store, t.Ratio(), targetRatio, verdict(t.Ratio() >= targetRatio))
+	}
+	for _, v := range r.Revocation {
+		if v.Strict {
+			p("| revocation seen by the other instance, strict mode: p99 (%d trials) | %s | ≤ %s | %s |\n",
+				v.Trials, fmtDur(v.Visible.Quantile(.99)), fmtDur(targetVisibleP99), verdict(v.Visible.Quantile(.99) <= targetVisibleP99))
+			continue
+		}
+		p("| revocation seen by the other instance: p99 (%d trials) | %s | ≤ %s | %s |\n",
+			v.Trials, fmtDur(v.Visible.Quantile(.99)), fmtDur(targetVisibleP99), verdict(v.Visible.Quantile(.99) <= targetVisibleP99))
+		p("| requests accepted by the revoking instance after its DELETE returned | %d | 0 | %s |\n", v.StaleA, verdict(v.StaleA == 0))
+		p("| requests accepted by the other instance after the DELETE returned | %d in %d of %d trials | (reported) | |\n",
+			v.StaleB, v.StaleTrials, v.Trials)
+	}
+	if r.MemoryPerSession > 0 {
+		p("| Redis memory per session (100,000 sessions, 5 per user) | %.0f bytes | ≤ %d bytes | %s |\n",
+			r.MemoryPerSession, targetMemory, verdict(r.MemoryPerSession <= targetMemory))
+	}
+	if s := r.Scale; s != nil {
+		p("| list %s sessions of one user, Redis: store / HTTP p50 | %s / %s | (reported) | |\n",
+			thousands(s.ListSessions), fmtDur(s.StoreList.Quantile(.5)), fmtDur(s.HTTPList.Quantile(.5)))
+		p("| revoke all %s sessions of one user, Redis: store / HTTP p50 | %s / %s | (reported) | |\n",
+			thousands(s.RevokeSessions), fmtDur(s.StoreRevokeAll.Quantile(.5)), fmtDur(s.HTTPRevoke.Quantile(.5)))
+	}
+	for _, l := range r.Login {
+		p("| login time beyond the argon2id hash, sessions in %s | %.1f%% | ≤ %.0f%% | %s |\n",
+			l.Store, 100*l.Overhead(), 100*targetLoginShare, verdict(l.Overhead() <= targetLoginShare))
+	}
+	p("\n")
+	if svgName != "" {
+		p("![Throughput and latency](%s)\n\n", svgName)
+	}
+
+	if len(r.Throughput) > 0 {
+		t0 := r.Throughput[0]
+		p("## Throughput: `/me` against the JWKS\n\n")
+		p("A closed loop of %d keep-alive clients alternates %s slices of `GET /api/v1/me` (a valid Bearer token: the\n", t0.Concurrency, t0.Slice)
+		p("cached signature check, the session looked up in the store on every request, the user, the JSON answer) and of\n")
+		p("the public `GET /.well-known/jwks.json` on the same server, %d slices of each in the order me, jwks, jwks, me, ...,\n", len(t0.MeRPS))
+		p("after one unmeasured slice of each. The ratio is median(me slices) ÷ median(jwks slices). On Redis the measurement\n")
+		p("starts 11 s after the logins, once the instance that wrote the sessions serves them from its client-side cache.\n\n")
+		p("| store | /me req/s (median slice) | JWKS req/s | ratio | /me p50 / p99 | JWKS p50 / p99 | errors |\n|---|---|---|---|---|---|---|\n")
+		for _, t := range r.Throughput {
+			p("| %s | %.0f | %.0f | **%.2f** | %s / %s | %s / %s | %d |\n", t.Store, median(t.MeRPS), median(t.JWKSRPS), t.Ratio(),
+				fmtDur(t.Me.Quantile(.5)), fmtDur(t.Me.Quantile(.99)), fmtDur(t.JWKS.Quantile(.5)), fmtDur(t.JWKS.Quantile(.99)), t.Errors)
+		}
+		p("\nRates of every slice, in run order (me | jwks):\n\n")
+		for _, t := range r.Throughput {
+			p("- %s: %s | %s\n", t.Store, rates(t.MeRPS), rates(t.JWKSRPS))
+		}
+		p("\n")
+	}
+
+	if len(r.Revocation) > 0 {
+		p("## Revocation visibility across instances\n\n")
+		p("Two instances, A and B, share one Redis (sessions) and one data directory (users, keys). In each trial a new\n")
+		p("session is used 3 times on each instance (so both hold it in their client-side cache), then %d clients ask B\n", c.hammers)
+		p("and one asks A with its token in a loop, over kept-alive connections, while another session of the same user\n")
+		p("revokes it with `DELETE /api/v1/sessions/{id}` on A. The time is measured from the moment the DELETE's answer was\n")
+		p("read to the moment the first 401 from B was read (0 when B refused before the DELETE returned); it includes one\n")
+		p("request's round trip to B, so it is an upper bound of the window.\n\n")
+		p("| mode | trials | p50 | p90 | p99 | max | B accepted after the DELETE returned | A accepted after its DELETE returned |\n|---|---|---|---|---|---|---|---|\n")
+		for _, v := range r.Revocation {
+			mode := "client-side cache (default)"
+			if v.Strict {
+				mode = "strict (`SESSIOND_REDIS_STRICT=true`)"
+			}
+			p("| %s | %d | %s | %s | %s | %s | %d requests (of %d sent after it) in %d trials | %d |\n", mode, v.Trials,
+				fmtDur(v.Visible.Quantile(.5)), fmtDur(v.Visible.Quantile(.9)), fmtDur(v.Visible.Quantile(.99)), fmtDur(v.Visible.Max()),
+				v.StaleB, v.RequestsB, v.StaleTrials, v.StaleA)
+		}
+		p("\n")
+	}
+
+	if r.MemoryPerSession > 0 {
+		p("## Redis memory\n\n")
+		p("`go test ./redis -bench '^BenchmarkMemory$'` creates 100,000 sessions, 5 per user, with the fields of DESIGN section 1\n")
+		p("(device id hash, device, class, mostly IPv4 addresses, usually a location, seldom a name; no raw User-Agent) in a\n")
+		p("fresh redis-server, and divides the growth of `INFO memory` `used_memory` by the sessions: session hashes, the\n")
+		p("per-user indexes and the keyspace's own overhead.\n\n")
+		p("**%.0f bytes per session.**", r.MemoryPerSession)
+		if r.MemoryDetail != "" {
+			p(" %s.", r.MemoryDetail)
+		}
+		p("\n\n")
+	}
+
+	if s := r.Scale; s != nil {
+		p("## Scale per user (Redis)\n\n")
+		p("Sessions are written straight into Redis through the store (realistic fields, no device id), then read and ended through\n")
+		p("the store (one script call each) and through the API of an instance with `SESSIOND_MAX_SESSIONS=0`, with an access\n")
+		p("token signed by the instance's key. The API's revoke-all also logs and publishes one event per ended session.\n\n")
+		p("| operation | runs | store p50 | store max | HTTP p50 | HTTP max |\n|---|---|---|---|---|---|\n")
+		p("| list %s sessions (`GET /api/v1/sessions`, %s of JSON) | %d | %s | %s | %s | %s |\n", thousands(s.ListSessions), bytesize(s.ListBytes),
+			s.StoreList.Count(), fmtDur(s.StoreList.Quantile(.5)), fmtDur(s.StoreList.Max()), fmtDur(s.HTTPList.Quantile(.5)), fmtDur(s.HTTPList.Max()))
+		p("| revoke all %s sessions (`DELETE /api/v1/sessions`) | %d | %s | %s | %s | %s |\n\n", thousands(s.RevokeSessions),
+			s.StoreRevokeAll.Count(), fmtDur(s.StoreRevokeAll.Quantile(.5)), fmtDur(s.StoreRevokeAll.Max()), fmtDur(s.HTTPRevoke.Quantile(.5)), fmtDur(s.HTTPRevoke.Max()))
+	}
+
+	if len(r.Login) > 0 {
+		p("## Login\n\n")
+		p("%d logins over HTTP (JSON body, a new device each; users in SQLite, sessions and throttles in the store named),\n", r.Login[0].Logins)
+		p("one at a time, alternating with as many calls of `sessiond.PasswordHasher.Verify` (argon2id m=19 MiB, t=2, p=1)\n")
+		p("in the benchmark process while the server idles. Time beyond the hash: (median login − median hash) ÷ median login.\n\n")
+		p("| sessions in | login p50 | login max | hash alone p50 | hash alone max | beyond the hash |\n|---|---|---|---|---|---|\n")
+		for _, l := range r.Login {
+			p("| %s | %s | %s | %s | %s | **%.1f%%** |\n", l.Store, fmtDur(l.Login.Quantile(.5)), fmtDur(l.Login.Max()),
+				fmtDur(l.Verify.Quantile(.5)), fmtDur(l.Verify.Max()), 100*l.Overhead())
+		}
+		p("\n")
+	}
+
+	if r.Benchstat != "" {
+		p("## Micro-benchmarks\n\n")
+		p("`go test -bench` with `-count %d -benchtime %s`, summarized by `benchstat` (install it with\n", c.microCount, c.benchtime)
+		p("`go install golang.org/x/perf/cmd/benchstat@latest`). Token verification cold (`VerifyUncached`) and cached;\n")
+		p("`Authenticate` is the whole per-request check (cached token, session lookup) per store; `RefreshSession` includes\n")
+		p("its throttles; `Create`, `Revoke` and `List1000` are the Lua scripts. SQLite writes wait for fsync\n")
+		p("(`synchronous=FULL`).\n\n")
+		p("```\n%s```\n\n", r.Benchstat)
+		for _, c := range r.Comparisons {
+			p("Compared within the run: %s.\n\n```\n%s```\n\n", c.title, c.out)
+		}
+	}
+
+	p("## Notes\n\n%s\n", notesStart)
+	if notes != "" {
+		p("%s\n", notes)
+	}
+	p("%s\n", notesEnd)
+	return b.String()
+}
+
+func rates(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(s, " ")
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func bytesize(n int) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+}
+
+// svg draws the chart: throughput bars per store on the left, latency
+// percentiles on a log scale on the right.
+func (r *report) svg() string {
+	const w, h = 1000, 420
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
+	p(`<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
+	colors := map[string]string{"me": "#1f77b4", "jwks": "#aaaaaa"}
+
+	// Left: throughput.
+	x0, y0, pw, ph := 60.0, 50.0, 330.0, 290.0
+	p(`<text x="%.0f" y="24" font-size="14" font-weight="bold">Throughput (median slice, req/s)</text>`+"\n", x0-40)
+	maxRPS := 1.0
+	for _, t := range r.Throughput {
+		maxRPS = max(maxRPS, median(t.MeRPS), median(t.JWKSRPS))
+	}
+	top := niceCeil(maxRPS)
+	for i := 0; i <= 4; i++ {
+		v := top * float64(i) / 4
+		y := y0 + ph - ph*v/top
+		p(`<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#eee"/>`+"\n", x0, x0+pw, y, y)
+		p(`<text x="%.0f" y="%.1f" text-anchor="end" fill="#555">%.0f</text>`+"\n", x0-6, y+4, v)
+	}
+	if n := len(r.Throughput); n > 0 {
+		gw := pw / float64(n)
+		for i, t := range r.Throughput {
+			gx := x0 + gw*float64(i)
+			bw := gw * 0.3
+			for k, v := range []struct {
+				name string
+				rps  float64
+			}{{"me", median(t.MeRPS)}, {"jwks", median(t.JWKSRPS)}} {
+				x := gx + gw*0.17 + float64(k)*(bw+gw*0.06)
+				bh := ph * v.rps / top
+				p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", x, y0+ph-bh, bw, bh, colors[v.name])
+				p(`<text x="%.1f" y="%.1f" text-anchor="middle" font-size="11">%.0f</text>`+"\n", x+bw/2, y0+ph-bh-4, v.rps)
+			}
+			p(`<text x="%.1f" y="%.1f" text-anchor="middle">%s: ratio %.2f</text>`+"\n", gx+gw/2, y0+ph+18, html.EscapeString(t.Store), t.Ratio())
+		}
+	}
+	p(`<rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f">GET /api/v1/me</text>`+"\n", x0, y0+ph+32, colors["me"], x0+14, y0+ph+41)
+	p(`<rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f">GET /.well-known/jwks.json</text>`+"\n", x0+130, y0+ph+32, colors["jwks"], x0+144, y0+ph+41)
+
+	// Right: latency percentiles.
+	type series struct {
+		name, color string
+		dash        bool
+		h           *histogram
+	}
+	var ss []series
+	palette := []string{"#1f77b4", "#ff7f0e"}
+	for i, t := range r.Throughput {
+		c := palette[i%len(palette)]
+		ss = append(ss, series{"/me, " + t.Store, c, false, &t.Me}, series{"JWKS, " + t.Store, c, true, &t.JWKS})
+	}
+	for _, v := range r.Revocation {
+		name, c := "revoked → refused on B", "#d62728"
+		if v.Strict {
+			name, c = "same, strict mode", "#9467bd"
+		}
+		ss = append(ss, series{name, c, false, &v.Visible})
+	}
+	qs := []struct {
+		label string
+		q     float64
+	}{{"p50", .5}, {"p90", .9}, {"p99", .99}, {"p99.9", .999}, {"max", 1}}
+	x1, pw1 := 560.0, 250.0
+	p(`<text x="%.0f" y="24" font-size="14" font-weight="bold">Latency (log scale)</text>`+"\n", x1-60)
+	lo, hi := math.Inf(1), 0.0
+	for _, s := range ss {
+		for _, q := range qs {
+			if v := float64(s.h.Quantile(q.q)); v > 0 {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+	}
+	if hi > 0 {
+		dlo := math.Floor(math.Log10(lo))
+		dhi := math.Ceil(math.Log10(hi))
+		if dhi == dlo {
+			dhi++
+		}
+		yOf := func(v float64) float64 {
+			v = math.Max(v, math.Pow(10, dlo))
+			return y0 + ph - ph*(math.Log10(v)-dlo)/(dhi-dlo)
+		}
+		for d := dlo; d <= dhi; d++ {
+			y := yOf(math.Pow(10, d))
+			p(`<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#eee"/>`+"\n", x1, x1+pw1, y, y)
+			p(`<text x="%.0f" y="%.1f" text-anchor="end" fill="#555">%s</text>`+"\n", x1-6, y+4, tickDur(time.Duration(math.Pow(10, d))))
+		}
+		xOf := func(i int) float64 { return x1 + 15 + (pw1-30)*float64(i)/float64(len(qs)-1) }
+		for i, q := range qs {
+			p(`<text x="%.1f" y="%.0f" text-anchor="middle" fill="#555">%s</text>`+"\n", xOf(i), y0+ph+18, q.label)
+		}
+		for k, s := range ss {
+			var pts []string
+			for i, q := range qs {
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", xOf(i), yOf(float64(s.h.Quantile(q.q)))))
+			}
+			dash := ""
+			if s.dash {
+				dash = ` stroke-dasharray="5,4"`
+			}
+			p(`<polyline points="%s" fill="none" stroke="%s" stroke-width="2"%s/>`+"\n", strings.Join(pts, " "), s.color, dash)
+			ly := y0 + 10 + float64(k)*18
+			p(`<line x1="%.0f" x2="%.0f" y1="%.0f" y2="%.0f" stroke="%s" stroke-width="2"%s/>`+"\n", x1+pw1+15, x1+pw1+40, ly, ly, s.color, dash)
+			p(`<text x="%.0f" y="%.0f">%s</text>`+"\n", x1+pw1+45, ly+4, html.EscapeString(s.name))
+		}
+	}
+	if len(r.Revocation) > 0 {
+		p(`<text x="%.0f" y="%.0f" fill="#555" font-size="11">Revocation: from the DELETE's answer on A to the first 401 from B;</text>`+"\n", x1-60, y0+ph+38)
+		p(`<text x="%.0f" y="%.0f" fill="#555" font-size="11">0 (B refused before the DELETE returned) is drawn at the bottom.</text>`+"\n", x1-60, y0+ph+52)
+	}
+	p("</svg>\n")
+	return b.String()
+}
+
+// tickDur labels a power of ten of nanoseconds.
+func tickDur(d time.Duration) string {
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%d ns", d)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%d µs", d/time.Microsecond)
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d/time.Millisecond)
+	default:
+		return fmt.Sprintf("%d s", d/time.Second)
+	}
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+func niceCeil(v float64) float64 {
+	e := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*e >= v {
+			return m * e
+		}
+	}
+	return 10 * e
+}

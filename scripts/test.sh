@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of sessiond on a fresh Debian machine: installs what the
+# tests need when it is missing (redis-server, chromium, openssl, nginx,
+# postgresql, node and npm), then runs the Go tests. Usage: bash scripts/test.sh [go test flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v openssl >/dev/null || need+=(openssl)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+go version
+go vet ./...
+go test -count=1 -timeout 15m "$@" ./...
+
+# Then each fuzz target briefly (FUZZTIME, default 10s each): token and
+# refresh token parsing, User-Agent parsing, client IPs and request decoding.
+for target in 'FuzzAccessVerify .' 'FuzzRefreshParse .' 'FuzzParse ./useragent' \
+  'FuzzClientIP ./http' 'FuzzDecodeRequest ./http'; do
+  set -- $target
+  go test -run '^$' -fuzz "^$1\$" -fuzztime "${FUZZTIME:-10s}" "$2"
+done
