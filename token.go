@@ -3,11 +3,11 @@ package sessiond
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -46,8 +46,8 @@ type AccessClaims struct {
 // (alg EdDSA, typ at+jwt, kid). It is safe for concurrent use.
 //
 // Verify remembers the tokens it has verified (a bounded cache keyed by the
-// SHA-256 of the exact token string), so a token seen before costs a hash
-// and a map lookup instead of a signature check. The cache never changes an
+// exact token string), so a token seen before costs a map lookup instead of
+// a signature check. The cache never changes an
 // answer: exp and nbf are checked against now on every call, and a token is
 // only cached after it verified in full.
 type AccessTokens struct {
@@ -176,8 +176,7 @@ func (a *AccessTokens) Verify(token string, now time.Time) (*AccessClaims, error
 	if len(token) > MaxAccessTokenSize {
 		return nil, errTokenTooLarge
 	}
-	key := tokenKey(token)
-	if e, ok := a.cache.get(&key); ok {
+	if e, ok := a.cache.get(token); ok {
 		if err := e.check(now); err != nil {
 			return nil, err
 		}
@@ -187,23 +186,8 @@ func (a *AccessTokens) Verify(token string, now time.Time) (*AccessClaims, error
 	if err != nil {
 		return nil, err
 	}
-	a.cache.put(&key, newCacheEntry(c), now)
+	a.cache.put(token, newCacheEntry(c), now)
 	return cloneClaims(c), nil
-}
-
-// hashBuffers spare tokenKey an allocation per call for the []byte copy
-// of the token that sha256 needs.
-var hashBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// tokenKey is the cache key of token: SHA-256 of its exact bytes, so two
-// tokens share an entry only if they are the same string.
-func tokenKey(token string) [sha256.Size]byte {
-	bp := hashBuffers.Get().(*[]byte)
-	b := append((*bp)[:0], token...)
-	key := sha256.Sum256(b)
-	*bp = b[:0]
-	hashBuffers.Put(bp)
-	return key
 }
 
 // VerifyUncached is Verify without the cache: every call checks the
@@ -411,19 +395,22 @@ func (e *cacheEntry) check(now time.Time) error {
 // maps so concurrent requests rarely wait on each other.
 const cacheShards = 64
 
-// verifiedCache maps the SHA-256 of a verified token to its entry. Each
-// shard holds at most perShard entries; inserting into a full shard first
-// drops expired entries among a few it samples, else one of them, so every
-// operation is O(1). Go randomizes where map iteration starts, which makes
-// the sample random.
+// verifiedCache maps a verified token, the exact string, to its entry. A
+// look-up compares the whole string, so no other token, however crafted,
+// can find an entry; a keyed hash only picks the shard. Each shard holds at
+// most perShard entries; inserting into a full shard first drops expired
+// entries among a few it samples, else one of them, so every operation is
+// O(1). Go randomizes where map iteration starts, which makes the sample
+// random. An entry costs the token's length plus about 250 bytes.
 type verifiedCache struct {
 	perShard int
+	seed     maphash.Seed
 	shards   [cacheShards]cacheShard
 }
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[[sha256.Size]byte]cacheEntry
+	m  map[string]cacheEntry
 	_  [32]byte // keep shards on separate cache lines
 }
 
@@ -431,32 +418,37 @@ type cacheShard struct {
 const evictionSample = 8
 
 func newVerifiedCache(size int) *verifiedCache {
-	c := &verifiedCache{perShard: max(1, size/cacheShards)}
+	c := &verifiedCache{perShard: max(1, size/cacheShards), seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].m = make(map[[sha256.Size]byte]cacheEntry)
+		c.shards[i].m = make(map[string]cacheEntry)
 	}
 	return c
 }
 
-func (c *verifiedCache) shard(key *[sha256.Size]byte) *cacheShard {
-	return &c.shards[key[0]%cacheShards]
+func (c *verifiedCache) shard(token string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, token)%cacheShards]
 }
 
-func (c *verifiedCache) get(key *[sha256.Size]byte) (cacheEntry, bool) {
-	s := c.shard(key)
+func (c *verifiedCache) get(token string) (cacheEntry, bool) {
+	s := c.shard(token)
 	s.mu.RLock()
-	e, ok := s.m[*key]
+	e, ok := s.m[token]
 	s.mu.RUnlock()
 	return e, ok
 }
 
-func (c *verifiedCache) put(key *[sha256.Size]byte, e cacheEntry, now time.Time) {
-	s := c.shard(key)
+// put stores e for token. It keeps its own copy of token, so a caller's
+// buffer (a request header) is not retained.
+func (c *verifiedCache) put(token string, e cacheEntry, now time.Time) {
+	s := c.shard(token)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[*key]; !ok && len(s.m) >= c.perShard {
-		var victim [sha256.Size]byte
-		evicted, n := false, 0
+	if _, ok := s.m[token]; ok {
+		s.m[token] = e
+		return
+	}
+	if len(s.m) >= c.perShard {
+		victim, evicted, n := "", false, 0
 		for k, old := range s.m {
 			if n == 0 {
 				victim = k
@@ -473,7 +465,7 @@ func (c *verifiedCache) put(key *[sha256.Size]byte, e cacheEntry, now time.Time)
 			delete(s.m, victim)
 		}
 	}
-	s.m[*key] = e
+	s.m[strings.Clone(token)] = e
 }
 
 // len returns the number of cached tokens.

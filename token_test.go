@@ -540,11 +540,20 @@ func TestVerifiedCacheBound(t *testing.T) {
 	entry := func(exp time.Time) cacheEntry {
 		return cacheEntry{expiresBefore: exp, claims: &AccessClaims{}}
 	}
+	// sameShard returns n distinct keys that c puts in one shard.
+	sameShard := func(c *verifiedCache, n int) []string {
+		keys := []string{"token-0"}
+		for i := 1; len(keys) < n; i++ {
+			if k := fmt.Sprint("token-", i); c.shard(k) == c.shard(keys[0]) {
+				keys = append(keys, k)
+			}
+		}
+		return keys
+	}
 	t.Run("size is bounded", func(t *testing.T) {
 		c := newVerifiedCache(2 * cacheShards)
 		for i := range 10_000 {
-			k := sha256.Sum256([]byte(fmt.Sprint(i)))
-			c.put(&k, entry(t0.Add(time.Hour)), t0)
+			c.put(fmt.Sprint(i), entry(t0.Add(time.Hour)), t0)
 		}
 		if n := c.len(); n > 2*cacheShards {
 			t.Errorf("cache holds %d entries, want at most %d", n, 2*cacheShards)
@@ -552,39 +561,47 @@ func TestVerifiedCacheBound(t *testing.T) {
 	})
 	t.Run("expired entries go first", func(t *testing.T) {
 		c := newVerifiedCache(evictionSample * cacheShards) // a shard holds evictionSample entries
-		key := func(i int) *[sha256.Size]byte {
-			var k [sha256.Size]byte
-			k[0], k[1] = 0, byte(i) // all in shard 0
-			return &k
-		}
-		live := key(0)
+		keys := sameShard(c, evictionSample+1)
+		live, expired, last := keys[0], keys[1:evictionSample], keys[evictionSample]
 		c.put(live, entry(t0.Add(time.Hour)), t0)
-		for i := 1; i < evictionSample; i++ {
-			c.put(key(i), entry(t0.Add(-time.Second)), t0)
+		for _, k := range expired {
+			c.put(k, entry(t0.Add(-time.Second)), t0)
 		}
-		c.put(key(200), entry(t0.Add(time.Hour)), t0)
+		c.put(last, entry(t0.Add(time.Hour)), t0)
 		if _, ok := c.get(live); !ok {
 			t.Error("a live entry was evicted while expired ones were there")
 		}
-		if _, ok := c.get(key(200)); !ok {
+		if _, ok := c.get(last); !ok {
 			t.Error("the new entry is missing")
 		}
-		for i := 1; i < evictionSample; i++ {
-			if _, ok := c.get(key(i)); ok {
-				t.Errorf("expired entry %d is still cached", i)
+		for _, k := range expired {
+			if _, ok := c.get(k); ok {
+				t.Errorf("expired entry %s is still cached", k)
 			}
 		}
 	})
 	t.Run("a full shard of live entries evicts one", func(t *testing.T) {
 		c := newVerifiedCache(cacheShards) // one entry a shard
-		var a, b [sha256.Size]byte
-		b[1] = 1
-		c.put(&a, entry(t0.Add(time.Hour)), t0)
-		c.put(&b, entry(t0.Add(time.Hour)), t0)
-		_, okA := c.get(&a)
-		_, okB := c.get(&b)
+		keys := sameShard(c, 2)
+		a, b := keys[0], keys[1]
+		c.put(a, entry(t0.Add(time.Hour)), t0)
+		c.put(b, entry(t0.Add(time.Hour)), t0)
+		_, okA := c.get(a)
+		_, okB := c.get(b)
 		if okA || !okB {
 			t.Errorf("after inserting into a full shard: old cached %v, new cached %v; want false, true", okA, okB)
+		}
+	})
+	t.Run("only the exact token finds an entry", func(t *testing.T) {
+		c := newVerifiedCache(100)
+		c.put("header.claims.signature", entry(t0.Add(time.Hour)), t0)
+		for _, k := range []string{"header.claims.signatur", "header.claims.signature ", "Header.claims.signature", "HEADER.claims.signature"} {
+			if _, ok := c.get(k); ok {
+				t.Errorf("get(%q) found the entry of another token", k)
+			}
+		}
+		if _, ok := c.get("header.claims.signature"); !ok {
+			t.Error("the token itself is not found")
 		}
 	})
 }
