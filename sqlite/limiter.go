@@ -34,8 +34,7 @@ func NewLimiter(db *DB) *Limiter {
 func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
 	var n int
 	var oldest sql.NullInt64
-	err := l.db.read.QueryRowContext(ctx, `SELECT count(*), min(at) FROM limiter_events WHERE key = ? AND at > ?`,
-		key, ms(now.Add(-window))).Scan(&n, &oldest)
+	err := l.db.stmts.limiterCount.QueryRowContext(ctx, key, ms(now.Add(-window))).Scan(&n, &oldest)
 	if err != nil {
 		return 0, 0, wrap(err, "count")
 	}
@@ -53,12 +52,10 @@ func (l *Limiter) Add(ctx context.Context, key string, window time.Duration, now
 		return wrap(err, "add")
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO limiter_events (key, at, expires_at) VALUES (?, ?, ?)`,
-		key, nowMS, ms(now.Add(window))); err != nil {
+	if _, err := tx.StmtContext(ctx, l.db.stmts.limiterAdd).ExecContext(ctx, key, nowMS, ms(now.Add(window))); err != nil {
 		return wrap(err, "add")
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM limiter_events WHERE key = ? AND at <= ?`,
-		key, ms(now.Add(-window))); err != nil {
+	if _, err := tx.StmtContext(ctx, l.db.stmts.limiterPrune).ExecContext(ctx, key, ms(now.Add(-window))); err != nil {
 		return wrap(err, "add: prune")
 	}
 	last := l.lastSweep.Load()
@@ -80,7 +77,7 @@ func (l *Limiter) Add(ctx context.Context, key string, window time.Duration, now
 
 // Reset implements sessiond.Limiter.
 func (l *Limiter) Reset(ctx context.Context, key string) error {
-	if _, err := l.db.write.ExecContext(ctx, `DELETE FROM limiter_events WHERE key = ?`, key); err != nil {
+	if _, err := l.db.stmts.limiterReset.ExecContext(ctx, key); err != nil {
 		return wrap(err, "reset")
 	}
 	return nil

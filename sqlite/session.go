@@ -75,9 +75,7 @@ func (st *SessionStore) Create(ctx context.Context, s *sessiond.Session, limit s
 	nowMS := ms(now)
 
 	if s.DeviceID != "" {
-		rows, err := tx.QueryContext(ctx, `DELETE FROM sessions
-			WHERE user_id = ? AND device_id = ? AND expires_at > ? RETURNING id`,
-			s.UserID, s.DeviceID, nowMS)
+		rows, err := tx.StmtContext(ctx, st.db.stmts.sessionReplace).QueryContext(ctx, s.UserID, s.DeviceID, nowMS)
 		if err != nil {
 			return nil, wrap(err, "create %s: replace", s.ID)
 		}
@@ -92,8 +90,7 @@ func (st *SessionStore) Create(ctx context.Context, s *sessiond.Session, limit s
 
 	if limit.Max > 0 {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sessions WHERE user_id = ? AND expires_at > ?`,
-			s.UserID, nowMS).Scan(&n); err != nil {
+		if err := tx.StmtContext(ctx, st.db.stmts.sessionCount).QueryRowContext(ctx, s.UserID, nowMS).Scan(&n); err != nil {
 			return nil, wrap(err, "create %s: count", s.ID)
 		}
 		if n >= limit.Max {
@@ -117,8 +114,7 @@ func (st *SessionStore) Create(ctx context.Context, s *sessiond.Session, limit s
 		}
 	}
 
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.StmtContext(ctx, st.db.stmts.sessionInsert).ExecContext(ctx,
 		s.ID, s.UserID, s.DeviceID, s.Device, s.DeviceClass, s.Name, s.IPAddress, s.Location,
 		ms(s.CreatedAt), ms(s.LastActive), ms(s.ExpiresAt), int64(s.Generation), ms(s.RotatedAt)); err != nil {
 		if uniqueViolation(err, "sessions.id") {
@@ -165,8 +161,7 @@ func (st *SessionStore) Get(ctx context.Context, userID, id string, now time.Tim
 	}
 
 	gen := c.generation()
-	s, err := scanSession(st.db.read.QueryRowContext(ctx,
-		`SELECT `+sessionColumns+` FROM sessions WHERE id = ? AND user_id = ?`, id, userID))
+	s, err := scanSession(st.db.stmts.sessionGet.QueryRowContext(ctx, id, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
@@ -206,9 +201,7 @@ func (st *SessionStore) List(ctx context.Context, userID string, now time.Time) 
 // Touch implements sessiond.SessionStore.
 func (st *SessionStore) Touch(ctx context.Context, userID, id string, lastActive, expiresAt time.Time) error {
 	defer st.db.sessions.invalidate(userID, id)
-	res, err := st.db.write.ExecContext(ctx,
-		`UPDATE sessions SET last_active = ?, expires_at = ? WHERE id = ? AND user_id = ?`,
-		ms(lastActive), ms(expiresAt), id, userID)
+	res, err := st.db.stmts.sessionTouch.ExecContext(ctx, ms(lastActive), ms(expiresAt), id, userID)
 	return affectedOne(res, err, "touch %s", id)
 }
 

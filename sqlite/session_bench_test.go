@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -67,4 +68,117 @@ func BenchmarkGetCachedParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// coldCaches walks a buffer the size of an argon2id hash's memory (19 MiB),
+// as a login's hash does between the store calls before and after it.
+var coldBuf = make([]byte, 19<<20)
+
+func coldCaches() {
+	for i := 0; i < len(coldBuf); i += 64 {
+		coldBuf[i]++
+	}
+}
+
+// BenchmarkLogin is the sequence of store calls of one successful login
+// (sessiond.Manager.Login with the default throttles): the user look-up,
+// three throttle counts, the hash (not timed), three counts again, the
+// reset of the (account, IP) count, the session insert and the user
+// re-check. The cold variants thrash the CPU caches where the hash runs,
+// as a real login does; "reads" leaves out the two writes (the insert waits
+// for fsync, which dominates and must stay).
+func BenchmarkLogin(b *testing.B) {
+	for _, cold := range []bool{false, true} {
+		for _, writes := range []bool{true, false} {
+			name := "warm"
+			if cold {
+				name = "cold"
+			}
+			if writes {
+				name += "/full"
+			} else {
+				name += "/reads"
+			}
+			b.Run(name, func(b *testing.B) { benchLogin(b, cold, writes) })
+		}
+	}
+}
+
+func benchLogin(b *testing.B, cold, writes bool) {
+	db, err := sqlite.Open(filepath.Join(b.TempDir(), "sessiond.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	// A request's context can be canceled, which costs the driver a
+	// goroutine per statement; context.Background would hide that.
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	start := time.Now()
+	users := sqlite.NewUserStore(db)
+	sessions := sqlite.NewSessionStore(db)
+	limiter := sqlite.NewLimiter(db)
+	for i := range 100 {
+		u := &sessiond.User{ID: fmt.Sprint("user-", i), Username: fmt.Sprint("user", i),
+			Email: fmt.Sprint("user", i, "@example.com"), PasswordHash: "x", CreatedAt: start}
+		if err := users.CreateUser(ctx, u); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Some failures on record, as in a real throttle table.
+	for i := range 30 {
+		if err := limiter.Add(ctx, fmt.Sprint("la:other-", i%10), 15*time.Minute, start); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const window = 15 * time.Minute
+	keys := [3]string{"lai:acct:203.0.113.42", "la:acct", "li:203.0.113.42"}
+	i := 0
+	for b.Loop() {
+		i++
+		now := start.Add(time.Duration(i) * time.Millisecond)
+		u, err := users.UserByLogin(ctx, "User7")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, k := range keys {
+			if _, _, err := limiter.Count(ctx, k, window, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if cold {
+			b.StopTimer()
+			coldCaches()
+			b.StartTimer()
+		}
+		for _, k := range keys {
+			if _, _, err := limiter.Count(ctx, k, window, now.Add(time.Second)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if writes {
+			if err := limiter.Reset(ctx, keys[0]); err != nil {
+				b.Fatal(err)
+			}
+			s := &sessiond.Session{
+				ID: fmt.Sprint("session-", i), UserID: u.ID, DeviceID: sessiond.DeviceHash(u.ID, fmt.Sprint("device-", i)),
+				Device: "Chrome on Windows", DeviceClass: sessiond.ClassDesktop,
+				IPAddress: "203.0.113.42", Location: "Lagos, Nigeria",
+				CreatedAt: now, LastActive: now, ExpiresAt: now.Add(14 * 24 * time.Hour), Generation: 1, RotatedAt: now,
+			}
+			if _, err := sessions.Create(ctx, s, sessiond.Limit{Max: 50}, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := users.UserByID(ctx, u.ID); err != nil {
+			b.Fatal(err)
+		}
+		if writes && i%40 == 0 { // one user's sessions stay under the cap, as in bench/
+			b.StopTimer()
+			if _, err := sessions.RevokeAll(ctx, u.ID); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	}
 }

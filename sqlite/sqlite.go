@@ -53,6 +53,7 @@ type DB struct {
 	path  string
 	write *sql.DB // one connection: every write, in order
 	read  *sql.DB // a pool of read-only connections
+	stmts stmts   // the hot statements, prepared on read and write
 
 	// sessions is the session cache, shared by every SessionStore of this
 	// DB, since they all write through the same connection.
@@ -111,8 +112,16 @@ func Open(path string) (*DB, error) {
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
 
+	if err := db.stmts.prepare(ctx, db.read, db.write); err != nil {
+		db.stmts.close()
+		db.read.Close()
+		db.write.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+
 	db.sessions, err = newSessionCache(ctx, db, defaultCacheSize)
 	if err != nil {
+		db.stmts.close()
 		db.read.Close()
 		db.write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -139,7 +148,7 @@ func (db *DB) Close() error {
 	db.closed = true
 	db.closeMu.Unlock()
 	db.bg.Wait()
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(db.stmts.close(), db.read.Close(), db.write.Close())
 }
 
 // goBackground runs f in a goroutine that Close waits for; it reports false
@@ -247,7 +256,8 @@ func unavailable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrConnDone) {
 		return true
 	}
-	if err != nil && strings.Contains(err.Error(), "sql: database is closed") {
+	if err != nil && (strings.Contains(err.Error(), "sql: database is closed") ||
+		strings.Contains(err.Error(), "sql: statement is closed")) { // a prepared statement after Close
 		return true
 	}
 	var se *sqlitedriver.Error

@@ -59,7 +59,7 @@ func (st *UserStore) CreateUser(ctx context.Context, u *sessiond.User) error {
 
 // UserByID implements sessiond.UserStore.
 func (st *UserStore) UserByID(ctx context.Context, id string) (*sessiond.User, error) {
-	u, err := scanUser(st.db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(st.db.stmts.userByID.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
@@ -72,9 +72,7 @@ func (st *UserStore) UserByID(ctx context.Context, id string) (*sessiond.User, e
 // UserByLogin implements sessiond.UserStore. A username match wins over an
 // email match, should one user's username equal another's email.
 func (st *UserStore) UserByLogin(ctx context.Context, login string) (*sessiond.User, error) {
-	u, err := scanUser(st.db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
-		WHERE username_key = ?1 OR email_key = ?1
-		ORDER BY username_key = ?1 DESC LIMIT 1`, foldKey(login)))
+	u, err := scanUser(st.db.stmts.userByLogin.QueryRowContext(ctx, foldKey(login)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
