@@ -118,8 +118,12 @@ func bearer(r *http.Request) (token string, fromCookie bool) {
 type authKey struct{}
 
 // authenticated checks the access token (header or cookie) and, for cookie
-// requests that change state, the CSRF rule.
-func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) func(http.ResponseWriter, *http.Request) error {
+// requests that change state, the CSRF rule, then calls h with the session.
+// With inContext it also puts the session and the token's claims in the
+// request's context, for Middleware's handlers and the event stream; the
+// API's other handlers take the session as an argument and skip the copy
+// of the request that a new context costs.
+func (s *Server) authenticated(inContext bool, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		token, fromCookie := bearer(r)
 		if token == "" {
@@ -140,6 +144,9 @@ func (s *Server) authenticated(h func(http.ResponseWriter, *http.Request, *sessi
 		}
 		if fromCookie {
 			w.Header().Set("Cache-Control", "no-store")
+		}
+		if !inContext {
+			return h(w, r, sess)
 		}
 		ctx := sessiond.NewContext(r.Context(), sess)
 		ctx = context.WithValue(ctx, authKey{}, claims)

@@ -13,7 +13,7 @@ import (
 
 // signedIn returns a Manager over SQLite in a temp dir and the grant of a
 // fresh login; the database closes at cleanup.
-func signedIn(t *testing.T) (*sessiond.Manager, *sessiond.Grant, func() error) {
+func signedIn(t testing.TB) (*sessiond.Manager, *sessiond.Grant, func() error) {
 	t.Helper()
 	m, db := newManager(t.TempDir())
 	t.Cleanup(func() { db.Close() })

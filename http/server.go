@@ -107,7 +107,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(pattern, s.apiHandler(h))
 	}
 	auth := func(pattern string, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) {
-		mux.Handle(pattern, s.apiHandler(s.authenticated(h)))
+		mux.Handle(pattern, s.apiHandler(s.authenticated(false, h)))
 	}
 	api("POST /api/v1/auth/register", s.register)
 	api("POST /api/v1/auth/login", s.login)
@@ -120,7 +120,7 @@ func (s *Server) Handler() http.Handler {
 	auth("DELETE /api/v1/sessions", s.revokeOthers)
 	auth("DELETE /api/v1/sessions/{id}", s.revokeSession)
 	auth("PATCH /api/v1/sessions/{id}", s.renameSession)
-	auth("GET /api/v1/sessions/events", s.events)
+	mux.Handle("GET /api/v1/sessions/events", s.apiHandler(s.authenticated(true, s.events)))
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(s.jwks))
 	mux.Handle("GET /healthz", s.apiHandler(func(w http.ResponseWriter, r *http.Request) error {

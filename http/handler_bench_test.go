@@ -1,0 +1,63 @@
+package http_test
+
+import (
+	"log/slog"
+	"net/http"
+	"testing"
+
+	sessiondhttp "github.com/sessiond/sessiond/http"
+)
+
+// discardWriter is the cheapest http.ResponseWriter: the benchmark below
+// measures the handlers, not a recorder.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (w *discardWriter) WriteHeader(status int) { w.status = status }
+
+// BenchmarkHandler runs the whole handler chain of GET /api/v1/me (token,
+// session and user checks, the answer) and of the public JWKS, without a
+// network, so that
+//
+//	go test ./http -run '^$' -bench Handler -count 6 | benchstat -col /path -
+//
+// shows what /me costs beyond the JWKS on the server, the part of the
+// throughput ratio of bench/ that the handlers decide.
+func BenchmarkHandler(b *testing.B) {
+	m, g, _ := signedIn(b)
+	srv := sessiondhttp.NewServer(m)
+	srv.Logger = slog.New(slog.DiscardHandler)
+	h := srv.Handler()
+	for _, tc := range []struct{ path, token string }{
+		{"/api/v1/me", g.AccessToken},
+		{"/.well-known/jwks.json", ""},
+	} {
+		b.Run("path="+tc.path, func(b *testing.B) {
+			req, err := http.NewRequest(http.MethodGet, "http://sessiond.test"+tc.path, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			req.RemoteAddr = "192.0.2.1:40000"
+			b.ReportAllocs()
+			for b.Loop() {
+				w := &discardWriter{h: make(http.Header, 4)}
+				h.ServeHTTP(w, req)
+				if w.status != http.StatusOK {
+					b.Fatalf("GET %s: %d", tc.path, w.status)
+				}
+			}
+		})
+	}
+}
