@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,70 +15,127 @@ import (
 )
 
 // A session hash has one-letter field names and keeps every value as
-// compact as it can be without losing it, so that small hashes stay
-// listpack-encoded and Redis stores numbers as integers:
+// compact as it can be without losing it, so that it stays a listpack
+// (every value under hash-max-listpack-value, 64 bytes) and, for a typical
+// session, fits a 112- or 128-byte allocation instead of a 160-byte one:
 //
+//	p  packed record, binary (see below)
 //	d  DeviceID as bytes, when it is lower-case hex
 //	e  DeviceID as bytes, when it is canonical unpadded base64url
 //	D  DeviceID as text otherwise
 //	v  Device
-//	c  DeviceClass as a small integer (classCodes)
 //	C  DeviceClass as text when it is not a known class
 //	n  Name
-//	i  IPAddress as 4 or 16 bytes, when it is a canonical address
-//	I  IPAddress as text otherwise
+//	I  IPAddress as text when it is not a canonical address
 //	l  Location
-//	t  CreatedAt, unix ms
-//	a  LastActive, unix ms
-//	x  ExpiresAt, unix ms (the key also expires then)
-//	g  Generation
-//	r  RotatedAt, unix ms
+//	g  Generation, decimal (Redis stores it as an integer)
+//
+// The record p holds what has a fixed size, because one field costs 5
+// bytes of listpack overhead besides its value and a unix ms integer costs
+// 9 bytes where 6 suffice:
+//
+//	0-23  CreatedAt, LastActive, ExpiresAt, RotatedAt: unix ms, each a
+//	      48-bit two's complement big-endian integer (about 4,400 years
+//	      either side of 1970; ms clamps others). The scripts read and
+//	      rewrite them with Lua's struct library ('>i6i6i6i6').
+//	24    DeviceClass code (classes), or classText when field C has it
+//	25-   IPAddress as 4 or 16 bytes, or nothing when field I has it
 //
 // Empty strings are not stored. The user id and session id are in the key.
+//
+// Hashes written before the record existed have no p but the fields
+//
+//	t a x r  CreatedAt, LastActive, ExpiresAt, RotatedAt, unix ms
+//	c        DeviceClass code as a decimal digit
+//	i        IPAddress as 4 or 16 bytes
+//
+// Reads and the scripts accept both forms and writes keep a hash in its
+// form, so sessions created before an upgrade live on. No such hash
+// outlives the absolute lifetime (30 days by default), after which the
+// old fields can be dropped from fieldNames, decodeFields and the scripts.
 const (
-	fDevHex = iota
+	fRecord = iota
+	fDevHex
 	fDevB64
 	fDevRaw
 	fDevice
-	fClass
 	fClassRaw
 	fName
-	fIP
 	fIPRaw
 	fLocation
+	fGeneration
+	// Fields of hashes written before the record existed.
 	fCreated
 	fLastActive
 	fExpires
-	fGeneration
 	fRotated
+	fClass
+	fIP
 	nFields
 )
 
 // fieldNames lists the hash fields in the order in which every read
 // (HMGET, and the scripts) returns them.
-var fieldNames = [nFields]string{"d", "e", "D", "v", "c", "C", "n", "i", "I", "l", "t", "a", "x", "g", "r"}
+var fieldNames = [nFields]string{"p", "d", "e", "D", "v", "C", "n", "I", "l", "g", "t", "a", "x", "r", "c", "i"}
 
-// classCodes numbers the known device classes; the codes are stored, so
+// Offsets in the record.
+const (
+	recTimes = 24 // four 6-byte times
+	recClass = recTimes
+	recIP    = recClass + 1
+)
+
+// classes numbers the known device classes; the codes are stored, so
 // they never change.
-var classCodes = map[string]string{
-	sessiond.ClassUnknown: "0",
-	sessiond.ClassDesktop: "1",
-	sessiond.ClassMobile:  "2",
-	sessiond.ClassTablet:  "3",
-	sessiond.ClassCLI:     "4",
-	sessiond.ClassBot:     "5",
+var classes = [...]string{
+	sessiond.ClassUnknown,
+	sessiond.ClassDesktop,
+	sessiond.ClassMobile,
+	sessiond.ClassTablet,
+	sessiond.ClassCLI,
+	sessiond.ClassBot,
 }
 
-var classNames = map[string]string{
-	"0": sessiond.ClassUnknown,
-	"1": sessiond.ClassDesktop,
-	"2": sessiond.ClassMobile,
-	"3": sessiond.ClassTablet,
-	"4": sessiond.ClassCLI,
-	"5": sessiond.ClassBot,
+// classText is the class byte of a record whose class is in field C.
+const classText = 0xff
+
+// Unix ms outside (-2^47, 2^47) do not fit a record's 48 bits.
+const maxMS = 1<<47 - 1
+
+// ms returns t in unix ms, clamped to what a record can hold; no session
+// lives until the year 6000.
+func ms(t time.Time) string { return strconv.FormatInt(unixMS(t), 10) }
+
+func unixMS(t time.Time) int64 { return max(-maxMS, min(t.UnixMilli(), maxMS)) }
+
+// indexScore returns the score of a session that expires at t in its
+// user's index: unix seconds, rounded up. Whole seconds take 4 fewer bytes
+// per member than ms, and the index needs no more: the session key itself
+// expires at the exact ms, the index at most a second later, and the
+// scripts skip members whose session is gone.
+func indexScore(t time.Time) string {
+	n := unixMS(t)
+	s := n / 1000
+	if n%1000 > 0 {
+		s++
+	}
+	return strconv.FormatInt(s, 10)
 }
 
-func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+func put48(b []byte, v int64) {
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+}
+
+func get48(b string) int64 {
+	var v int64
+	for i := 0; i < 6; i++ {
+		v = v<<8 | int64(b[i])
+	}
+	return v << 16 >> 16 // sign-extend
+}
 
 // encodeDeviceID returns the field and value that store id; equal ids
 // always give equal pairs, so the create script can compare them.
@@ -105,40 +163,46 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// encodeIP returns the field and value that store ip.
-func encodeIP(ip string) (field, value string) {
-	if ip == "" {
-		return "", ""
-	}
+// ipBytes returns ip as 4 or 16 bytes, or nil when that would not give
+// back the same text.
+func ipBytes(ip string) []byte {
 	if a, err := netip.ParseAddr(ip); err == nil && a.Zone() == "" && a.String() == ip {
-		return fieldNames[fIP], string(a.AsSlice())
+		return a.AsSlice()
 	}
-	return fieldNames[fIPRaw], ip
+	return nil
 }
 
 // encodeSession returns the field, value pairs of the hash of s.
 func encodeSession(s *sessiond.Session) []string {
-	kv := make([]string, 0, 2*11)
+	ip := ipBytes(s.IPAddress)
+	rec := make([]byte, recIP, recIP+len(ip))
+	for i, t := range [4]time.Time{s.CreatedAt, s.LastActive, s.ExpiresAt, s.RotatedAt} {
+		put48(rec[6*i:], unixMS(t))
+	}
+	rec[recClass] = classText
+	if code := slices.Index(classes[:], s.DeviceClass); code >= 0 {
+		rec[recClass] = byte(code)
+	}
+	rec = append(rec, ip...)
+
+	kv := make([]string, 0, 2*8)
 	add := func(f, v string) {
 		if f != "" && v != "" {
 			kv = append(kv, f, v)
 		}
 	}
+	add(fieldNames[fRecord], string(rec))
 	add(encodeDeviceID(s.DeviceID))
 	add(fieldNames[fDevice], s.Device)
-	if code, ok := classCodes[s.DeviceClass]; ok {
-		add(fieldNames[fClass], code)
-	} else {
+	if rec[recClass] == classText {
 		add(fieldNames[fClassRaw], s.DeviceClass)
 	}
 	add(fieldNames[fName], s.Name)
-	add(encodeIP(s.IPAddress))
+	if ip == nil {
+		add(fieldNames[fIPRaw], s.IPAddress)
+	}
 	add(fieldNames[fLocation], s.Location)
-	add(fieldNames[fCreated], ms(s.CreatedAt))
-	add(fieldNames[fLastActive], ms(s.LastActive))
-	add(fieldNames[fExpires], ms(s.ExpiresAt))
 	add(fieldNames[fGeneration], strconv.FormatUint(s.Generation, 10))
-	add(fieldNames[fRotated], ms(s.RotatedAt))
 	return kv
 }
 
@@ -146,7 +210,7 @@ var errCorrupt = errors.New("malformed session hash")
 
 // decodeSession builds the session from vals, the nFields values in
 // fieldNames order as HMGET returns them. It returns ok false when the
-// hash does not exist (no CreatedAt field).
+// hash does not exist.
 func decodeSession(userID, id string, vals []rueidis.RedisMessage) (*sessiond.Session, bool, error) {
 	if len(vals) != nFields {
 		return nil, false, errCorrupt
@@ -168,26 +232,18 @@ func decodeFields(userID, id string, get func(i int) (string, bool)) (s *session
 		_, ok := get(i)
 		return ok
 	}
-	num := func(i int) (int64, error) {
-		v, ok := get(i)
-		if !ok {
-			return 0, errCorrupt
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, errCorrupt
-		}
-		return n, nil
-	}
-	if !has(fCreated) {
+	rec, isRec := get(fRecord)
+	if !isRec && !has(fCreated) {
 		return nil, false, nil
 	}
 	s = &sessiond.Session{
-		ID:       id,
-		UserID:   userID,
-		Device:   str(fDevice),
-		Name:     str(fName),
-		Location: str(fLocation),
+		ID:          id,
+		UserID:      userID,
+		Device:      str(fDevice),
+		DeviceClass: str(fClassRaw),
+		Name:        str(fName),
+		IPAddress:   str(fIPRaw),
+		Location:    str(fLocation),
 	}
 	switch {
 	case has(fDevHex):
@@ -197,32 +253,50 @@ func decodeFields(userID, id string, get func(i int) (string, bool)) (s *session
 	default:
 		s.DeviceID = str(fDevRaw)
 	}
-	if c := str(fClass); c != "" {
-		s.DeviceClass = classNames[c]
+	var t [4]int64
+	class, ip := -1, ""
+	if isRec {
+		if len(rec) < recIP {
+			return nil, false, errCorrupt
+		}
+		for i := range t {
+			t[i] = get48(rec[6*i:])
+		}
+		if rec[recClass] != classText {
+			class = int(rec[recClass])
+		}
+		ip = rec[recIP:]
 	} else {
-		s.DeviceClass = str(fClassRaw)
+		for i, f := range [4]int{fCreated, fLastActive, fExpires, fRotated} {
+			if t[i], err = strconv.ParseInt(str(f), 10, 64); err != nil {
+				return nil, false, errCorrupt
+			}
+		}
+		if c, ok := get(fClass); ok {
+			if class, err = strconv.Atoi(c); err != nil {
+				return nil, false, errCorrupt
+			}
+		}
+		ip = str(fIP)
 	}
-	if b := str(fIP); b != "" {
-		a, ok := netip.AddrFromSlice([]byte(b))
+	if class >= len(classes) || class < -1 {
+		return nil, false, errCorrupt
+	}
+	if class >= 0 {
+		s.DeviceClass = classes[class]
+	}
+	if ip != "" {
+		a, ok := netip.AddrFromSlice([]byte(ip))
 		if !ok {
 			return nil, false, errCorrupt
 		}
 		s.IPAddress = a.String()
-	} else {
-		s.IPAddress = str(fIPRaw)
-	}
-	var t [4]int64
-	for i, f := range [4]int{fCreated, fLastActive, fExpires, fRotated} {
-		if t[i], err = num(f); err != nil {
-			return nil, false, err
-		}
 	}
 	s.CreatedAt = time.UnixMilli(t[0]).UTC()
 	s.LastActive = time.UnixMilli(t[1]).UTC()
 	s.ExpiresAt = time.UnixMilli(t[2]).UTC()
 	s.RotatedAt = time.UnixMilli(t[3]).UTC()
-	g, _ := get(fGeneration)
-	if s.Generation, err = strconv.ParseUint(g, 10, 64); err != nil {
+	if s.Generation, err = strconv.ParseUint(str(fGeneration), 10, 64); err != nil {
 		return nil, false, errCorrupt
 	}
 	return s, true, nil

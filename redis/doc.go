@@ -8,8 +8,9 @@
 //
 //	sd:{u:<user>}:s:<session>  hash of one session (see codec.go for the
 //	                           one-letter fields); PEXPIREAT its expiry
-//	sd:{u:<user>}:idx          sorted set of session ids scored by expiry;
-//	                           it expires with its greatest member
+//	sd:{u:<user>}:idx          sorted set of session ids scored by expiry
+//	                           (unix seconds, rounded up); it expires with
+//	                           its greatest member
 //	sd:{u:<user>}:events       sharded pub/sub channel (Broker)
 //	sd:rl:{<key>}              one sliding-window counter (Limiter)
 //
@@ -50,16 +51,21 @@
 //
 // # Memory
 //
-// A session hash keeps numbers as integers and the device id and IP
-// address as bytes when that loses nothing, omits empty fields and stays
-// listpack-encoded (below hash-max-listpack-value, 64 bytes per value).
+// A session hash keeps the device id and IP address as bytes when that
+// loses nothing, omits empty fields, packs its four times (unix ms, 6
+// bytes each), device class and IP address into one binary field, and
+// stays listpack-encoded (below hash-max-listpack-value, 64 bytes per
+// value); the index scores sessions by their expiry in whole seconds.
 // BenchmarkMemory measures Redis's used_memory growth over 100,000
-// sessions of 5 per user with realistic values: about 387 bytes per
-// session on Redis 7.0. Most of it is Redis's own cost of a key with an
-// expiry (dict entry, object, key string, expires entry and buckets: about
-// 165 bytes) plus a fifth of the user's index (about 56 bytes); the
-// session's listpack takes a 160-byte allocation. Storing LastActive,
-// ExpiresAt and RotatedAt relative to other times, and index scores in
-// seconds, was measured at about 361 bytes: not enough to reach 350
-// without losing data, so the hash keeps plain unix ms.
+// sessions of 5 per user with realistic values: about 341 bytes per
+// session on Redis 7.0 (387 with one field per time and ms scores). Most
+// of it is Redis's own cost of a key with an expiry (dict entry, object,
+// key string, expires entry and buckets: about 165 bytes) plus a fifth of
+// the user's index (about 50 bytes); the session's listpack (about 110
+// bytes) takes a 112- or 128-byte allocation.
+//
+// Instances of an older version, which kept the times in fields t, a, x
+// and r, take sessions in this layout for gone: upgrade every instance at
+// once rather than one by one. This version reads and updates sessions in
+// the older layout (see codec.go).
 package redis

@@ -15,8 +15,10 @@ import (
 // Scripts never scan the keyspace: they walk the user's index.
 
 // luaPrelude defines the field list (in fieldNames order), the positions
-// of the fields the scripts read, and fixidx, which keeps the index's
-// expiry equal to its greatest member's score.
+// of the fields the scripts read, times and settimes, which read and write
+// the times of a session in either form of its hash (see codec.go), and
+// fixidx, which keeps the index's expiry equal to its greatest member's
+// score (unix seconds; it converts the ms scores of older indexes).
 var luaPrelude = func() string {
 	var b strings.Builder
 	b.WriteString("local F = {")
@@ -27,11 +29,47 @@ var luaPrelude = func() string {
 		fmt.Fprintf(&b, "'%s'", f)
 	}
 	b.WriteString("}\n")
-	fmt.Fprintf(&b, "local FT, FA, FX = %d, %d, %d\n", fCreated+1, fLastActive+1, fExpires+1)
+	fmt.Fprintf(&b, "local FP, FT, FA, FX = %d, %d, %d, %d\n", fRecord+1, fCreated+1, fLastActive+1, fExpires+1)
 	b.WriteString(`
+-- times returns CreatedAt, LastActive, ExpiresAt and RotatedAt (unix ms)
+-- from a session's record p, or from its fields t, a, x, r when it has
+-- none; nothing when the session is gone.
+local function times(p, t, a, x, r)
+  if p then return struct.unpack('>i6i6i6i6', p) end
+  if t then return tonumber(t), tonumber(a), tonumber(x), tonumber(r) end
+end
+
+-- settimes sets LastActive, ExpiresAt and, unless r is nil, RotatedAt
+-- (unix ms) of the session at key in the form its hash has, so neither
+-- the other times nor the rest of the record can go back. It returns
+-- false when the session is gone.
+local function settimes(key, a, x, r)
+  local h = redis.call('HMGET', key, 'p', 't', 'r')
+  if h[1] then
+    local t, _, _, r0 = struct.unpack('>i6i6i6i6', h[1])
+    local p = struct.pack('>i6i6i6i6', t, a, x, r or r0) .. string.sub(h[1], 25)
+    redis.call('HSET', key, 'p', p)
+  elseif h[2] then
+    redis.call('HSET', key, 'a', a, 'x', x, 'r', r or h[3])
+  else
+    return false
+  end
+  return true
+end
+
 local function fixidx(idx)
   local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
-  if top[2] then redis.call('PEXPIREAT', idx, top[2]) end
+  if top[2] and tonumber(top[2]) > 1e11 then
+    -- Indexes written before scores were in seconds have ms scores
+    -- (1e11 s is the year 5138), which sort above all others: convert
+    -- them, once.
+    local old = redis.call('ZRANGEBYSCORE', idx, '(1e11', '+inf', 'WITHSCORES')
+    for i = 1, #old, 2 do
+      redis.call('ZADD', idx, string.format('%d', math.ceil(old[i + 1] / 1000)), old[i])
+    end
+    top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  end
+  if top[2] then redis.call('EXPIREAT', idx, top[2]) end
 end
 `)
 	return b.String()
@@ -44,8 +82,8 @@ func script(body string) *rueidis.Lua { return rueidis.NewLuaScript(luaPrelude +
 // KEYS[1] index, KEYS[2] new session key.
 // ARGV[1] new id, ARGV[2] now (ms), ARGV[3] cap (<= 0: none), ARGV[4] "1"
 // for the deny policy, ARGV[5] device id field ("" for none), ARGV[6]
-// device id value, ARGV[7] expires at (ms), ARGV[8] session key prefix,
-// ARGV[9...] the hash's field, value pairs.
+// device id value, ARGV[7] expires at (ms), ARGV[8] its index score (s),
+// ARGV[9] session key prefix, ARGV[10...] the hash's field, value pairs.
 //
 // It returns -1 when the id exists, -2 when the deny policy refuses, or
 // the flat list id, reason of the sessions it removed. Sessions expired at
@@ -53,18 +91,19 @@ func script(body string) *rueidis.Lua { return rueidis.NewLuaScript(luaPrelude +
 // dropped from the index.
 var createScript = script(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-local now, max, devf, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5], ARGV[8]
+local now, max, devf, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5], ARGV[9]
 local live, replaced, gone = {}, {}, {}
 if max > 0 or devf ~= '' then
   for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    local h = redis.call('HMGET', prefix .. id, 'x', 'a', 't', devf ~= '' and devf or 'x')
-    if not h[1] then
+    local h = redis.call('HMGET', prefix .. id, 'p', 't', 'a', 'x', devf ~= '' and devf or 'p')
+    local t, a, x = times(h[1], h[2], h[3], h[4])
+    if not t then
       gone[#gone + 1] = id
-    elseif tonumber(h[1]) > now then
-      if devf ~= '' and h[4] == ARGV[6] then
+    elseif x > now then
+      if devf ~= '' and h[5] == ARGV[6] then
         replaced[#replaced + 1] = id
       else
-        live[#live + 1] = {id, tonumber(h[2]), tonumber(h[3])}
+        live[#live + 1] = {id, a, t}
       end
     end
   end
@@ -92,9 +131,9 @@ if max > 0 and #live >= max then
     ended[#ended + 1] = 'evicted'
   end
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 9))
+redis.call('HSET', KEYS[2], unpack(ARGV, 10))
 redis.call('PEXPIREAT', KEYS[2], ARGV[7])
-redis.call('ZADD', KEYS[1], ARGV[7], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[8], ARGV[1])
 fixidx(KEYS[1])
 return ended
 `)
@@ -110,10 +149,11 @@ local now = tonumber(ARGV[2])
 local out, pruned = {}, false
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local h = redis.call('HMGET', ARGV[1] .. id, unpack(F))
-  if not h[FT] then
+  local t, _, x = times(h[FP], h[FT], h[FA], h[FX])
+  if not t then
     redis.call('ZREM', KEYS[1], id)
     pruned = true
-  elseif tonumber(h[FX]) > now then
+  elseif x > now then
     out[#out + 1] = id
     for i = 1, #F do out[#out + 1] = h[i] end
   end
@@ -125,12 +165,12 @@ return out
 // touchScript records activity.
 //
 // KEYS[1] session key, KEYS[2] index. ARGV[1] id, ARGV[2] last active
-// (ms), ARGV[3] expires at (ms). It returns 0 when the session is gone.
+// (ms), ARGV[3] expires at (ms), ARGV[4] its index score (s). It returns
+// 0 when the session is gone.
 var touchScript = script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'a', ARGV[2], 'x', ARGV[3])
+if not settimes(KEYS[1], ARGV[2], ARGV[3]) then return 0 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 fixidx(KEYS[2])
 return 1
 `)
@@ -139,15 +179,17 @@ return 1
 //
 // KEYS[1] session key, KEYS[2] index. ARGV[1] id, ARGV[2] expected
 // generation, ARGV[3] next generation, ARGV[4] rotated at (ms), ARGV[5]
-// expires at (ms). It returns -1 when the session is gone, -2 when the
-// generation differs, else the updated fields in fieldNames order.
+// expires at (ms), ARGV[6] its index score (s). It returns -1 when the
+// session is gone, -2 when the generation differs, else the updated fields
+// in fieldNames order.
 var rotateScript = script(`
 local g = redis.call('HGET', KEYS[1], 'g')
 if not g then return -1 end
 if g ~= ARGV[2] then return -2 end
-redis.call('HSET', KEYS[1], 'g', ARGV[3], 'r', ARGV[4], 'a', ARGV[4], 'x', ARGV[5])
+redis.call('HSET', KEYS[1], 'g', ARGV[3])
+settimes(KEYS[1], ARGV[4], ARGV[5], ARGV[4])
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 fixidx(KEYS[2])
 return redis.call('HMGET', KEYS[1], unpack(F))
 `)
@@ -192,7 +234,7 @@ if ARGV[2] ~= '' then keep = redis.call('ZSCORE', KEYS[1], ARGV[2]) end
 redis.call('DEL', KEYS[1])
 if keep then
   redis.call('ZADD', KEYS[1], keep, ARGV[2])
-  redis.call('PEXPIREAT', KEYS[1], keep)
+  fixidx(KEYS[1])
 end
 return out
 `)

@@ -23,7 +23,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, limit sessio
 		deny = "1"
 	}
 	args := append([]string{
-		id, ms(now), strconv.Itoa(limit.Max), deny, devField, devValue, ms(sess.ExpiresAt), prefix,
+		id, ms(now), strconv.Itoa(limit.Max), deny, devField, devValue, ms(sess.ExpiresAt), indexScore(sess.ExpiresAt), prefix,
 	}, encodeSession(sess)...)
 
 	ctx, cancel := s.deadline(ctx)
@@ -133,7 +133,7 @@ func (s *Store) Touch(ctx context.Context, userID, id string, lastActive, expire
 	eid := encodeID(id)
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	n, err := touchScript.Exec(ctx, s.client, []string{prefix + eid, idx}, []string{eid, ms(lastActive), ms(expiresAt)}).AsInt64()
+	n, err := touchScript.Exec(ctx, s.client, []string{prefix + eid, idx}, []string{eid, ms(lastActive), ms(expiresAt), indexScore(expiresAt)}).AsInt64()
 	if err != nil {
 		return wrap("touch", err)
 	}
@@ -153,7 +153,7 @@ func (s *Store) Rotate(ctx context.Context, userID, id string, from uint64, at, 
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	res := rotateScript.Exec(ctx, s.client, []string{key, idx}, []string{
-		eid, strconv.FormatUint(from, 10), strconv.FormatUint(from+1, 10), ms(at), ms(expiresAt),
+		eid, strconv.FormatUint(from, 10), strconv.FormatUint(from+1, 10), ms(at), ms(expiresAt), indexScore(expiresAt),
 	})
 	if err := res.Error(); err != nil {
 		return nil, wrap("rotate", err)
