@@ -263,15 +263,22 @@ func requireBinaries(t testing.TB) {
 var portMu sync.Mutex
 
 // freePort returns a loopback port that is free now (and, for cluster
-// nodes, whose cluster bus port, port+10000, is free too). It never
-// returns 6379 or 16379.
+// nodes, whose cluster bus port, port+10000, is free too). The ports lie
+// below Linux's ephemeral range (32768 and up), where the outgoing
+// connections of a busy test run take their local ports: a port chosen
+// there could be taken by a client socket before redis-server binds it,
+// or between a kill and a restart on the same port.
 func freePort(t testing.TB, bus bool) int {
 	t.Helper()
 	portMu.Lock()
 	defer portMu.Unlock()
+	const low, high = 10_000, 32_768
 	for range 1000 {
-		p := 20000 + rand.IntN(35000) // bus port stays below 65536
-		if p == 6379 || !portFree(p) || (bus && !portFree(p+10000)) {
+		p := low + rand.IntN(high-low)
+		if bus {
+			p = low + rand.IntN(high-low-10_000) // the bus port too stays below high
+		}
+		if p == 16379 || !portFree(p) || (bus && !portFree(p+10000)) {
 			continue
 		}
 		return p
