@@ -95,7 +95,7 @@ func Open(path string) (*DB, error) {
 	db.write.SetConnMaxIdleTime(0)
 
 	ctx := context.Background()
-	if err := migrate(ctx, db.write); err != nil {
+	if err := migrateRetry(ctx, db.write); err != nil {
 		db.write.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -170,6 +170,26 @@ func (db *DB) ping(ctx context.Context) error {
 		return wrap(err, "ping")
 	}
 	return nil
+}
+
+// migrateRetry is migrate, tried again a few times when it finds the
+// file busy: while another process turns a new file to WAL mode, SQLite
+// can answer SQLITE_BUSY at once instead of waiting busyTimeout.
+func migrateRetry(ctx context.Context, db *sql.DB) error {
+	var err error
+	for attempt := range 10 {
+		if err = migrate(ctx, db); err == nil || !busy(err) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	return err
+}
+
+// busy reports whether err is SQLITE_BUSY.
+func busy(err error) bool {
+	var se *sqlitedriver.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // migrate applies the embedded migrations newer than the file's schema
