@@ -42,17 +42,6 @@ import (
 //	25-   IPAddress as 4 or 16 bytes, or nothing when field I has it
 //
 // Empty strings are not stored. The user id and session id are in the key.
-//
-// Hashes written before the record existed have no p but the fields
-//
-//	t a x r  CreatedAt, LastActive, ExpiresAt, RotatedAt, unix ms
-//	c        DeviceClass code as a decimal digit
-//	i        IPAddress as 4 or 16 bytes
-//
-// Reads and the scripts accept both forms and writes keep a hash in its
-// form, so sessions created before an upgrade live on. No such hash
-// outlives the absolute lifetime (30 days by default), after which the
-// old fields can be dropped from fieldNames, decodeFields and the scripts.
 const (
 	fRecord = iota
 	fDevHex
@@ -64,19 +53,12 @@ const (
 	fIPRaw
 	fLocation
 	fGeneration
-	// Fields of hashes written before the record existed.
-	fCreated
-	fLastActive
-	fExpires
-	fRotated
-	fClass
-	fIP
 	nFields
 )
 
 // fieldNames lists the hash fields in the order in which every read
 // (HMGET, and the scripts) returns them.
-var fieldNames = [nFields]string{"p", "d", "e", "D", "v", "C", "n", "I", "l", "g", "t", "a", "x", "r", "c", "i"}
+var fieldNames = [nFields]string{"p", "d", "e", "D", "v", "C", "n", "I", "l", "g"}
 
 // Offsets in the record.
 const (
@@ -232,8 +214,8 @@ func decodeFields(userID, id string, get func(i int) (string, bool)) (s *session
 		_, ok := get(i)
 		return ok
 	}
-	rec, isRec := get(fRecord)
-	if !isRec && !has(fCreated) {
+	rec, ok := get(fRecord)
+	if !ok {
 		return nil, false, nil
 	}
 	s = &sessiond.Session{
@@ -253,39 +235,20 @@ func decodeFields(userID, id string, get func(i int) (string, bool)) (s *session
 	default:
 		s.DeviceID = str(fDevRaw)
 	}
-	var t [4]int64
-	class, ip := -1, ""
-	if isRec {
-		if len(rec) < recIP {
-			return nil, false, errCorrupt
-		}
-		for i := range t {
-			t[i] = get48(rec[6*i:])
-		}
-		if rec[recClass] != classText {
-			class = int(rec[recClass])
-		}
-		ip = rec[recIP:]
-	} else {
-		for i, f := range [4]int{fCreated, fLastActive, fExpires, fRotated} {
-			if t[i], err = strconv.ParseInt(str(f), 10, 64); err != nil {
-				return nil, false, errCorrupt
-			}
-		}
-		if c, ok := get(fClass); ok {
-			if class, err = strconv.Atoi(c); err != nil {
-				return nil, false, errCorrupt
-			}
-		}
-		ip = str(fIP)
-	}
-	if class >= len(classes) || class < -1 {
+	if len(rec) < recIP {
 		return nil, false, errCorrupt
 	}
-	if class >= 0 {
-		s.DeviceClass = classes[class]
+	var t [4]int64
+	for i := range t {
+		t[i] = get48(rec[6*i:])
 	}
-	if ip != "" {
+	if c := rec[recClass]; c != classText {
+		if int(c) >= len(classes) {
+			return nil, false, errCorrupt
+		}
+		s.DeviceClass = classes[c]
+	}
+	if ip := rec[recIP:]; ip != "" {
 		a, ok := netip.AddrFromSlice([]byte(ip))
 		if !ok {
 			return nil, false, errCorrupt

@@ -63,9 +63,4 @@
 // key string, expires entry and buckets: about 165 bytes) plus a fifth of
 // the user's index (about 50 bytes); the session's listpack (about 110
 // bytes) takes a 112- or 128-byte allocation.
-//
-// Instances of an older version, which kept the times in fields t, a, x
-// and r, take sessions in this layout for gone: upgrade every instance at
-// once rather than one by one. This version reads and updates sessions in
-// the older layout (see codec.go).
 package redis

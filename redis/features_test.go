@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -385,33 +386,27 @@ func TestUserPasswordAndDatabaseFromURL(t *testing.T) {
 	}
 }
 
-// TestHashesWithoutRecord checks that sessions stored before the packed
-// record existed (times in fields t, a, x, r; class and IP in c and i)
-// are still read, listed, counted, touched and rotated, in their form.
-func TestHashesWithoutRecord(t *testing.T) {
+// TestTouchAndRotateKeepTheRecord checks that Touch and Rotate, which
+// rewrite the times in the packed record, keep the rest of the session
+// (device id, class, IP address) as it was, never bring back an older
+// RotatedAt or generation, and leave the hash with its compact fields.
+func TestTouchAndRotateKeepTheRecord(t *testing.T) {
 	srv := redistest.Start(t)
 	st := newStore(t, redis.Options{URL: srv.URL(), Strict: true})
 	ctx := context.Background()
 	now := time.Now().Truncate(time.Millisecond).UTC()
-	old := testSession(randomID(), now.Add(-time.Hour))
-	old.DeviceID = "dGhlIGRldmljZSBoYXNo"
-	old.LastActive = now.Add(-time.Minute)
-	old.RotatedAt = now.Add(-2 * time.Minute)
-	old.Generation = 7
-	ms := func(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
-	key := redis.SessionKey(old.UserID, old.ID)
-	srv.MustDo("HSET", key, "e", "the device hash", "v", old.Device, "c", "1", "i", "\xcb\x00\x71\x2a",
-		"l", old.Location, "t", ms(old.CreatedAt), "a", ms(old.LastActive), "x", ms(old.ExpiresAt),
-		"g", "7", "r", ms(old.RotatedAt))
-	srv.MustDo("PEXPIREAT", key, ms(old.ExpiresAt))
-	srv.MustDo("ZADD", redis.IndexKey(old.UserID), ms(old.ExpiresAt), old.ID)
+	s := testSession(randomID(), now.Add(-time.Hour))
+	s.DeviceID = "dGhlIGRldmljZSBoYXNo" // kept as bytes in field e
+	s.DeviceClass = sessiond.ClassMobile
+	s.IPAddress = "2001:db8::1"
+	create(t, st, s)
 
 	want := func(op string, got *sessiond.Session, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatalf("%s: %v", op, err)
 		}
-		g, w := *got, *old
+		g, w := *got, *s
 		if !g.CreatedAt.Equal(w.CreatedAt) || !g.LastActive.Equal(w.LastActive) ||
 			!g.ExpiresAt.Equal(w.ExpiresAt) || !g.RotatedAt.Equal(w.RotatedAt) {
 			t.Fatalf("%s: got times %v %v %v %v, want %v %v %v %v", op, g.CreatedAt, g.LastActive, g.ExpiresAt,
@@ -422,81 +417,25 @@ func TestHashesWithoutRecord(t *testing.T) {
 			t.Fatalf("%s: got %+v, want %+v", op, g, w)
 		}
 	}
-	got, err := st.Get(ctx, old.UserID, old.ID, now)
-	want("Get", got, err)
-	list, err := st.List(ctx, old.UserID, now)
+	at := now.Add(-time.Minute)
+	s.Generation, s.LastActive, s.RotatedAt, s.ExpiresAt = 2, at, at, at.Add(time.Hour)
+	got, err := st.Rotate(ctx, s.UserID, s.ID, 1, at, s.ExpiresAt)
+	want("Rotate", got, err)
+	s.LastActive, s.ExpiresAt = now, now.Add(time.Hour)
+	if err := st.Touch(ctx, s.UserID, s.ID, s.LastActive, s.ExpiresAt); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	got, err = st.Get(ctx, s.UserID, s.ID, now)
+	want("Get after Rotate and Touch", got, err)
+	list, err := st.List(ctx, s.UserID, now)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("List: got (%d sessions, %v), want 1", len(list), err)
 	}
 	want("List", list[0], nil)
 
-	old.LastActive, old.ExpiresAt = now, now.Add(2*time.Hour)
-	if err := st.Touch(ctx, old.UserID, old.ID, old.LastActive, old.ExpiresAt); err != nil {
-		t.Fatalf("Touch: %v", err)
-	}
-	got, err = st.Get(ctx, old.UserID, old.ID, now)
-	want("Get after Touch", got, err)
-	at := now.Add(time.Second)
-	old.Generation, old.LastActive, old.RotatedAt, old.ExpiresAt = 8, at, at, at.Add(3*time.Hour)
-	got, err = st.Rotate(ctx, old.UserID, old.ID, 7, at, old.ExpiresAt)
-	want("Rotate", got, err)
-	if n := srv.MustDo("HEXISTS", key, "p"); n != "0" {
-		t.Fatalf("HEXISTS p after Touch and Rotate: got %s, want 0 (the hash keeps its form)", n)
-	}
-
-	// At a cap of one, the old session is the least recently active.
-	s := testSession(old.UserID, now)
-	s.DeviceID = ""
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 1, Policy: sessiond.PolicyEvict}, now)
-	if err != nil || len(ended) != 1 || ended[0].ID != old.ID {
-		t.Fatalf("Create at the cap: got (%v, %v), want %s evicted", ended, err, old.ID)
-	}
-
-	// Index members scored in ms, as before scores were in seconds, are
-	// converted: they neither outlive nor cut short the others.
-	idx := redis.IndexKey(old.UserID)
-	for _, d := range []time.Duration{48 * time.Hour, 20 * 24 * time.Hour} {
-		srv.MustDo("DEL", idx)
-		oldID := randomID()
-		srv.MustDo("ZADD", idx, ms(now.Add(d)), oldID)
-		s := testSession(old.UserID, now) // expires in 14 days
-		s.DeviceID = ""
-		create(t, st, s)
-		last := s.ExpiresAt
-		if now.Add(d).After(last) {
-			last = now.Add(d)
-		}
-		if got, want := srv.MustDo("EXPIRETIME", idx), strconv.FormatInt((last.UnixMilli()+999)/1000, 10); got != want {
-			t.Fatalf("index EXPIRETIME with an ms score in %s: got %s, want %s", d, got, want)
-		}
-		if got, want := srv.MustDo("ZSCORE", idx, oldID), strconv.FormatInt((now.Add(d).UnixMilli()+999)/1000, 10); got != want {
-			t.Fatalf("converted ms score: got %s, want %s", got, want)
-		}
-	}
-}
-
-// TestTouchKeepsRotation checks that activity rewriting the packed times
-// never brings back an older RotatedAt or generation.
-func TestTouchKeepsRotation(t *testing.T) {
-	srv := redistest.Start(t)
-	st := newStore(t, redis.Options{URL: srv.URL(), Strict: true})
-	ctx := context.Background()
-	now := time.Now().Truncate(time.Millisecond).UTC()
-	s := testSession(randomID(), now.Add(-time.Hour))
-	create(t, st, s)
-	at := now.Add(-time.Minute)
-	if _, err := st.Rotate(ctx, s.UserID, s.ID, 1, at, at.Add(time.Hour)); err != nil {
-		t.Fatalf("Rotate: %v", err)
-	}
-	if err := st.Touch(ctx, s.UserID, s.ID, now, now.Add(time.Hour)); err != nil {
-		t.Fatalf("Touch: %v", err)
-	}
-	got, err := st.Get(ctx, s.UserID, s.ID, now)
-	if err != nil {
-		t.Fatalf("Get: %v", err)
-	}
-	if got.Generation != 2 || !got.RotatedAt.Equal(at) || !got.LastActive.Equal(now) ||
-		!got.ExpiresAt.Equal(now.Add(time.Hour)) || !got.CreatedAt.Equal(s.CreatedAt) {
-		t.Fatalf("after Rotate and Touch: got %+v", got)
+	fields := strings.Split(srv.MustDo("HKEYS", redis.SessionKey(s.UserID, s.ID)), "\n")
+	slices.Sort(fields)
+	if got, want := strings.Join(fields, " "), "e g l p v"; got != want {
+		t.Fatalf("HKEYS after Rotate and Touch: got %s, want %s", got, want)
 	}
 }

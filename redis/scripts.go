@@ -14,11 +14,11 @@ import (
 // the script from the user's session key prefix, which has the same tag.
 // Scripts never scan the keyspace: they walk the user's index.
 
-// luaPrelude defines the field list (in fieldNames order), the positions
-// of the fields the scripts read, times and settimes, which read and write
-// the times of a session in either form of its hash (see codec.go), and
-// fixidx, which keeps the index's expiry equal to its greatest member's
-// score (unix seconds; it converts the ms scores of older indexes).
+// luaPrelude defines the field list (in fieldNames order), the position
+// FP of the packed record p in it, times and settimes, which read and
+// rewrite the times in a session's record (see codec.go), and fixidx,
+// which keeps the index's expiry equal to its greatest member's score
+// (unix seconds).
 var luaPrelude = func() string {
 	var b strings.Builder
 	b.WriteString("local F = {")
@@ -29,46 +29,28 @@ var luaPrelude = func() string {
 		fmt.Fprintf(&b, "'%s'", f)
 	}
 	b.WriteString("}\n")
-	fmt.Fprintf(&b, "local FP, FT, FA, FX = %d, %d, %d, %d\n", fRecord+1, fCreated+1, fLastActive+1, fExpires+1)
+	fmt.Fprintf(&b, "local FP = %d\n", fRecord+1)
 	b.WriteString(`
 -- times returns CreatedAt, LastActive, ExpiresAt and RotatedAt (unix ms)
--- from a session's record p, or from its fields t, a, x, r when it has
--- none; nothing when the session is gone.
-local function times(p, t, a, x, r)
+-- from a session's record p; nothing when the session is gone (p nil).
+local function times(p)
   if p then return struct.unpack('>i6i6i6i6', p) end
-  if t then return tonumber(t), tonumber(a), tonumber(x), tonumber(r) end
 end
 
 -- settimes sets LastActive, ExpiresAt and, unless r is nil, RotatedAt
--- (unix ms) of the session at key in the form its hash has, so neither
--- the other times nor the rest of the record can go back. It returns
--- false when the session is gone.
+-- (unix ms) in the record of the session at key, so neither the other
+-- times nor the rest of the record can go back. It returns false when the
+-- session is gone.
 local function settimes(key, a, x, r)
-  local h = redis.call('HMGET', key, 'p', 't', 'r')
-  if h[1] then
-    local t, _, _, r0 = struct.unpack('>i6i6i6i6', h[1])
-    local p = struct.pack('>i6i6i6i6', t, a, x, r or r0) .. string.sub(h[1], 25)
-    redis.call('HSET', key, 'p', p)
-  elseif h[2] then
-    redis.call('HSET', key, 'a', a, 'x', x, 'r', r or h[3])
-  else
-    return false
-  end
+  local p = redis.call('HGET', key, 'p')
+  if not p then return false end
+  local t, _, _, r0 = struct.unpack('>i6i6i6i6', p)
+  redis.call('HSET', key, 'p', struct.pack('>i6i6i6i6', t, a, x, r or r0) .. string.sub(p, 25))
   return true
 end
 
 local function fixidx(idx)
   local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
-  if top[2] and tonumber(top[2]) > 1e11 then
-    -- Indexes written before scores were in seconds have ms scores
-    -- (1e11 s is the year 5138), which sort above all others: convert
-    -- them, once.
-    local old = redis.call('ZRANGEBYSCORE', idx, '(1e11', '+inf', 'WITHSCORES')
-    for i = 1, #old, 2 do
-      redis.call('ZADD', idx, string.format('%d', math.ceil(old[i + 1] / 1000)), old[i])
-    end
-    top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
-  end
   if top[2] then redis.call('EXPIREAT', idx, top[2]) end
 end
 `)
@@ -95,12 +77,12 @@ local now, max, devf, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5], AR
 local live, replaced, gone = {}, {}, {}
 if max > 0 or devf ~= '' then
   for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-    local h = redis.call('HMGET', prefix .. id, 'p', 't', 'a', 'x', devf ~= '' and devf or 'p')
-    local t, a, x = times(h[1], h[2], h[3], h[4])
+    local h = redis.call('HMGET', prefix .. id, 'p', devf ~= '' and devf or 'p')
+    local t, a, x = times(h[1])
     if not t then
       gone[#gone + 1] = id
     elseif x > now then
-      if devf ~= '' and h[5] == ARGV[6] then
+      if devf ~= '' and h[2] == ARGV[6] then
         replaced[#replaced + 1] = id
       else
         live[#live + 1] = {id, a, t}
@@ -149,7 +131,7 @@ local now = tonumber(ARGV[2])
 local out, pruned = {}, false
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local h = redis.call('HMGET', ARGV[1] .. id, unpack(F))
-  local t, _, x = times(h[FP], h[FT], h[FA], h[FX])
+  local t, _, x = times(h[FP])
   if not t then
     redis.call('ZREM', KEYS[1], id)
     pruned = true
