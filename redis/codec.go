@@ -2,6 +2,7 @@ package redis
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"net/netip"
@@ -112,10 +113,8 @@ func put48(b []byte, v int64) {
 }
 
 func get48(b string) int64 {
-	var v int64
-	for i := 0; i < 6; i++ {
-		v = v<<8 | int64(b[i])
-	}
+	_ = b[5]
+	v := int64(b[0])<<40 | int64(b[1])<<32 | int64(b[2])<<24 | int64(b[3])<<16 | int64(b[4])<<8 | int64(b[5])
 	return v << 16 >> 16 // sign-extend
 }
 
@@ -190,6 +189,20 @@ func encodeSession(s *sessiond.Session) []string {
 
 var errCorrupt = errors.New("malformed session hash")
 
+// hashValues holds the values of a session hash in fieldNames order;
+// bit i of has says whether field i exists.
+type hashValues struct {
+	v   [nFields]string
+	has uint16
+}
+
+func (h *hashValues) set(i int, v string) {
+	h.v[i] = v
+	h.has |= 1 << i
+}
+
+func (h *hashValues) ok(i int) bool { return h.has&(1<<i) != 0 }
+
 // decodeSession builds the session from vals, the nFields values in
 // fieldNames order as HMGET returns them. It returns ok false when the
 // hash does not exist.
@@ -197,83 +210,116 @@ func decodeSession(userID, id string, vals []rueidis.RedisMessage) (*sessiond.Se
 	if len(vals) != nFields {
 		return nil, false, errCorrupt
 	}
-	return decodeFields(userID, id, func(i int) (string, bool) {
-		v, err := vals[i].ToString()
-		return v, err == nil
-	})
+	var h hashValues
+	for i := range vals {
+		if vals[i].IsNil() {
+			continue
+		}
+		if v, err := vals[i].ToString(); err == nil {
+			h.set(i, v)
+		}
+	}
+	return decodeFields(userID, id, &h)
 }
 
-// decodeFields builds the session from get, which returns field i (in
-// fieldNames order) and whether it is present.
-func decodeFields(userID, id string, get func(i int) (string, bool)) (s *sessiond.Session, ok bool, err error) {
-	str := func(i int) string {
-		v, _ := get(i)
-		return v
-	}
-	has := func(i int) bool {
-		_, ok := get(i)
-		return ok
-	}
-	rec, ok := get(fRecord)
-	if !ok {
+// decodeFields builds the session from the values of its hash. It is on
+// the path of every authenticated request (a cached Get), so it allocates
+// the session and one string for the DeviceID and IPAddress it turns back
+// into text, and nothing else.
+func decodeFields(userID, id string, h *hashValues) (*sessiond.Session, bool, error) {
+	if !h.ok(fRecord) {
 		return nil, false, nil
 	}
-	s = &sessiond.Session{
-		ID:          id,
-		UserID:      userID,
-		Device:      str(fDevice),
-		DeviceClass: str(fClassRaw),
-		Name:        str(fName),
-		IPAddress:   str(fIPRaw),
-		Location:    str(fLocation),
-	}
-	switch {
-	case has(fDevHex):
-		s.DeviceID = hexString(str(fDevHex))
-	case has(fDevB64):
-		s.DeviceID = base64.RawURLEncoding.EncodeToString([]byte(str(fDevB64)))
-	default:
-		s.DeviceID = str(fDevRaw)
-	}
+	rec := h.v[fRecord]
 	if len(rec) < recIP {
 		return nil, false, errCorrupt
 	}
-	var t [4]int64
-	for i := range t {
-		t[i] = get48(rec[6*i:])
+	gen, err := strconv.ParseUint(h.v[fGeneration], 10, 64)
+	if err != nil {
+		return nil, false, errCorrupt
 	}
+	class := h.v[fClassRaw]
 	if c := rec[recClass]; c != classText {
 		if int(c) >= len(classes) {
 			return nil, false, errCorrupt
 		}
-		s.DeviceClass = classes[c]
+		class = classes[c]
 	}
-	if ip := rec[recIP:]; ip != "" {
-		a, ok := netip.AddrFromSlice([]byte(ip))
-		if !ok {
-			return nil, false, errCorrupt
-		}
-		s.IPAddress = a.String()
+
+	// text holds the DeviceID, then the IPAddress, when the hash has them
+	// as bytes, so both cost one string; a SHA-256 device id (64 hex or 43
+	// base64url digits) and an IPv6 address fit buf.
+	var buf [128]byte
+	text := buf[:0]
+	devBytes := true
+	switch {
+	case h.ok(fDevHex):
+		text = appendHex(text, h.v[fDevHex])
+	case h.ok(fDevB64):
+		text = base64.RawURLEncoding.AppendEncode(text, []byte(h.v[fDevB64]))
+	default:
+		devBytes = false
 	}
-	s.CreatedAt = time.UnixMilli(t[0]).UTC()
-	s.LastActive = time.UnixMilli(t[1]).UTC()
-	s.ExpiresAt = time.UnixMilli(t[2]).UTC()
-	s.RotatedAt = time.UnixMilli(t[3]).UTC()
-	if s.Generation, err = strconv.ParseUint(str(fGeneration), 10, 64); err != nil {
+	nDev := len(text)
+	switch b := rec[recIP:]; len(b) {
+	case 0:
+	case 4:
+		var a [4]byte
+		copy(a[:], b)
+		text = netip.AddrFrom4(a).AppendTo(text)
+	case 16:
+		var a [16]byte
+		copy(a[:], b)
+		text = netip.AddrFrom16(a).AppendTo(text)
+	default:
 		return nil, false, errCorrupt
 	}
-	return s, true, nil
+	str := string(text)
+	devID, ip := h.v[fDevRaw], h.v[fIPRaw]
+	if devBytes {
+		devID = str[:nDev]
+	}
+	if len(str) > nDev {
+		ip = str[nDev:]
+	}
+
+	return &sessiond.Session{
+		ID:          id,
+		UserID:      userID,
+		DeviceID:    devID,
+		Device:      h.v[fDevice],
+		DeviceClass: class,
+		Name:        h.v[fName],
+		IPAddress:   ip,
+		Location:    h.v[fLocation],
+		CreatedAt:   recTime(rec, 0),
+		LastActive:  recTime(rec, 1),
+		ExpiresAt:   recTime(rec, 2),
+		RotatedAt:   recTime(rec, 3),
+		Generation:  gen,
+	}, true, nil
 }
 
-// hexString is hex.EncodeToString without the intermediate copies.
-func hexString(b string) string {
-	var buf [64]byte
-	if 2*len(b) > len(buf) {
-		return hex.EncodeToString([]byte(b))
+// recTime returns time i (0 CreatedAt, 1 LastActive, 2 ExpiresAt, 3
+// RotatedAt) of record rec.
+func recTime(rec string, i int) time.Time { return time.UnixMilli(get48(rec[6*i:])).UTC() }
+
+// hexPairs[b] is the two lower-case hex digits of byte b, big-endian.
+var hexPairs = func() (t [256]uint16) {
+	const digits = "0123456789abcdef"
+	for b := range t {
+		t[b] = uint16(digits[b>>4])<<8 | uint16(digits[b&15])
 	}
+	return t
+}()
+
+// appendHex appends the lower-case hex digits of b to dst.
+func appendHex(dst []byte, b string) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, 2*len(b))[:n+2*len(b)]
+	out := dst[n:]
 	for i := 0; i < len(b); i++ {
-		buf[2*i] = "0123456789abcdef"[b[i]>>4]
-		buf[2*i+1] = "0123456789abcdef"[b[i]&15]
+		binary.BigEndian.PutUint16(out[2*i:], hexPairs[b[i]])
 	}
-	return string(buf[:2*len(b)])
+	return dst
 }

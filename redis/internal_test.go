@@ -94,16 +94,14 @@ func TestCodecRoundTrip(t *testing.T) {
 		{ID: "c", UserID: "u", DeviceID: "ABCDEF", IPAddress: "fe80::1%eth0", DeviceClass: "", CreatedAt: now},
 		{ID: "d", UserID: "u", DeviceID: "device-a", IPAddress: "::ffff:1.2.3.4", DeviceClass: sessiond.ClassUnknown, CreatedAt: now},
 		{ID: "e", UserID: "u", DeviceID: "abc", IPAddress: "not an ip", DeviceClass: sessiond.ClassBot, CreatedAt: now},
+		{ID: "f", UserID: "u", DeviceID: strings.Repeat("0a", 60), IPAddress: "2001:db8:1:2:3:4:5:6", DeviceClass: sessiond.ClassCLI, CreatedAt: now},
 	} {
 		kv := encodeSession(s)
-		byField := map[string]string{}
+		var h hashValues
 		for i := 0; i < len(kv); i += 2 {
-			byField[kv[i]] = kv[i+1]
+			h.set(slices.Index(fieldNames[:], kv[i]), kv[i+1])
 		}
-		got, ok, err := decodeFields(s.UserID, s.ID, func(i int) (string, bool) {
-			v, ok := byField[fieldNames[i]]
-			return v, ok
-		})
+		got, ok, err := decodeFields(s.UserID, s.ID, &h)
 		if err != nil || !ok {
 			t.Fatalf("decode %s: (%v, %v)", s.ID, ok, err)
 		}

@@ -12,9 +12,21 @@ import "strings"
 
 const keyPrefix = "sd:{u:"
 
-// SessionKey returns the Redis key of session id of userID.
+// SessionKey returns the Redis key of session id of userID. It is built
+// on every Get, so ids that need no escaping (all that sessiond makes)
+// cost one allocation, the key itself.
 func SessionKey(userID, id string) string {
-	return keyPrefix + encodeID(userID) + "}:s:" + encodeID(id)
+	nu, ni := escapes(userID), escapes(id)
+	if nu == 0 && ni == 0 {
+		return keyPrefix + userID + "}:s:" + id
+	}
+	var b strings.Builder
+	b.Grow(len(keyPrefix) + len(userID) + 2*nu + len("}:s:") + len(id) + 2*ni)
+	b.WriteString(keyPrefix)
+	writeID(&b, userID)
+	b.WriteString("}:s:")
+	writeID(&b, id)
+	return b.String()
 }
 
 // IndexKey returns the Redis key of userID's session index.
@@ -39,28 +51,44 @@ func userKeys(userID string) (idx, sessionPrefix string) {
 	return tag + "idx", tag + "s:"
 }
 
-func unreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
+// isUnreserved[c] reports whether byte c is kept as it is.
+var isUnreserved = func() (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '~'
+	}
+	return t
+}()
+
+// escapes returns how many bytes of s encodeID escapes.
+func escapes(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !isUnreserved[s[i]] {
+			n++
+		}
+	}
+	return n
 }
 
 // encodeID percent-encodes every byte of s outside the unreserved set.
 func encodeID(s string) string {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if !unreserved(s[i]) {
-			n++
-		}
-	}
+	n := escapes(s)
 	if n == 0 {
 		return s
 	}
-	const hexDigits = "0123456789ABCDEF"
 	var b strings.Builder
 	b.Grow(len(s) + 2*n)
+	writeID(&b, s)
+	return b.String()
+}
+
+// writeID writes s to b, percent-encoded.
+func writeID(b *strings.Builder, s string) {
+	const hexDigits = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if unreserved(c) {
+		if isUnreserved[c] {
 			b.WriteByte(c)
 			continue
 		}
@@ -68,7 +96,6 @@ func encodeID(s string) string {
 		b.WriteByte(hexDigits[c>>4])
 		b.WriteByte(hexDigits[c&15])
 	}
-	return b.String()
 }
 
 // decodeID reverses encodeID. Malformed escapes are kept as they are (they
