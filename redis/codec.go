@@ -207,10 +207,19 @@ func (h *hashValues) ok(i int) bool { return h.has&(1<<i) != 0 }
 // fieldNames order as HMGET returns them. It returns ok false when the
 // hash does not exist.
 func decodeSession(userID, id string, vals []rueidis.RedisMessage) (*sessiond.Session, bool, error) {
-	if len(vals) != nFields {
-		return nil, false, errCorrupt
+	h, err := hashOf(vals)
+	if err != nil {
+		return nil, false, err
 	}
-	var h hashValues
+	return decodeFields(userID, id, &h)
+}
+
+// hashOf returns the values of vals, the nFields values in fieldNames
+// order as HMGET returns them.
+func hashOf(vals []rueidis.RedisMessage) (h hashValues, err error) {
+	if len(vals) != nFields {
+		return h, errCorrupt
+	}
 	for i := range vals {
 		if vals[i].IsNil() {
 			continue
@@ -219,7 +228,7 @@ func decodeSession(userID, id string, vals []rueidis.RedisMessage) (*sessiond.Se
 			h.set(i, v)
 		}
 	}
-	return decodeFields(userID, id, &h)
+	return h, nil
 }
 
 // decodeFields builds the session from the values of its hash. It is on
