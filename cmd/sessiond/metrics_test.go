@@ -89,6 +89,8 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		`sessiond_validation_duration_seconds_count{result="valid"}`:   1,
 		`sessiond_validation_duration_seconds_count{result="invalid"}`: 1,
 		`sessiond_store_errors_total`:                                  0,
+		// Every login verifies a password, the failed one too.
+		`sessiond_password_verify_duration_seconds_count`: 4,
 	}
 	for series, w := range want {
 		if v, ok := got[series]; !ok || v != w {
@@ -97,6 +99,9 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	}
 	if got[`sessiond_validation_duration_seconds_sum{result="valid"}`] <= 0 {
 		t.Errorf("validation latency sum: got %v, want > 0", got[`sessiond_validation_duration_seconds_sum{result="valid"}`])
+	}
+	if got[`sessiond_password_verify_duration_seconds_sum`] <= 0 {
+		t.Errorf("password verification time sum: got %v, want > 0", got[`sessiond_password_verify_duration_seconds_sum`])
 	}
 	if _, ok := got["go_goroutines"]; !ok {
 		t.Errorf("go_goroutines missing: the runtime collector is not registered")
