@@ -63,7 +63,7 @@ func main() {
 	flag.IntVar(&c.trials, "trials", 1000, "revocation trials")
 	flag.IntVar(&c.strict, "strict-trials", 200, "revocation trials in strict mode (0: skip)")
 	flag.IntVar(&c.hammers, "hammers", 2, "revocation: concurrent clients asking B")
-	flag.IntVar(&c.logins, "logins", 20, "login: logins (and as many bare hash verifications)")
+	flag.IntVar(&c.logins, "logins", 60, "login: logins (and as many bare hash verifications)")
 	flag.IntVar(&c.list, "list", 1000, "scale: sessions of the listed user")
 	flag.IntVar(&c.revoke, "revoke", 10000, "scale: sessions of the user who signs out every other device")
 	flag.IntVar(&c.scaleReps, "scale-reps", 3, "scale: repetitions of revoke-all (list runs 3x as many)")

@@ -22,8 +22,9 @@ var microBenchmarks = []struct{ pkg, pattern string }{
 	{"./redis", "^Benchmark(GetCached|GetCachedParallel|GetStrict|Create|Revoke|List1000)$"},
 	// Store validation (Get) on SQLite.
 	{"./sqlite", "^Benchmark(Get.*)$"},
-	// The /me answer: encoding/json against appending.
-	{"./http", "^BenchmarkWriteMe$"},
+	// The /me answer: encoding/json against appending; the handler chains
+	// of /me and of the JWKS without a network.
+	{"./http", "^Benchmark(WriteMe|Handler)$"},
 }
 
 // microComparisons are benchstat comparisons within the run: columns are
@@ -32,6 +33,7 @@ var microComparisons = []struct{ title, name, col string }{
 	{"Authenticate (cached token, session check) per store", "Authenticate", "/store"},
 	{"RefreshSession per store", "RefreshSession", "/store"},
 	{"the /me answer, encoding/json against appending (http.writeMe)", "WriteMe", "/impl"},
+	{"the server's handler chain (no network) of /me against the JWKS", "Handler", "/path"},
 }
 
 // runMicro runs the micro-benchmarks count times each and returns their

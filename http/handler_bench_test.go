@@ -37,11 +37,11 @@ func BenchmarkHandler(b *testing.B) {
 	srv := sessiondhttp.NewServer(m)
 	srv.Logger = slog.New(slog.DiscardHandler)
 	h := srv.Handler()
-	for _, tc := range []struct{ path, token string }{
-		{"/api/v1/me", g.AccessToken},
-		{"/.well-known/jwks.json", ""},
+	for _, tc := range []struct{ name, path, token string }{
+		{"me", "/api/v1/me", g.AccessToken},
+		{"jwks", "/.well-known/jwks.json", ""},
 	} {
-		b.Run("path="+tc.path, func(b *testing.B) {
+		b.Run("path="+tc.name, func(b *testing.B) {
 			req, err := http.NewRequest(http.MethodGet, "http://sessiond.test"+tc.path, nil)
 			if err != nil {
 				b.Fatal(err)
