@@ -207,19 +207,10 @@ func (h *hashValues) ok(i int) bool { return h.has&(1<<i) != 0 }
 // fieldNames order as HMGET returns them. It returns ok false when the
 // hash does not exist.
 func decodeSession(userID, id string, vals []rueidis.RedisMessage) (*sessiond.Session, bool, error) {
-	h, err := hashOf(vals)
-	if err != nil {
-		return nil, false, err
-	}
-	return decodeFields(userID, id, &h)
-}
-
-// hashOf returns the values of vals, the nFields values in fieldNames
-// order as HMGET returns them.
-func hashOf(vals []rueidis.RedisMessage) (h hashValues, err error) {
 	if len(vals) != nFields {
-		return h, errCorrupt
+		return nil, false, errCorrupt
 	}
+	var h hashValues
 	for i := range vals {
 		if vals[i].IsNil() {
 			continue
@@ -228,7 +219,7 @@ func hashOf(vals []rueidis.RedisMessage) (h hashValues, err error) {
 			h.set(i, v)
 		}
 	}
-	return h, nil
+	return decodeFields(userID, id, &h)
 }
 
 // decodeFields builds the session from the values of its hash. It is on

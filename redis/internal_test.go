@@ -139,36 +139,3 @@ func TestRecentAgesOut(t *testing.T) {
 		t.Fatal("marks kept after two periods")
 	}
 }
-
-func TestDecodedCache(t *testing.T) {
-	var c decodedCache
-	var h hashValues
-	h.set(fRecord, "record")
-	h.set(fGeneration, "1")
-	s := &sessiond.Session{ID: "s1", UserID: "u1", Device: "curl", Generation: 1}
-	c.put("k", &h, s)
-
-	got, ok := c.get("k", &h)
-	if !ok || *got != *s {
-		t.Fatalf("get of the same hash = %+v, %v; want the session", got, ok)
-	}
-	got.Device = "changed by the caller"
-	if again, _ := c.get("k", &h); again.Device != "curl" {
-		t.Errorf("a caller's change reached the cache: %q", again.Device)
-	}
-	for name, other := range map[string]func(*hashValues){
-		"another generation": func(h *hashValues) { h.set(fGeneration, "2") },
-		"another record":     func(h *hashValues) { h.set(fRecord, "recorD") },
-		"a field more":       func(h *hashValues) { h.set(fName, "laptop") },
-		"the hash gone":      func(h *hashValues) { *h = hashValues{} },
-	} {
-		h2 := h
-		other(&h2)
-		if got, ok := c.get("k", &h2); ok {
-			t.Errorf("%s: got %+v from the entry of the old hash", name, got)
-		}
-	}
-	if _, ok := c.get("another key", &h); ok {
-		t.Error("another key found the entry")
-	}
-}

@@ -83,18 +83,9 @@ func (s *Store) Get(ctx context.Context, userID, id string, now time.Time) (*ses
 	if err != nil {
 		return nil, wrap("get", err)
 	}
-	h, err := hashOf(vals)
+	sess, ok, err := decodeSession(userID, id, vals)
 	if err != nil {
 		return nil, fmt.Errorf("redis: get: %w", err)
-	}
-	sess, ok := s.decoded.get(key, &h)
-	if !ok {
-		if sess, ok, err = decodeFields(userID, id, &h); err != nil {
-			return nil, fmt.Errorf("redis: get: %w", err)
-		}
-		if ok {
-			s.decoded.put(key, &h, sess)
-		}
 	}
 	if !ok || !sess.ExpiresAt.After(now) {
 		return nil, notFound("get")

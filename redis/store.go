@@ -72,7 +72,6 @@ type Store struct {
 	cacheTTL time.Duration
 	recent   *recent
 	cluster  bool
-	decoded  decodedCache
 }
 
 var _ sessiond.SessionStore = (*Store)(nil)
