@@ -444,7 +444,9 @@ func (c *verifiedCache) put(token string, e cacheEntry, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[token]; ok {
-		s.m[token] = e
+		// Another request verified the same token meanwhile. Leave its
+		// entry: assigning would make token, which may be a slice of a
+		// large request header, the map's key.
 		return
 	}
 	if len(s.m) >= c.perShard {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
@@ -590,6 +591,23 @@ func TestVerifiedCacheBound(t *testing.T) {
 		_, okB := c.get(b)
 		if okA || !okB {
 			t.Errorf("after inserting into a full shard: old cached %v, new cached %v; want false, true", okA, okB)
+		}
+	})
+	t.Run("keys never share the caller's string", func(t *testing.T) {
+		// A cookie's value is a slice of the whole Cookie header, which
+		// may be large: the cache must not keep it alive, neither on the
+		// first put of a token nor when two requests put the same one.
+		c := newVerifiedCache(100)
+		header := strings.Repeat("x", 1<<16) + "header.claims.signature"
+		token := header[1<<16:]
+		for range 2 {
+			c.put(token, entry(t0.Add(time.Hour)), t0)
+			s := c.shard(token)
+			for k := range s.m {
+				if unsafe.StringData(k) == unsafe.StringData(token) {
+					t.Fatal("the cache's key is the caller's string")
+				}
+			}
 		}
 	})
 	t.Run("only the exact token finds an entry", func(t *testing.T) {
