@@ -13,20 +13,10 @@ import "strings"
 const keyPrefix = "sd:{u:"
 
 // SessionKey returns the Redis key of session id of userID. It is built
-// on every Get, so ids that need no escaping (all that sessiond makes)
-// cost one allocation, the key itself.
+// on every Get; ids that need no escaping (all that sessiond makes) cost
+// one allocation, the key itself.
 func SessionKey(userID, id string) string {
-	nu, ni := escapes(userID), escapes(id)
-	if nu == 0 && ni == 0 {
-		return keyPrefix + userID + "}:s:" + id
-	}
-	var b strings.Builder
-	b.Grow(len(keyPrefix) + len(userID) + 2*nu + len("}:s:") + len(id) + 2*ni)
-	b.WriteString(keyPrefix)
-	writeID(&b, userID)
-	b.WriteString("}:s:")
-	writeID(&b, id)
-	return b.String()
+	return keyPrefix + encodeID(userID) + "}:s:" + encodeID(id)
 }
 
 // IndexKey returns the Redis key of userID's session index.
