@@ -109,6 +109,11 @@ func (s *Server) Handler() http.Handler {
 	auth := func(pattern string, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) {
 		mux.Handle(pattern, s.apiHandler(s.authenticated(false, h)))
 	}
+	// authCtx is auth for handlers that read the session or the token's
+	// claims from the request's context.
+	authCtx := func(pattern string, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) {
+		mux.Handle(pattern, s.apiHandler(s.authenticated(true, h)))
+	}
 	api("POST /api/v1/auth/register", s.register)
 	api("POST /api/v1/auth/login", s.login)
 	api("POST /api/v1/auth/refresh", s.refresh)
@@ -120,7 +125,7 @@ func (s *Server) Handler() http.Handler {
 	auth("DELETE /api/v1/sessions", s.revokeOthers)
 	auth("DELETE /api/v1/sessions/{id}", s.revokeSession)
 	auth("PATCH /api/v1/sessions/{id}", s.renameSession)
-	mux.Handle("GET /api/v1/sessions/events", s.apiHandler(s.authenticated(true, s.events)))
+	authCtx("GET /api/v1/sessions/events", s.events)
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(s.jwks))
 	mux.Handle("GET /healthz", s.apiHandler(func(w http.ResponseWriter, r *http.Request) error {
