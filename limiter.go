@@ -19,3 +19,27 @@ type Limiter interface {
 	// Reset forgets every event under key.
 	Reset(ctx context.Context, key string) error
 }
+
+// Counter names one counter of a CountMany call: a key and its window.
+type Counter struct {
+	Key    string
+	Window time.Duration
+}
+
+// Count is what a Limiter reports of one counter: as Limiter.Count's n and
+// oldestLeavesIn.
+type Count struct {
+	N              int
+	OldestLeavesIn time.Duration
+}
+
+// MultiCounter is implemented by a Limiter that can count several keys in
+// one round trip to its store. The Manager uses it for the three counters
+// of a login, which it checks before and again after verifying the
+// password; a Limiter without it is asked once per key.
+type MultiCounter interface {
+	// CountMany sets counts[i] to what Count(ctx, cs[i].Key, cs[i].Window,
+	// now) would return, for every i; counts has the length of cs. On an
+	// error no count is to be trusted.
+	CountMany(ctx context.Context, cs []Counter, now time.Time, counts []Count) error
+}

@@ -97,8 +97,48 @@ func (m *Manager) loginLimits(k loginKeys) [3]limit {
 // throttleLogin checks the login counters before a password is verified,
 // so that an attempt past a limit costs no hash.
 func (m *Manager) throttleLogin(ctx context.Context, now time.Time, k loginKeys) error {
-	for _, c := range m.loginLimits(k) {
-		if err := m.throttle(ctx, now, c.what, c.rate, c.key); err != nil {
+	return m.checkLogin(ctx, now, k, 0)
+}
+
+// checkLogin returns the *ThrottledError of the first login counter of k
+// that, with adjust added, has reached its limit. A Limiter that is a
+// MultiCounter counts them all in one call: a login checks them twice, and
+// with a shared store each call is a round trip.
+func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, adjust int) error {
+	if m.Limiter == nil {
+		return nil
+	}
+	limits := m.loginLimits(k)
+	mc, ok := m.Limiter.(MultiCounter)
+	if !ok {
+		for _, c := range limits {
+			if err := m.throttleAdjusted(ctx, now, c.what, c.rate, c.key, adjust); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		cs     [len(limits)]Counter
+		counts [len(limits)]Count
+		on     [len(limits)]int // indexes into limits of the counted
+		n      int
+	)
+	for i, c := range limits {
+		if c.rate.N > 0 {
+			cs[n], on[n] = Counter{Key: c.key, Window: c.rate.Window}, i
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := mc.CountMany(ctx, cs[:n], now, counts[:n]); err != nil {
+		return err
+	}
+	for j, c := range counts[:n] {
+		l := limits[on[j]]
+		if err := limited(l.what, l.rate, c.N+adjust, c.OldestLeavesIn); err != nil {
 			return err
 		}
 	}
@@ -128,13 +168,7 @@ func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok bool) error
 	// Count up to a moment after every failure recorded so far, by any
 	// instance: a Limiter does not count events after its now, and
 	// concurrent attempts stamp their failures at slightly different times.
-	now := m.now().Add(recountLeeway)
-	for _, c := range m.loginLimits(k) {
-		if err := m.throttleAdjusted(ctx, now, c.what, c.rate, c.key, self); err != nil {
-			return err
-		}
-	}
-	return nil
+	return m.checkLogin(ctx, m.now().Add(recountLeeway), k, self)
 }
 
 // loginFailed counts a failed attempt. The account's and the address's
@@ -171,7 +205,13 @@ func (m *Manager) throttleAdjusted(ctx context.Context, now time.Time, what stri
 	if err != nil {
 		return err
 	}
-	if n+adjust < rate.N {
+	return limited(what, rate, n+adjust, wait)
+}
+
+// limited returns a *ThrottledError when n events have reached rate, wait
+// being how long until the oldest of them leaves its window.
+func limited(what string, rate Rate, n int, wait time.Duration) error {
+	if n < rate.N {
 		return nil
 	}
 	if wait < time.Second {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/sessiond/sessiond"
 )
 
@@ -21,7 +23,10 @@ type Limiter struct {
 	seq    atomic.Uint64 // distinguishes events of one process
 }
 
-var _ sessiond.Limiter = (*Limiter)(nil)
+var (
+	_ sessiond.Limiter      = (*Limiter)(nil)
+	_ sessiond.MultiCounter = (*Limiter)(nil)
+)
 
 // NewLimiter returns a Limiter that uses s's connections.
 func NewLimiter(s *Store) *Limiter {
@@ -58,6 +63,41 @@ func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, n
 	}
 	leaves := time.Duration(int64(oldest)+window.Milliseconds()-nowMS) * time.Millisecond
 	return int(n), leaves, nil
+}
+
+// CountMany implements sessiond.MultiCounter: two plain reads per counter
+// (ZCOUNT, and ZRANGE for the oldest event), all sent in one pipeline, so
+// one round trip on a single node; on a Cluster, rueidis sends each node
+// its part at once.
+func (l *Limiter) CountMany(ctx context.Context, cs []sessiond.Counter, now time.Time, counts []sessiond.Count) error {
+	ctx, cancel := l.s.deadline(ctx)
+	defer cancel()
+	c := l.s.client
+	nowMS := now.UnixMilli()
+	upto := strconv.FormatInt(nowMS, 10)
+	cmds := make(rueidis.Commands, 0, 2*len(cs))
+	for _, k := range cs {
+		key, after := LimiterKey(k.Key), "("+strconv.FormatInt(nowMS-k.Window.Milliseconds(), 10)
+		cmds = append(cmds,
+			c.B().Zcount().Key(key).Min(after).Max(upto).Build(),
+			c.B().Zrange().Key(key).Min(after).Max(upto).Byscore().Limit(0, 1).Withscores().Build())
+	}
+	res := c.DoMulti(ctx, cmds...)
+	for i, k := range cs {
+		n, err := res[2*i].AsInt64()
+		if err != nil {
+			return wrap("limiter count", err)
+		}
+		oldest, err := res[2*i+1].AsZScores()
+		if err != nil {
+			return wrap("limiter count", err)
+		}
+		counts[i] = sessiond.Count{N: int(n)}
+		if n > 0 && len(oldest) > 0 {
+			counts[i].OldestLeavesIn = time.Duration(int64(oldest[0].Score)+k.Window.Milliseconds()-nowMS) * time.Millisecond
+		}
+	}
+	return nil
 }
 
 // Add implements sessiond.Limiter.

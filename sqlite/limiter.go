@@ -22,7 +22,10 @@ type Limiter struct {
 	lastSweep atomic.Int64
 }
 
-var _ sessiond.Limiter = (*Limiter)(nil)
+var (
+	_ sessiond.Limiter      = (*Limiter)(nil)
+	_ sessiond.MultiCounter = (*Limiter)(nil)
+)
 
 // NewLimiter returns the limiter of db.
 func NewLimiter(db *DB) *Limiter {
@@ -42,6 +45,40 @@ func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, n
 		return 0, 0, nil
 	}
 	return n, fromMS(oldest.Int64).Add(window).Sub(now), nil
+}
+
+// CountMany implements sessiond.MultiCounter. Three counters, those of a
+// login, are counted by one statement; any other number one by one.
+func (l *Limiter) CountMany(ctx context.Context, cs []sessiond.Counter, now time.Time, counts []sessiond.Count) error {
+	if len(cs) != 3 {
+		for i, c := range cs {
+			n, leaves, err := l.Count(ctx, c.Key, c.Window, now)
+			if err != nil {
+				return err
+			}
+			counts[i] = sessiond.Count{N: n, OldestLeavesIn: leaves}
+		}
+		return nil
+	}
+	var (
+		n      [3]int
+		oldest [3]sql.NullInt64
+	)
+	err := l.db.stmts.limiterCount3.QueryRowContext(ctx,
+		cs[0].Key, ms(now.Add(-cs[0].Window)),
+		cs[1].Key, ms(now.Add(-cs[1].Window)),
+		cs[2].Key, ms(now.Add(-cs[2].Window)),
+	).Scan(&n[0], &oldest[0], &n[1], &oldest[1], &n[2], &oldest[2])
+	if err != nil {
+		return wrap(err, "count")
+	}
+	for i, c := range cs {
+		counts[i] = sessiond.Count{N: n[i]}
+		if n[i] > 0 && oldest[i].Valid {
+			counts[i].OldestLeavesIn = fromMS(oldest[i].Int64).Add(c.Window).Sub(now)
+		}
+	}
+	return nil
 }
 
 // Add implements sessiond.Limiter.

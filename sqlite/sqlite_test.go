@@ -59,6 +59,10 @@ func TestLimiter(t *testing.T) {
 		db, _ := openDB(t)
 		return sqlite.NewLimiter(db)
 	})
+	storetest.RunMultiCounter(t, func(t *testing.T) storetest.MultiLimiter {
+		db, _ := openDB(t)
+		return sqlite.NewLimiter(db)
+	})
 }
 
 func TestPragmas(t *testing.T) {

@@ -7,7 +7,8 @@ import (
 	"fmt"
 )
 
-// The statements of the hot paths: a login (user look-up, throttle counts,
+// The statements of the hot paths: a login (user look-up, the three throttle
+// counts at once,
 // session insert, user re-check), a Get that misses the cache, and the
 // once-a-minute activity write.
 const (
@@ -24,7 +25,14 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSessionTouch = `UPDATE sessions SET last_active = ?, expires_at = ? WHERE id = ? AND user_id = ?`
 
-	qLimiterCount = `SELECT count(*), min(at) FROM limiter_events WHERE key = ? AND at > ?`
+	qLimiterCount   = `SELECT count(*), min(at) FROM limiter_events WHERE key = ? AND at > ?`
+	qLimiterCount3  = `SELECT ` + limiterCountOf1 + `, ` + limiterCountOf2 + `, ` + limiterCountOf3
+	limiterCountOf1 = `(SELECT count(*) FROM limiter_events WHERE key = ?1 AND at > ?2),
+		(SELECT min(at) FROM limiter_events WHERE key = ?1 AND at > ?2)`
+	limiterCountOf2 = `(SELECT count(*) FROM limiter_events WHERE key = ?3 AND at > ?4),
+		(SELECT min(at) FROM limiter_events WHERE key = ?3 AND at > ?4)`
+	limiterCountOf3 = `(SELECT count(*) FROM limiter_events WHERE key = ?5 AND at > ?6),
+		(SELECT min(at) FROM limiter_events WHERE key = ?5 AND at > ?6)`
 	qLimiterAdd   = `INSERT INTO limiter_events (key, at, expires_at) VALUES (?, ?, ?)`
 	qLimiterPrune = `DELETE FROM limiter_events WHERE key = ? AND at <= ?`
 	qLimiterReset = `DELETE FROM limiter_events WHERE key = ?`
@@ -39,7 +47,7 @@ const (
 // there and keeps that, and Tx.StmtContext reuses the writer's copy.
 type stmts struct {
 	// On the reader pool.
-	userByID, userByLogin, sessionGet, limiterCount *sql.Stmt
+	userByID, userByLogin, sessionGet, limiterCount, limiterCount3 *sql.Stmt
 	// On the writer connection.
 	sessionReplace, sessionCount, sessionInsert, sessionTouch *sql.Stmt
 	limiterAdd, limiterPrune, limiterReset                    *sql.Stmt
@@ -57,6 +65,7 @@ func (st *stmts) prepare(ctx context.Context, read, write *sql.DB) error {
 		{&st.userByLogin, read, qUserByLogin},
 		{&st.sessionGet, read, qSessionGet},
 		{&st.limiterCount, read, qLimiterCount},
+		{&st.limiterCount3, read, qLimiterCount3},
 		{&st.sessionReplace, write, qSessionReplace},
 		{&st.sessionCount, write, qSessionCount},
 		{&st.sessionInsert, write, qSessionInsert},
@@ -78,7 +87,7 @@ func (st *stmts) prepare(ctx context.Context, read, write *sql.DB) error {
 func (st *stmts) close() error {
 	var errs []error
 	for _, s := range []*sql.Stmt{
-		st.userByID, st.userByLogin, st.sessionGet, st.limiterCount,
+		st.userByID, st.userByLogin, st.sessionGet, st.limiterCount, st.limiterCount3,
 		st.sessionReplace, st.sessionCount, st.sessionInsert, st.sessionTouch,
 		st.limiterAdd, st.limiterPrune, st.limiterReset,
 	} {

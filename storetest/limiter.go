@@ -185,3 +185,82 @@ func testLimiterConcurrent(t *testing.T, l sessiond.Limiter) {
 	}
 	wantCount(t, l, key, window, t0.Add(time.Second), n, window-time.Second)
 }
+
+// MultiLimiter is a Limiter that also counts several keys in one call.
+type MultiLimiter interface {
+	sessiond.Limiter
+	sessiond.MultiCounter
+}
+
+// RunMultiCounter checks that CountMany answers, for any number of
+// counters, what Count answers for each. newLimiter must return a fresh
+// limiter for each sub-test.
+func RunMultiCounter(t *testing.T, newLimiter func(t *testing.T) MultiLimiter) {
+	t.Run("counting several keys at once agrees with counting each", func(t *testing.T) {
+		l := newLimiter(t)
+		t0 := limiterBase()
+		id := randomID()
+		// Three keys as a login names them, in three slots of a Cluster,
+		// with windows of their own: one event has left the second key's
+		// window, the third key has none.
+		cs := []sessiond.Counter{
+			{Key: "lai:" + id + ":192.0.2.1", Window: 15 * time.Minute},
+			{Key: "la:" + id, Window: time.Minute},
+			{Key: "li:" + id, Window: time.Hour},
+		}
+		for i := range 3 {
+			mustAdd(t, l, cs[0].Key, cs[0].Window, t0.Add(time.Duration(i)*time.Second))
+		}
+		mustAdd(t, l, cs[1].Key, cs[1].Window, t0)
+		mustAdd(t, l, cs[1].Key, cs[1].Window, t0.Add(50*time.Second))
+		now := t0.Add(90 * time.Second)
+		want := []sessiond.Count{
+			{N: 3, OldestLeavesIn: 15*time.Minute - 90*time.Second},
+			{N: 1, OldestLeavesIn: 20 * time.Second},
+			{N: 0},
+		}
+		for i, c := range cs {
+			wantCount(t, l, c.Key, c.Window, now, want[i].N, want[i].OldestLeavesIn)
+		}
+		for _, pick := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2}, {0}, {0, 0, 1}, {0, 1, 2, 1}} {
+			sub := make([]sessiond.Counter, len(pick))
+			for i, k := range pick {
+				sub[i] = cs[k]
+			}
+			got := make([]sessiond.Count, len(sub))
+			if err := l.CountMany(context.Background(), sub, now, got); err != nil {
+				t.Fatalf("CountMany(%v): got error %v, want nil", pick, err)
+			}
+			for i, k := range pick {
+				if got[i] != want[k] {
+					t.Fatalf("CountMany(%v)[%d] (key %q): got %+v, want %+v", pick, i, sub[i].Key, got[i], want[k])
+				}
+			}
+		}
+	})
+	t.Run("counting several keys sees a reset", func(t *testing.T) {
+		l := newLimiter(t)
+		t0 := limiterBase()
+		cs := []sessiond.Counter{
+			{Key: "a:" + randomID(), Window: time.Minute},
+			{Key: "b:" + randomID(), Window: time.Minute},
+			{Key: "c:" + randomID(), Window: time.Minute},
+		}
+		for _, c := range cs {
+			mustAdd(t, l, c.Key, c.Window, t0)
+		}
+		if err := l.Reset(context.Background(), cs[1].Key); err != nil {
+			t.Fatalf("Reset: got error %v, want nil", err)
+		}
+		got := make([]sessiond.Count, 3)
+		if err := l.CountMany(context.Background(), cs, t0.Add(time.Second), got); err != nil {
+			t.Fatalf("CountMany: got error %v, want nil", err)
+		}
+		want := []sessiond.Count{{N: 1, OldestLeavesIn: 59 * time.Second}, {}, {N: 1, OldestLeavesIn: 59 * time.Second}}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("CountMany[%d]: got %+v, want %+v", i, got[i], want[i])
+			}
+		}
+	})
+}

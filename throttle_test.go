@@ -1,0 +1,103 @@
+package sessiond_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/storetest"
+)
+
+// plainLimiter hides every method of a Limiter but the Limiter interface's
+// own, as a Limiter written outside this module may have.
+type plainLimiter struct{ sessiond.Limiter }
+
+// callCounter counts the calls a Manager makes to its Limiter.
+type callCounter struct {
+	storetest.MultiLimiter
+	count, countMany atomic.Int64
+}
+
+func (c *callCounter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
+	c.count.Add(1)
+	return c.MultiLimiter.Count(ctx, key, window, now)
+}
+
+func (c *callCounter) CountMany(ctx context.Context, cs []sessiond.Counter, now time.Time, counts []sessiond.Count) error {
+	c.countMany.Add(1)
+	return c.MultiLimiter.CountMany(ctx, cs, now, counts)
+}
+
+// TestLoginCountsItsThrottlesOnceEachSideOfTheHash: with a Limiter that
+// counts several keys at once, a successful login asks it once before the
+// hash and once after, not once per counter: with a shared store each call
+// is a round trip.
+func TestLoginCountsItsThrottlesOnceEachSideOfTheHash(t *testing.T) {
+	m, _ := newManager(t)
+	signIn(t, m, "quinn")
+	c := &callCounter{MultiLimiter: m.Limiter.(storetest.MultiLimiter)}
+	m.Limiter = c
+	if _, err := m.Login(context.Background(), sessiond.LoginRequest{Login: "quinn", Password: "password123", IPAddress: "192.0.2.4"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.countMany.Load(), int64(2); got != want {
+		t.Errorf("CountMany calls: got %d, want %d", got, want)
+	}
+	if got := c.count.Load(); got != 0 {
+		t.Errorf("Count calls: got %d, want 0", got)
+	}
+}
+
+// TestLoginThrottlesWithEitherLimiter: the login limits hold the same with
+// a Limiter that counts one key per call as with one that counts them all
+// at once, and a refused attempt names the limit it reached.
+func TestLoginThrottlesWithEitherLimiter(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		wrap func(sessiond.Limiter) sessiond.Limiter
+	}{
+		{"one key per call", func(l sessiond.Limiter) sessiond.Limiter { return plainLimiter{l} }},
+		{"all keys at once", func(l sessiond.Limiter) sessiond.Limiter { return l }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, clk := newManager(t)
+			m.Limiter = tt.wrap(m.Limiter)
+			_, multi := m.Limiter.(sessiond.MultiCounter)
+			if multi == (tt.name == "one key per call") {
+				t.Fatalf("the limiter is a MultiCounter: %v", multi)
+			}
+			ctx := context.Background()
+			signIn(t, m, "rhea")
+			login := func(password, ip string) error {
+				_, err := m.Login(ctx, sessiond.LoginRequest{Login: "rhea", Password: password, IPAddress: ip})
+				return err
+			}
+			for i := range m.Throttles.LoginAccountIP.N {
+				if err := login("wrong password", "192.0.2.9"); !errors.Is(err, sessiond.ErrInvalidCredentials) {
+					t.Fatalf("failure %d: got %v, want invalid credentials", i+1, err)
+				}
+			}
+			var throttled *sessiond.ThrottledError
+			if err := login("password123", "192.0.2.9"); !errors.As(err, &throttled) {
+				t.Fatalf("the right password past the limit: got %v, want throttled", err)
+			}
+			if !strings.Contains(throttled.What, "this account from this address") {
+				t.Errorf("throttled: got %q, want the account and address limit", throttled.What)
+			}
+			if throttled.RetryAfter < time.Second || throttled.RetryAfter > m.Throttles.LoginAccountIP.Window {
+				t.Errorf("retry after: got %s, want within (1s, %s)", throttled.RetryAfter, m.Throttles.LoginAccountIP.Window)
+			}
+			if err := login("password123", "198.51.100.3"); err != nil {
+				t.Fatalf("from another address: got %v, want a session", err)
+			}
+			clk.Advance(m.Throttles.LoginAccountIP.Window + time.Second)
+			if err := login("password123", "192.0.2.9"); err != nil {
+				t.Fatalf("after the window: got %v, want a session", err)
+			}
+		})
+	}
+}
