@@ -233,7 +233,6 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if !ok {
 		return nil, ErrInvalidCredentials
 	}
-	m.resetAttempts(ctx, keys)
 	if u.Locked {
 		m.observeLogin(false)
 		return nil, ErrAccountLocked
@@ -574,7 +573,6 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 	if !ok {
 		return 0, invalid("current_password", "is wrong")
 	}
-	m.resetAttempts(ctx, keys)
 	hash, err := m.Hasher.Hash(ctx, r.New)
 	if err != nil {
 		return 0, err

@@ -97,27 +97,21 @@ func (m *Manager) loginLimits(k loginKeys) [3]limit {
 // throttleLogin checks the login counters before a password is verified,
 // so that an attempt past a limit costs no hash.
 func (m *Manager) throttleLogin(ctx context.Context, now time.Time, k loginKeys) error {
-	return m.checkLogin(ctx, now, k, 0)
+	_, err := m.checkLogin(ctx, now, k, 0)
+	return err
 }
 
 // checkLogin returns the *ThrottledError of the first login counter of k
-// that, with adjust added, has reached its limit. A Limiter that is a
-// MultiCounter counts them all in one call: a login checks them twice, and
-// with a shared store each call is a round trip.
-func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, adjust int) error {
+// that, with adjust added, has reached its limit. It also reports whether
+// the (account, address) counter may hold failures (false only when it was
+// counted empty), which a correct password then has to reset. A Limiter
+// that is a MultiCounter counts them all in one call: a login checks them
+// twice, and with a shared store each call is a round trip.
+func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, adjust int) (held bool, err error) {
 	if m.Limiter == nil {
-		return nil
+		return false, nil
 	}
 	limits := m.loginLimits(k)
-	mc, ok := m.Limiter.(MultiCounter)
-	if !ok {
-		for _, c := range limits {
-			if err := m.throttleAdjusted(ctx, now, c.what, c.rate, c.key, adjust); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	var (
 		cs     [len(limits)]Counter
 		counts [len(limits)]Count
@@ -130,19 +124,30 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, ad
 			n++
 		}
 	}
-	if n == 0 {
-		return nil
-	}
-	if err := mc.CountMany(ctx, cs[:n], now, counts[:n]); err != nil {
-		return err
-	}
-	for j, c := range counts[:n] {
-		l := limits[on[j]]
-		if err := limited(l.what, l.rate, c.N+adjust, c.OldestLeavesIn); err != nil {
-			return err
+	mc, batch := m.Limiter.(MultiCounter)
+	if batch && n > 0 {
+		if err := mc.CountMany(ctx, cs[:n], now, counts[:n]); err != nil {
+			return true, err
 		}
 	}
-	return nil
+	held = true
+	for j := range n {
+		if !batch {
+			c, w, err := m.Limiter.Count(ctx, cs[j].Key, cs[j].Window, now)
+			if err != nil {
+				return held, err
+			}
+			counts[j] = Count{N: c, OldestLeavesIn: w}
+		}
+		l := limits[on[j]]
+		if l.key == k.accountIP {
+			held = counts[j].N > 0
+		}
+		if err := limited(l.what, l.rate, counts[j].N+adjust, counts[j].OldestLeavesIn); err != nil {
+			return held, err
+		}
+	}
+	return held, nil
 }
 
 // recountLeeway covers the scheduling and clock differences between the
@@ -159,6 +164,10 @@ const recountLeeway = time.Second
 // at most N failures learn their answer per window, on every instance
 // together, however many were sent at once; and successes never hold
 // anyone back, since they are never counted.
+//
+// After a correct password that passed, the failures of this account from
+// this address are forgotten; a counter that was just counted empty is
+// left alone, which spares the common login a round trip.
 func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok bool) error {
 	self := 0
 	if !ok {
@@ -168,7 +177,14 @@ func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok bool) error
 	// Count up to a moment after every failure recorded so far, by any
 	// instance: a Limiter does not count events after its now, and
 	// concurrent attempts stamp their failures at slightly different times.
-	return m.checkLogin(ctx, m.now().Add(recountLeeway), k, self)
+	held, err := m.checkLogin(ctx, m.now().Add(recountLeeway), k, self)
+	if err != nil {
+		return err
+	}
+	if ok && held {
+		m.resetAttempts(ctx, k)
+	}
+	return nil
 }
 
 // loginFailed counts a failed attempt. The account's and the address's

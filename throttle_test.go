@@ -19,7 +19,12 @@ type plainLimiter struct{ sessiond.Limiter }
 // callCounter counts the calls a Manager makes to its Limiter.
 type callCounter struct {
 	storetest.MultiLimiter
-	count, countMany atomic.Int64
+	count, countMany, reset atomic.Int64
+}
+
+func (c *callCounter) Reset(ctx context.Context, key string) error {
+	c.reset.Add(1)
+	return c.MultiLimiter.Reset(ctx, key)
 }
 
 func (c *callCounter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
@@ -34,14 +39,19 @@ func (c *callCounter) CountMany(ctx context.Context, cs []sessiond.Counter, now 
 
 // TestLoginCountsItsThrottlesOnceEachSideOfTheHash: with a Limiter that
 // counts several keys at once, a successful login asks it once before the
-// hash and once after, not once per counter: with a shared store each call
-// is a round trip.
+// hash and once after, not once per counter, and resets nothing that it
+// has just counted empty: with a shared store each call is a round trip.
 func TestLoginCountsItsThrottlesOnceEachSideOfTheHash(t *testing.T) {
 	m, _ := newManager(t)
 	signIn(t, m, "quinn")
 	c := &callCounter{MultiLimiter: m.Limiter.(storetest.MultiLimiter)}
 	m.Limiter = c
-	if _, err := m.Login(context.Background(), sessiond.LoginRequest{Login: "quinn", Password: "password123", IPAddress: "192.0.2.4"}); err != nil {
+	ctx := context.Background()
+	login := func(password string) error {
+		_, err := m.Login(ctx, sessiond.LoginRequest{Login: "quinn", Password: password, IPAddress: "192.0.2.4"})
+		return err
+	}
+	if err := login("password123"); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := c.countMany.Load(), int64(2); got != want {
@@ -49,6 +59,31 @@ func TestLoginCountsItsThrottlesOnceEachSideOfTheHash(t *testing.T) {
 	}
 	if got := c.count.Load(); got != 0 {
 		t.Errorf("Count calls: got %d, want 0", got)
+	}
+	if got := c.reset.Load(); got != 0 {
+		t.Errorf("Reset calls with no failure to forget: got %d, want 0", got)
+	}
+
+	// After failures, a success forgets them: the full budget is back.
+	for range 3 {
+		if err := login("wrong password"); !errors.Is(err, sessiond.ErrInvalidCredentials) {
+			t.Fatalf("wrong password: got %v, want invalid credentials", err)
+		}
+	}
+	if err := login("password123"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.reset.Load(); got != 1 {
+		t.Errorf("Reset calls after failures: got %d, want 1", got)
+	}
+	for i := range m.Throttles.LoginAccountIP.N {
+		if err := login("wrong password"); !errors.Is(err, sessiond.ErrInvalidCredentials) {
+			t.Fatalf("failure %d after the reset: got %v, want invalid credentials", i+1, err)
+		}
+	}
+	var throttled *sessiond.ThrottledError
+	if err := login("password123"); !errors.As(err, &throttled) {
+		t.Fatalf("past the limit: got %v, want throttled", err)
 	}
 }
 
