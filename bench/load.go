@@ -30,10 +30,13 @@ func newHTTPClient(conns int) *http.Client {
 
 // request is one prepared GET or DELETE; the load generator sends it many
 // times.
+// bearer returns the Authorization header of an access token.
+func bearer(token string) string { return "Bearer " + token }
+
 type request struct {
 	method string
 	url    string
-	token  string // Bearer token, "" for none
+	auth   string // the Authorization header, "" for none: built once, as a client keeps it
 	want   int    // expected status
 }
 
@@ -43,8 +46,8 @@ func do(ctx context.Context, c *http.Client, r request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if r.token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.token)
+	if r.auth != "" {
+		req.Header["Authorization"] = []string{r.auth}
 	}
 	resp, err := c.Do(req)
 	if err != nil {

@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -27,6 +31,108 @@ type loginResult struct {
 	// ServerVerify is the mean time the server spent verifying the
 	// passwords of the measured logins.
 	ServerVerify time.Duration
+	// Idle is what a round trip to another process costs on this machine
+	// when both sides have just been busy, and when they have idled for
+	// about one hash, as a login's round trips after the hash do.
+	Idle idleCosts
+}
+
+// idleCosts are medians of round trips and of fsyncs, each timed back to
+// back (Busy) and after a pause of one hash (Idle).
+type idleCosts struct {
+	Gap                  time.Duration // the pause
+	HTTPBusy, HTTPIdle   time.Duration // GET /healthz on the server
+	StoreBusy, StoreIdle time.Duration // PING to Redis; 0 without Redis
+	FsyncBusy, FsyncIdle time.Duration // 4 KiB written and fdatasync'd in the data directory's file system
+}
+
+// medianOf times f n times, pausing gap before each, and returns the
+// median.
+func medianOf(n int, gap time.Duration, f func() error) (time.Duration, error) {
+	ds := make([]float64, 0, n)
+	for range n {
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+		t := time.Now()
+		if err := f(); err != nil {
+			return 0, err
+		}
+		ds = append(ds, time.Since(t).Seconds())
+	}
+	return time.Duration(median(ds) * float64(time.Second)), nil
+}
+
+// busyAndIdle times f back to back and after gap.
+func busyAndIdle(n int, gap time.Duration, f func() error) (busy, idle time.Duration, err error) {
+	if busy, err = medianOf(n, 0, f); err != nil {
+		return 0, 0, err
+	}
+	idle, err = medianOf(n, gap, f)
+	return busy, idle, err
+}
+
+// measureIdle fills r.Idle: HTTP round trips to base, PING round trips to
+// the Redis at redisAddr ("" for none), and fsyncs of a file in dir.
+func (r *loginResult) measureIdle(ctx context.Context, a *api, redisAddr, dir string) error {
+	const n = 40
+	gap := time.Duration(median(r.VerifS) * float64(time.Second))
+	r.Idle.Gap = gap
+	var err error
+	health := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := a.c.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return nil
+	}
+	if r.Idle.HTTPBusy, r.Idle.HTTPIdle, err = busyAndIdle(n, gap, health); err != nil {
+		return fmt.Errorf("GET /healthz: %w", err)
+	}
+	if redisAddr != "" {
+		conn, err := net.Dial("tcp", redisAddr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		ping := func() error {
+			if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+				return err
+			}
+			line, err := br.ReadString('\n')
+			if err == nil && line != "+PONG\r\n" {
+				err = fmt.Errorf("PING: got %q", line)
+			}
+			return err
+		}
+		if r.Idle.StoreBusy, r.Idle.StoreIdle, err = busyAndIdle(n, gap, ping); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+	}
+	f, err := os.CreateTemp(dir, "fsync-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	block := make([]byte, 4096)
+	fsync := func() error {
+		if _, err := f.Write(block); err != nil {
+			return err
+		}
+		return syscall.Fdatasync(int(f.Fd()))
+	}
+	if r.Idle.FsyncBusy, r.Idle.FsyncIdle, err = busyAndIdle(n, gap, fsync); err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	return nil
 }
 
 // LoginMean is the mean time of a login, as the client saw it.
@@ -109,7 +215,7 @@ func (a *api) verifyTotals(ctx context.Context) (sum float64, n int, err error) 
 	return sum, n, nil
 }
 
-func runLogin(ctx context.Context, base string, n int) (*loginResult, error) {
+func runLogin(ctx context.Context, base string, n int, redisAddr, dir string) (*loginResult, error) {
 	c := newHTTPClient(2)
 	defer c.CloseIdleConnections()
 	a := &api{base: base, c: c}
@@ -165,5 +271,9 @@ func runLogin(ctx context.Context, base string, n int) (*loginResult, error) {
 		return nil, fmt.Errorf("the server verified %d passwords during %d logins", n1-n0, n)
 	}
 	res.ServerVerify = time.Duration((sum1 - sum0) / float64(n) * float64(time.Second))
+	status("login: timing round trips and fsyncs, back to back and after a pause of one hash")
+	if err := res.measureIdle(ctx, a, redisAddr, dir); err != nil {
+		return nil, err
+	}
 	return res, nil
 }

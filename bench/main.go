@@ -211,13 +211,16 @@ func run(ctx context.Context, c *config) error {
 	if c.scenarios["login"] {
 		t0 := time.Now()
 		for _, store := range []string{"SQLite", "Redis"} {
-			env := map[string]string{"SESSIOND_DATA_DIR": dir("login")}
+			data := dir("login")
+			env := map[string]string{"SESSIOND_DATA_DIR": data}
 			var r *redisServer
+			redisAddr := ""
 			if store == "Redis" {
 				if r, err = startRedisFor("redis-login"); err != nil {
 					return err
 				}
 				env["SESSIOND_REDIS_URL"] = r.URL()
+				redisAddr = r.Addr
 			}
 			in, err := startSessiond(bin, env)
 			if err != nil {
@@ -226,7 +229,7 @@ func run(ctx context.Context, c *config) error {
 				}
 				return err
 			}
-			l, err := runLogin(ctx, in.URL, c.logins)
+			l, err := runLogin(ctx, in.URL, c.logins, redisAddr, data)
 			in.Stop()
 			if r != nil {
 				r.Stop()

@@ -176,7 +176,8 @@ func (r *report) markdown(svgName, notes string) string {
 		p("A closed loop of %d keep-alive clients alternates %s slices of `GET /api/v1/me` (a valid Bearer token: the\n", t0.Concurrency, t0.Slice)
 		p("cached signature check, the session looked up in the store on every request, the user, the JSON answer) and of\n")
 		p("the public `GET /.well-known/jwks.json` on the same server, %d slices of each in the order me, jwks, jwks, me, ...,\n", len(t0.MeRPS))
-		p("after one unmeasured slice of each. The ratio is median(me slices) ÷ median(jwks slices). On Redis the measurement\n")
+		p("after one unmeasured slice of each. The ratio is median(me slices) ÷ median(jwks slices). Each client signs in its\n")
+		p("own device and builds its `Authorization` header once, as a real client keeps it. On Redis the measurement\n")
 		p("starts 11 s after the logins, once the instance that wrote the sessions serves them from its client-side cache.\n\n")
 		p("| store | /me req/s (median slice) | JWKS req/s | ratio | /me p50 / p99 | JWKS p50 / p99 | errors |\n|---|---|---|---|---|---|---|\n")
 		for _, t := range r.Throughput {
@@ -249,6 +250,22 @@ func (r *report) markdown(svgName, notes string) string {
 		for _, l := range r.Login {
 			p("| %s | %s | %s | %s | %s | **%.1f%%** | %s | %.1f%% |\n", l.Store, fmtDur(l.Login.Quantile(.5)), fmtDur(l.LoginMean()), fmtDur(l.Login.Max()),
 				fmtDur(l.ServerVerify), 100*l.Overhead(), fmtDur(l.Verify.Quantile(.5)), 100*l.OverheadVsLocal())
+		}
+		p("\n")
+		p("What a login waits for besides the hash, timed on this machine right after the logins: a round trip from the\n")
+		p("benchmark to the server (`GET /healthz`) and to Redis (`PING`), and a 4 KiB write with `fdatasync` in the data\n")
+		p("directory's file system (what a durable SQLite commit waits for), each back to back and after a pause as long as one\n")
+		p("hash, as a login's calls after the hash are (medians of 40). A login makes one round trip from the client; with\n")
+		p("Redis, one to Redis before the hash and three after it (the throttle recount, the session script, the event); on\n")
+		p("SQLite the session insert waits for one fsync.\n\n")
+		p("| sessions in | pause | HTTP round trip, back to back / after the pause | Redis round trip | fsync |\n|---|---|---|---|---|\n")
+		for _, l := range r.Login {
+			store := "—"
+			if l.Idle.StoreBusy > 0 {
+				store = fmtDur(l.Idle.StoreBusy) + " / " + fmtDur(l.Idle.StoreIdle)
+			}
+			p("| %s | %s | %s / %s | %s | %s / %s |\n", l.Store, fmtDur(l.Idle.Gap), fmtDur(l.Idle.HTTPBusy), fmtDur(l.Idle.HTTPIdle),
+				store, fmtDur(l.Idle.FsyncBusy), fmtDur(l.Idle.FsyncIdle))
 		}
 		p("\n")
 	}

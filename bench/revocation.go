@@ -45,7 +45,7 @@ type hit struct {
 // not nil, it is closed after the first answer to a request sent once t0
 // (unix ns) was set.
 func hammer(c *http.Client, base, token string, untilRefused bool, stop <-chan struct{}, started chan<- struct{}, t0 *atomic.Int64, after chan<- struct{}, out *[]hit) error {
-	r := request{method: http.MethodGet, url: base + "/api/v1/me", token: token}
+	r := request{method: http.MethodGet, url: base + "/api/v1/me", auth: bearer(token)}
 	first := true
 	for {
 		select {
@@ -137,7 +137,7 @@ func runRevocation(ctx context.Context, a, b *instance, trials, hammersB int, st
 
 func revocationTrial(ctx context.Context, c *http.Client, a, b *instance, adminToken string, g *grant, hammersB int, res *revocationResult) error {
 	me := func(base string) error {
-		st, err := do(ctx, c, request{method: http.MethodGet, url: base + "/api/v1/me", token: g.AccessToken})
+		st, err := do(ctx, c, request{method: http.MethodGet, url: base + "/api/v1/me", auth: bearer(g.AccessToken)})
 		if err == nil && st != http.StatusOK {
 			err = fmt.Errorf("warm-up GET %s/api/v1/me: %d", base, st)
 		}
@@ -189,7 +189,7 @@ func revocationTrial(ctx context.Context, c *http.Client, a, b *instance, adminT
 			return err
 		}
 	}
-	st, err := do(ctx, c, request{method: http.MethodDelete, url: a.URL + "/api/v1/sessions/" + g.Session.ID, token: adminToken})
+	st, err := do(ctx, c, request{method: http.MethodDelete, url: a.URL + "/api/v1/sessions/" + g.Session.ID, auth: bearer(adminToken)})
 	t0 := time.Now()
 	t0A.Store(t0.UnixNano())
 	if err == nil && st != http.StatusOK {

@@ -71,7 +71,7 @@ func runThroughput(ctx context.Context, store, base string, tokens []string, wor
 	c := newHTTPClient(workers)
 	defer c.CloseIdleConnections()
 	me := func(w int) request {
-		return request{method: http.MethodGet, url: base + "/api/v1/me", token: tokens[w%len(tokens)], want: http.StatusOK}
+		return request{method: http.MethodGet, url: base + "/api/v1/me", auth: bearer(tokens[w%len(tokens)]), want: http.StatusOK}
 	}
 	jwks := func(int) request {
 		return request{method: http.MethodGet, url: base + "/.well-known/jwks.json", want: http.StatusOK}
