@@ -11,7 +11,9 @@ import (
 type Limiter interface {
 	// Count returns how many events were recorded under key in the window
 	// ending at now, and, when that count is not zero, how long until the
-	// oldest of them leaves the window.
+	// oldest of them leaves the window. Events stamped after now count too:
+	// an instance whose clock runs ahead records them in the future, and
+	// they happened.
 	Count(ctx context.Context, key string, window time.Duration, now time.Time) (n int, oldestLeavesIn time.Duration, err error)
 	// Add records one event under key at now. The key expires with the
 	// window.

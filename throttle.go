@@ -103,8 +103,8 @@ func (m *Manager) throttleLogin(ctx context.Context, now time.Time, k loginKeys)
 
 // checkLogin returns the *ThrottledError of the first login counter of k
 // that, with adjust added, has reached its limit. It also reports whether
-// the (account, address) counter may hold failures (false only when it was
-// counted empty), which a correct password then has to reset. A Limiter
+// the (account, address) counter holds failures, which a correct password
+// then resets (none are recorded when that limit is off). A Limiter
 // that is a MultiCounter counts them all in one call: a login checks them
 // twice, and with a shared store each call is a round trip.
 func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, adjust int) (held bool, err error) {
@@ -127,10 +127,9 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, ad
 	mc, batch := m.Limiter.(MultiCounter)
 	if batch && n > 0 {
 		if err := mc.CountMany(ctx, cs[:n], now, counts[:n]); err != nil {
-			return true, err
+			return false, err
 		}
 	}
-	held = true
 	for j := range n {
 		if !batch {
 			c, w, err := m.Limiter.Count(ctx, cs[j].Key, cs[j].Window, now)
@@ -140,7 +139,7 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, ad
 			counts[j] = Count{N: c, OldestLeavesIn: w}
 		}
 		l := limits[on[j]]
-		if l.key == k.accountIP {
+		if on[j] == 0 { // (account, address), the one a success resets
 			held = counts[j].N > 0
 		}
 		if err := limited(l.what, l.rate, counts[j].N+adjust, counts[j].OldestLeavesIn); err != nil {
@@ -149,10 +148,6 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, ad
 	}
 	return held, nil
 }
-
-// recountLeeway covers the scheduling and clock differences between the
-// attempts (and instances) whose failures loginVerified counts.
-const recountLeeway = time.Second
 
 // loginVerified records a failed attempt (ok false) and checks the login
 // counters again once the password is verified. Concurrent attempts all
@@ -174,10 +169,9 @@ func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok bool) error
 		m.loginFailed(ctx, m.now(), k)
 		self = -1
 	}
-	// Count up to a moment after every failure recorded so far, by any
-	// instance: a Limiter does not count events after its now, and
-	// concurrent attempts stamp their failures at slightly different times.
-	held, err := m.checkLogin(ctx, m.now().Add(recountLeeway), k, self)
+	// Every failure recorded so far, by any instance, is counted, however
+	// its clock stamped it: a Limiter counts events after its now too.
+	held, err := m.checkLogin(ctx, m.now(), k, self)
 	if err != nil {
 		return err
 	}
@@ -208,12 +202,6 @@ func (m *Manager) loginFailed(ctx context.Context, now time.Time, k loginKeys) {
 
 // throttle returns a *ThrottledError when key has reached rate.
 func (m *Manager) throttle(ctx context.Context, now time.Time, what string, rate Rate, key string) error {
-	return m.throttleAdjusted(ctx, now, what, rate, key, 0)
-}
-
-// throttleAdjusted is throttle with adjust added to the count the Limiter
-// returns.
-func (m *Manager) throttleAdjusted(ctx context.Context, now time.Time, what string, rate Rate, key string, adjust int) error {
 	if m.Limiter == nil || rate.N <= 0 {
 		return nil
 	}
@@ -221,7 +209,7 @@ func (m *Manager) throttleAdjusted(ctx context.Context, now time.Time, what stri
 	if err != nil {
 		return err
 	}
-	return limited(what, rate, n+adjust, wait)
+	return limited(what, rate, n, wait)
 }
 
 // limited returns a *ThrottledError when n events have reached rate, wait

@@ -28,11 +28,11 @@ func newHTTPClient(conns int) *http.Client {
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }
 
-// request is one prepared GET or DELETE; the load generator sends it many
-// times.
 // bearer returns the Authorization header of an access token.
 func bearer(token string) string { return "Bearer " + token }
 
+// request is one prepared GET or DELETE; the load generator sends it many
+// times.
 type request struct {
 	method string
 	url    string

@@ -36,13 +36,13 @@ func NewLimiter(s *Store) *Limiter {
 }
 
 // Count implements sessiond.Limiter. Events at or before now - window have
-// left; events after now are not counted.
+// left; events stamped after now count.
 func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
 	ctx, cancel := l.s.deadline(ctx)
 	defer cancel()
 	nowMS := now.UnixMilli()
 	arr, err := limiterCountScript.Exec(ctx, l.s.client, []string{LimiterKey(key)}, []string{
-		strconv.FormatInt(nowMS-window.Milliseconds(), 10), strconv.FormatInt(nowMS, 10),
+		strconv.FormatInt(nowMS-window.Milliseconds(), 10),
 	}).ToArray()
 	if err != nil {
 		return 0, 0, wrap("limiter count", err)
@@ -61,40 +61,52 @@ func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, n
 	if err != nil {
 		return 0, 0, fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
 	}
-	leaves := time.Duration(int64(oldest)+window.Milliseconds()-nowMS) * time.Millisecond
-	return int(n), leaves, nil
+	return int(n), leavesIn(int64(oldest), window, nowMS), nil
+}
+
+// leavesIn is how long until an event at oldest (unix ms) leaves a window
+// that ends at nowMS.
+func leavesIn(oldest int64, window time.Duration, nowMS int64) time.Duration {
+	return time.Duration(oldest+window.Milliseconds()-nowMS) * time.Millisecond
 }
 
 // CountMany implements sessiond.MultiCounter: two plain reads per counter
 // (ZCOUNT, and ZRANGE for the oldest event), all sent in one pipeline, so
 // one round trip on a single node; on a Cluster, rueidis sends each node
-// its part at once.
+// its part at once. The two reads of a key are not one atomic step, as in
+// Count's script: an event that leaves or is reset between them can leave
+// a count without an oldest event, whose wait is then 0 (and a 429 says
+// at least 1 s).
 func (l *Limiter) CountMany(ctx context.Context, cs []sessiond.Counter, now time.Time, counts []sessiond.Count) error {
 	ctx, cancel := l.s.deadline(ctx)
 	defer cancel()
 	c := l.s.client
 	nowMS := now.UnixMilli()
-	upto := strconv.FormatInt(nowMS, 10)
 	cmds := make(rueidis.Commands, 0, 2*len(cs))
 	for _, k := range cs {
 		key, after := LimiterKey(k.Key), "("+strconv.FormatInt(nowMS-k.Window.Milliseconds(), 10)
 		cmds = append(cmds,
-			c.B().Zcount().Key(key).Min(after).Max(upto).Build(),
-			c.B().Zrange().Key(key).Min(after).Max(upto).Byscore().Limit(0, 1).Withscores().Build())
+			c.B().Zcount().Key(key).Min(after).Max("+inf").Build(),
+			c.B().Zrange().Key(key).Min(after).Max("+inf").Byscore().Limit(0, 1).Withscores().Build())
 	}
 	res := c.DoMulti(ctx, cmds...)
+	for _, r := range res {
+		if err := r.Error(); err != nil {
+			return wrap("limiter count", err)
+		}
+	}
 	for i, k := range cs {
 		n, err := res[2*i].AsInt64()
 		if err != nil {
-			return wrap("limiter count", err)
+			return fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
 		}
 		oldest, err := res[2*i+1].AsZScores()
 		if err != nil {
-			return wrap("limiter count", err)
+			return fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
 		}
 		counts[i] = sessiond.Count{N: int(n)}
 		if n > 0 && len(oldest) > 0 {
-			counts[i].OldestLeavesIn = time.Duration(int64(oldest[0].Score)+k.Window.Milliseconds()-nowMS) * time.Millisecond
+			counts[i].OldestLeavesIn = leavesIn(int64(oldest[0].Score), k.Window, nowMS)
 		}
 	}
 	return nil

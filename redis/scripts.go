@@ -236,11 +236,11 @@ redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
 return 1
 `)
 
-// limiterCountScript counts the events in the window (ARGV[1], ARGV[2]]
-// and returns {count, score of the oldest}.
+// limiterCountScript counts the events after ARGV[1] (ms), those stamped
+// later than now included, and returns {count, score of the oldest}.
 var limiterCountScript = rueidis.NewLuaScriptReadOnly(`
-local n = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], ARGV[2])
+local n = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
 if n == 0 then return {0, '0'} end
-local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'WITHSCORES', 'LIMIT', 0, 1)
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 return {n, first[2]}
 `)

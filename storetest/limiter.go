@@ -24,6 +24,7 @@ func RunLimiter(t *testing.T, newLimiter func(t *testing.T) sessiond.Limiter) {
 		{"keys are independent", testLimiterKeys},
 		{"windows of one key are independent of others' windows", testLimiterWindows},
 		{"concurrent adds are all counted", testLimiterConcurrent},
+		{"events stamped after now count", testLimiterFuture},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,6 +163,18 @@ func testLimiterWindows(t *testing.T, l sessiond.Limiter) {
 	wantCount(t, l, long, time.Hour, now, 1, time.Hour-2*time.Minute)
 }
 
+// testLimiterFuture: an instance whose clock runs ahead stamps its events
+// after the counting instance's now; they happened, and count at once.
+func testLimiterFuture(t *testing.T, l sessiond.Limiter) {
+	const window = 15 * time.Minute
+	key := "lai:" + randomID()
+	t0 := limiterBase()
+	mustAdd(t, l, key, window, t0)
+	mustAdd(t, l, key, window, t0.Add(3*time.Second))
+	wantCount(t, l, key, window, t0.Add(time.Second), 2, window-time.Second)
+	wantCount(t, l, key, window, t0.Add(-time.Second), 2, window+time.Second)
+}
+
 func testLimiterConcurrent(t *testing.T, l sessiond.Limiter) {
 	const n, window = 50, time.Minute
 	key := "ip:" + randomID()
@@ -201,22 +214,25 @@ func RunMultiCounter(t *testing.T, newLimiter func(t *testing.T) MultiLimiter) {
 		t0 := limiterBase()
 		id := randomID()
 		// Three keys as a login names them, in three slots of a Cluster,
-		// with windows of their own: one event has left the second key's
-		// window, the third key has none.
+		// with windows of their own: events at both edges of the window
+		// and after now; one key is empty.
 		cs := []sessiond.Counter{
 			{Key: "lai:" + id + ":192.0.2.1", Window: 15 * time.Minute},
 			{Key: "la:" + id, Window: time.Minute},
 			{Key: "li:" + id, Window: time.Hour},
 		}
+		now := t0.Add(90 * time.Second)
 		for i := range 3 {
 			mustAdd(t, l, cs[0].Key, cs[0].Window, t0.Add(time.Duration(i)*time.Second))
 		}
-		mustAdd(t, l, cs[1].Key, cs[1].Window, t0)
-		mustAdd(t, l, cs[1].Key, cs[1].Window, t0.Add(50*time.Second))
-		now := t0.Add(90 * time.Second)
+		mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(-time.Minute+2*time.Millisecond))
+		mustAdd(t, l, cs[1].Key, cs[1].Window, now)
+		mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(time.Millisecond)) // after now
+		// Added last, so that no later Add prunes it: it has just left.
+		mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(-time.Minute))
 		want := []sessiond.Count{
 			{N: 3, OldestLeavesIn: 15*time.Minute - 90*time.Second},
-			{N: 1, OldestLeavesIn: 20 * time.Second},
+			{N: 3, OldestLeavesIn: 2 * time.Millisecond},
 			{N: 0},
 		}
 		for i, c := range cs {
