@@ -33,7 +33,7 @@ func NewLimiter(db *DB) *Limiter {
 }
 
 // Count implements sessiond.Limiter. An event at t is in the window ending
-// at now while now - window < t.
+// at now while now - window < t, events stamped after now included.
 func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
 	var n int
 	var oldest sql.NullInt64
