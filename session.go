@@ -86,7 +86,18 @@ const (
 	PolicyDeny LimitPolicy = "deny"
 )
 
-// Limit caps the live sessions of one user. Max <= 0 means no cap.
+// HardMaxSessions is the most sessions one user may have, whatever the
+// configured cap: every per-user store operation stays bounded, and a
+// store may split one over many chunks of StoreChunk sessions.
+const HardMaxSessions = 10000
+
+// StoreChunk is the most sessions a store touches in one atomic step
+// (one Redis script, one SQLite statement) of a per-user operation, so
+// that a user with very many sessions never holds up the store for others.
+const StoreChunk = 1000
+
+// Limit caps the live sessions of one user. Max <= 0 means no cap (the
+// Manager always passes one, at most HardMaxSessions).
 type Limit struct {
 	Max    int
 	Policy LimitPolicy
@@ -98,9 +109,13 @@ type Limit struct {
 // with another user's id is treated exactly like an unknown id. A session
 // whose ExpiresAt is at or before now is treated as missing by every method
 // that takes now, even before the store has physically deleted it.
-// Implementations must be safe for concurrent use; every multi-step operation
-// is atomic. Errors other than the sentinels are wrapped; a store that did
-// not answer wraps ErrUnavailable.
+// Implementations must be safe for concurrent use. Per-user operations
+// (Create's replacement and cap, List, RevokeOthers, RevokeAll) touch at
+// most StoreChunk sessions in one atomic step: for a user with no more
+// sessions than that, each is one atomic step as a whole; for a larger user
+// it is a series of steps, each atomic, the whole not (a session created or
+// revoked meanwhile may or may not be seen). Errors other than the sentinels
+// are wrapped; a store that did not answer wraps ErrUnavailable.
 type SessionStore interface {
 	// Create stores s, a new session. Atomically, in this order:
 	// if s.DeviceID is not "", a live session of the same user with the
@@ -109,7 +124,11 @@ type SessionStore interface {
 	// recently active ones (ties: older CreatedAt first; ReasonEvicted)
 	// until there is room, and PolicyDeny returns ErrSessionLimit and
 	// changes nothing (the replacement included). It returns what it
-	// removed. Creating an id that exists is an error.
+	// removed. Creating an id that exists is an error. For a user with
+	// more than StoreChunk sessions, the sessions are read in chunks first
+	// and the removals and insert are then done atomically, checking that
+	// each removed session still qualifies; with an error, what was
+	// already removed is returned with it.
 	Create(ctx context.Context, s *Session, limit Limit, now time.Time) ([]Ended, error)
 
 	// Get returns the live session id of userID, or ErrNotFound when it is
@@ -119,7 +138,11 @@ type SessionStore interface {
 	Get(ctx context.Context, userID, id string, now time.Time) (*Session, error)
 
 	// List returns the live sessions of userID at now, in no particular
-	// order; an unknown user has none (no error).
+	// order; an unknown user has none (no error). Each session appears
+	// once. For a user with more than StoreChunk sessions it reads them in
+	// chunks, so it is not a snapshot: a session created or ended during
+	// the call may or may not be in the result; every session live
+	// throughout it is.
 	List(ctx context.Context, userID string, now time.Time) ([]*Session, error)
 
 	// Touch records activity: it sets LastActive and ExpiresAt. It returns
@@ -144,10 +167,15 @@ type SessionStore interface {
 	Revoke(ctx context.Context, userID, id string) error
 
 	// RevokeOthers deletes every session of userID but keepID and returns
-	// the ids it deleted (none: an empty slice, no error).
+	// the ids it deleted (none: an empty slice, no error). It deletes in
+	// chunks of at most StoreChunk sessions until none but keepID is left,
+	// so sessions created during the call may be deleted too. When it
+	// returns an error, the ids it returns with it were deleted (the chunks
+	// that completed) and others may remain: the caller must report both.
 	RevokeOthers(ctx context.Context, userID, keepID string) ([]string, error)
 
-	// RevokeAll deletes every session of userID and returns their ids.
+	// RevokeAll deletes every session of userID and returns their ids,
+	// in chunks like RevokeOthers, with the same answer on an error.
 	RevokeAll(ctx context.Context, userID string) ([]string, error)
 
 	// DeleteExpired physically removes sessions expired at now and returns

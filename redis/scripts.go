@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessiond/sessiond"
 )
 
 // Every operation that touches more than one key, or reads and then writes,
@@ -57,7 +59,9 @@ end
 	return b.String()
 }()
 
-func script(body string) *rueidis.Lua { return rueidis.NewLuaScript(luaPrelude + body) }
+func script(body string) *rueidis.Lua {
+	return rueidis.NewLuaScript(luaPrelude + fmt.Sprintf("local CHUNK = %d\n", sessiond.StoreChunk) + body)
+}
 
 // createScript stores a new session.
 //
@@ -67,15 +71,18 @@ func script(body string) *rueidis.Lua { return rueidis.NewLuaScript(luaPrelude +
 // device id value, ARGV[7] expires at (ms), ARGV[8] its index score (s),
 // ARGV[9] session key prefix, ARGV[10...] the hash's field, value pairs.
 //
-// It returns -1 when the id exists, -2 when the deny policy refuses, or
-// the flat list id, reason of the sessions it removed. Sessions expired at
-// now are neither counted nor reported; members whose hash is gone are
+// It returns -1 when the id exists, -2 when the deny policy refuses, -3
+// when a cap or device id must be checked against more than CHUNK sessions
+// (then Create takes the chunked path: scanScript, then createFinishScript),
+// or the flat list id, reason of the sessions it removed. Sessions expired
+// at now are neither counted nor reported; members whose hash is gone are
 // dropped from the index.
 var createScript = script(`
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local now, max, devf, prefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5], ARGV[9]
 local live, replaced, gone = {}, {}, {}
 if max > 0 or devf ~= '' then
+  if redis.call('ZCARD', KEYS[1]) > CHUNK then return -3 end
   for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     local h = redis.call('HMGET', prefix .. id, 'p', devf ~= '' and devf or 'p')
     local t, a, x = times(h[1])
@@ -120,28 +127,118 @@ fixidx(KEYS[1])
 return ended
 `)
 
-// listScript returns the user's sessions live at now.
+// scanScript reads one chunk of a user's sessions, in index order, for
+// List and for Create's chunked path.
 //
-// KEYS[1] index. ARGV[1] session key prefix, ARGV[2] now (ms).
-// It returns the flat list id, then the session's fields in fieldNames
-// order, for every live session, and drops index members whose hash is
-// gone.
-var listScript = script(`
-local now = tonumber(ARGV[2])
-local out, pruned = {}, false
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local h = redis.call('HMGET', ARGV[1] .. id, unpack(F))
-  local t, _, x = times(h[FP])
+// KEYS[1] index. ARGV[1] session key prefix, ARGV[2] now (ms), ARGV[3]
+// the member after which the chunk starts ("" for the first chunk),
+// ARGV[4] that member's score as the previous chunk saw it, ARGV[5] the
+// chunk size, ARGV[6] the position in ARGV[7...] of the packed record
+// 'p', ARGV[7...] the fields to read.
+//
+// It returns -1 when the member to start after is gone or has moved (the
+// caller starts over), else {last member, its score, 1 when this was the
+// last chunk else 0, then for every live session its id and the fields
+// read}. The returned member is the last one still indexed (the input one
+// when the chunk kept none), so the next chunk starts exactly after it.
+// Members whose hash is gone are dropped from the index.
+var scanScript = script(`
+local idx, prefix, now, n, fp = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local start = 0
+if ARGV[3] ~= '' then
+  local sc = redis.call('ZSCORE', idx, ARGV[3])
+  if not sc or sc ~= ARGV[4] then return -1 end
+  start = redis.call('ZRANK', idx, ARGV[3]) + 1
+end
+local fields = {unpack(ARGV, 7)}
+local done = start + n >= redis.call('ZCARD', idx) and 1 or 0
+local members = redis.call('ZRANGE', idx, start, start + n - 1, 'WITHSCORES')
+local last, lastScore = ARGV[3], ARGV[4]
+local out = {'', '', done}
+local pruned = false
+for i = 1, #members, 2 do
+  local id = members[i]
+  local h = redis.call('HMGET', prefix .. id, unpack(fields))
+  local t, _, x = times(h[fp])
   if not t then
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', idx, id)
     pruned = true
-  elseif x > now then
-    out[#out + 1] = id
-    for i = 1, #F do out[#out + 1] = h[i] end
+  else
+    last, lastScore = id, members[i + 1]
+    if x > now then
+      out[#out + 1] = id
+      for j = 1, #fields do out[#out + 1] = h[j] end
+    end
   end
 end
-if pruned then fixidx(KEYS[1]) end
+if pruned then fixidx(idx) end
+out[1], out[2] = last, lastScore
 return out
+`)
+
+// createFinishScript ends Create's chunked path: it replaces, evicts and
+// inserts in one step, given the candidates a scan found, and checks each
+// candidate again, since the scan was not atomic with it.
+//
+// KEYS[1] index, KEYS[2] new session key. ARGV[1] new id, ARGV[2] now
+// (ms), ARGV[3] cap (<= 0: none), ARGV[4] "1" for the deny policy,
+// ARGV[5] device id field ("" for none), ARGV[6] device id value, ARGV[7]
+// expires at (ms), ARGV[8] its index score (s), ARGV[9] session key
+// prefix, ARGV[10] the number r of sessions to replace, ARGV[11] the
+// number e of eviction candidates (least recently active first),
+// ARGV[12...] the r ids to replace then the e candidates, then the hash's
+// field, value pairs.
+//
+// The live count is the members whose index score is after now (a member
+// of a session that expired less than a second ago still counts). It
+// returns -1 when the id exists, -2 when the deny policy refuses, else
+// {0 when the session was inserted or 1 when the candidates did not make
+// room (the caller scans again), then the flat list id, reason of the
+// sessions it removed}.
+var createFinishScript = script(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local idx, now, max, devf, prefix = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5], ARGV[9]
+local nr, ne = tonumber(ARGV[10]), tonumber(ARGV[11])
+local count = redis.call('ZCOUNT', idx, '(' .. math.floor(now / 1000), '+inf')
+local replaced = {}
+for i = 12, 11 + nr do
+  local id = ARGV[i]
+  local h = redis.call('HMGET', prefix .. id, 'p', devf)
+  local _, _, x = times(h[1])
+  if x and x > now and h[2] == ARGV[6] then replaced[#replaced + 1] = id end
+end
+count = count - #replaced
+if max > 0 and ARGV[4] == '1' and count >= max then return -2 end
+local ended = {0}
+for _, id in ipairs(replaced) do
+  redis.call('DEL', prefix .. id)
+  redis.call('ZREM', idx, id)
+  ended[#ended + 1] = id
+  ended[#ended + 1] = 'replaced'
+end
+local i = 12 + nr
+while max > 0 and count >= max and i <= 11 + nr + ne do
+  local id = ARGV[i]
+  i = i + 1
+  local _, _, x = times(redis.call('HGET', prefix .. id, 'p'))
+  if x and x > now then
+    redis.call('DEL', prefix .. id)
+    redis.call('ZREM', idx, id)
+    count = count - 1
+    ended[#ended + 1] = id
+    ended[#ended + 1] = 'evicted'
+  end
+end
+if max > 0 and count >= max then
+  ended[1] = 1
+  fixidx(idx)
+  return ended
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 12 + nr + ne))
+redis.call('PEXPIREAT', KEYS[2], ARGV[7])
+redis.call('ZADD', idx, ARGV[8], ARGV[1])
+fixidx(idx)
+return ended
 `)
 
 // touchScript records activity.
@@ -200,24 +297,26 @@ if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then fixidx(KEYS[2]) end
 return n
 `)
 
-// revokeOthersScript deletes every session of the user but one.
+// revokeChunkScript deletes up to a chunk of the user's sessions, all but
+// one.
 //
 // KEYS[1] index. ARGV[1] session key prefix, ARGV[2] id to keep ("" for
-// none: revoke all). It returns the ids of the sessions that existed.
-var revokeOthersScript = script(`
-local out = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if id ~= ARGV[2] and redis.call('DEL', ARGV[1] .. id) == 1 then
-    out[#out + 1] = id
+// none: revoke all), ARGV[3] the chunk size. It returns {1 when nothing
+// but the kept session is left, else 0, then the ids of the sessions that
+// existed}.
+var revokeChunkScript = script(`
+local idx, prefix, keep, n = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local out, k = {0}, 0
+for _, id in ipairs(redis.call('ZRANGE', idx, 0, n)) do
+  if id ~= keep and k < n then
+    k = k + 1
+    if redis.call('DEL', prefix .. id) == 1 then out[#out + 1] = id end
+    redis.call('ZREM', idx, id)
   end
 end
-local keep = false
-if ARGV[2] ~= '' then keep = redis.call('ZSCORE', KEYS[1], ARGV[2]) end
-redis.call('DEL', KEYS[1])
-if keep then
-  redis.call('ZADD', KEYS[1], keep, ARGV[2])
-  fixidx(KEYS[1])
-end
+local left = redis.call('ZCARD', idx)
+if left == 0 or (left == 1 and keep ~= '' and redis.call('ZSCORE', idx, keep)) then out[1] = 1 end
+if left > 0 then fixidx(idx) end
 return out
 `)
 

@@ -1,9 +1,12 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -41,14 +44,27 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, limit sessio
 			return nil, fmt.Errorf("redis: create %s: session id exists", sess.ID)
 		case -2:
 			return nil, fmt.Errorf("redis: create: %w", sessiond.ErrSessionLimit)
+		case -3:
+			return s.createChunked(ctx, sess, limit, now, args)
 		}
 		return nil, fmt.Errorf("redis: create: %w %d", errCodeUnexpected, code)
 	}
 	arr, err := res.ToArray()
-	if err != nil || len(arr)%2 != 0 {
+	if err != nil {
 		return nil, fmt.Errorf("redis: create: %w", errCodeUnexpected)
 	}
-	ended := make([]sessiond.Ended, 0, len(arr)/2)
+	return s.endedReply(prefix, arr, nil)
+}
+
+// endedReply decodes the flat list id, reason of the sessions a create
+// script removed, appends them to ended and records them as revoked.
+func (s *Store) endedReply(prefix string, arr []rueidis.RedisMessage, ended []sessiond.Ended) ([]sessiond.Ended, error) {
+	if len(arr)%2 != 0 {
+		return ended, fmt.Errorf("redis: create: %w", errCodeUnexpected)
+	}
+	if ended == nil {
+		ended = make([]sessiond.Ended, 0, len(arr)/2)
+	}
 	keys := make([]string, 0, len(arr)/2)
 	for i := 0; i < len(arr); i += 2 {
 		eid, _ := arr[i].ToString()
@@ -58,6 +74,158 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, limit sessio
 	}
 	s.recent.set(revoked, keys...)
 	return ended, nil
+}
+
+// createRounds bounds the scans of Create's chunked path: each round that
+// does not insert has evicted up to a chunk, so this many suffice for a
+// user over the hard maximum, with room for concurrent changes.
+const createRounds = sessiond.HardMaxSessions/sessiond.StoreChunk + 4
+
+// createChunked is Create for a user with more sessions than one script
+// may touch: it scans the user's sessions in chunks for the same device and
+// for the least recently active, then replaces, evicts and inserts in one
+// script that checks each candidate again. args are the create script's.
+func (s *Store) createChunked(ctx context.Context, sess *sessiond.Session, limit sessiond.Limit, now time.Time, args []string) ([]sessiond.Ended, error) {
+	idx, prefix := userKeys(sess.UserID)
+	key := prefix + encodeID(sess.ID)
+	devField, devValue := encodeDeviceID(sess.DeviceID)
+	fields := []string{"p"}
+	if devField != "" {
+		fields = append(fields, devField)
+	}
+	var ended []sessiond.Ended
+	for range createRounds {
+		type cand struct {
+			id              string
+			active, created int64
+		}
+		rows, err := s.scan(ctx, "create "+sess.ID, idx, prefix, now, fields)
+		if err != nil {
+			return ended, err
+		}
+		var live []cand
+		var replace []string
+		for _, r := range rows {
+			p, _ := r.vals[0].ToString()
+			if len(p) < recIP {
+				continue
+			}
+			if devField != "" {
+				if v, _ := r.vals[1].ToString(); v == devValue {
+					replace = append(replace, r.id)
+					continue
+				}
+			}
+			live = append(live, cand{r.id, get48(p[6:]), get48(p)})
+		}
+		if limit.Max > 0 && limit.Policy == sessiond.PolicyDeny && len(live) >= limit.Max {
+			return ended, fmt.Errorf("redis: create: %w", sessiond.ErrSessionLimit)
+		}
+		var evict []string
+		if over := len(live) - limit.Max + 1; limit.Max > 0 && over > 0 {
+			slices.SortFunc(live, func(a, b cand) int {
+				return cmp.Or(cmp.Compare(a.active, b.active), cmp.Compare(a.created, b.created), strings.Compare(a.id, b.id))
+			})
+			// A few more than needed, in case some end meanwhile.
+			n := min(over+8, len(live), max(sessiond.StoreChunk-len(replace), 0))
+			for _, c := range live[:n] {
+				evict = append(evict, c.id)
+			}
+		}
+		replace = replace[:min(len(replace), sessiond.StoreChunk)]
+		fargs := append(append(append(append([]string{}, args[:9]...),
+			strconv.Itoa(len(replace)), strconv.Itoa(len(evict))), replace...), evict...)
+		fargs = append(fargs, args[9:]...)
+		cctx, cancel := s.deadline(ctx)
+		res := createFinishScript.Exec(cctx, s.client, []string{idx, key}, fargs)
+		cancel()
+		if err := res.Error(); err != nil {
+			return ended, wrap("create "+sess.ID, err)
+		}
+		if code, err := res.AsInt64(); err == nil {
+			switch code {
+			case -1:
+				return ended, fmt.Errorf("redis: create %s: session id exists", sess.ID)
+			case -2:
+				return ended, fmt.Errorf("redis: create: %w", sessiond.ErrSessionLimit)
+			}
+			return ended, fmt.Errorf("redis: create: %w %d", errCodeUnexpected, code)
+		}
+		arr, err := res.ToArray()
+		if err != nil || len(arr) == 0 {
+			return ended, fmt.Errorf("redis: create: %w", errCodeUnexpected)
+		}
+		more, _ := arr[0].AsInt64()
+		if ended, err = s.endedReply(prefix, arr[1:], ended); err != nil {
+			return ended, err
+		}
+		if more == 0 {
+			if ended == nil {
+				ended = []sessiond.Ended{}
+			}
+			return ended, nil
+		}
+	}
+	return ended, fmt.Errorf("redis: create %s: %w: the user's sessions kept changing", sess.ID, sessiond.ErrUnavailable)
+}
+
+// scanRestarts bounds how often a scan starts over because the session it
+// was to continue after moved in the index (it was touched or ended).
+const scanRestarts = 5
+
+// scan returns the id (encoded) and the requested fields of each session
+// of the user's index live at now, read a chunk per script call, each
+// session once. fields must start with "p".
+func (s *Store) scan(ctx context.Context, op, idx, prefix string, now time.Time, fields []string) ([]scanned, error) {
+	stride := 1 + len(fields)
+	args := append([]string{prefix, ms(now), "", "", strconv.Itoa(sessiond.StoreChunk), "1"}, fields...)
+restart:
+	for range scanRestarts {
+		var out []scanned
+		seen := make(map[string]bool)
+		args[2], args[3] = "", ""
+		for {
+			cctx, cancel := s.deadline(ctx)
+			res := scanScript.Exec(cctx, s.client, []string{idx}, args)
+			cancel()
+			if err := res.Error(); err != nil {
+				return nil, wrap(op, err)
+			}
+			if code, err := res.AsInt64(); err == nil {
+				if code != -1 {
+					return nil, fmt.Errorf("redis: %s: %w %d", op, errCodeUnexpected, code)
+				}
+				continue restart
+			}
+			arr, err := res.ToArray()
+			if err != nil || len(arr) < 3 || (len(arr)-3)%stride != 0 {
+				return nil, fmt.Errorf("redis: %s: %w", op, errCodeUnexpected)
+			}
+			args[2], _ = arr[0].ToString()
+			args[3], _ = arr[1].ToString()
+			done, _ := arr[2].AsInt64()
+			for i := 3; i < len(arr); i += stride {
+				id, _ := arr[i].ToString()
+				// A session touched during the scan moves later in the
+				// index and may be read twice.
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				out = append(out, scanned{id, arr[i+1 : i+stride]})
+			}
+			if done == 1 {
+				return out, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("redis: %s: %w: the user's sessions kept changing", op, sessiond.ErrUnavailable)
+}
+
+// scanned is one session read by scan: its encoded id and fields.
+type scanned struct {
+	id   string
+	vals []rueidis.RedisMessage
 }
 
 // Get implements sessiond.SessionStore. It reads the session hash through
@@ -93,24 +261,17 @@ func (s *Store) Get(ctx context.Context, userID, id string, now time.Time) (*ses
 	return sess, nil
 }
 
-// List implements sessiond.SessionStore in one script call, however many
-// sessions the user has.
+// List implements sessiond.SessionStore: one script call for a user with
+// up to sessiond.StoreChunk sessions, one per chunk beyond.
 func (s *Store) List(ctx context.Context, userID string, now time.Time) ([]*sessiond.Session, error) {
 	idx, prefix := userKeys(userID)
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
-	arr, err := listScript.Exec(ctx, s.client, []string{idx}, []string{prefix, ms(now)}).ToArray()
+	rows, err := s.scan(ctx, "list", idx, prefix, now, fieldNames[:])
 	if err != nil {
-		return nil, wrap("list", err)
+		return nil, err
 	}
-	const stride = 1 + nFields
-	if len(arr)%stride != 0 {
-		return nil, fmt.Errorf("redis: list: %w", errCodeUnexpected)
-	}
-	out := make([]*sessiond.Session, 0, len(arr)/stride)
-	for i := 0; i < len(arr); i += stride {
-		id, _ := arr[i].ToString()
-		sess, ok, err := decodeSession(userID, decodeID(id), arr[i+1:i+stride])
+	out := make([]*sessiond.Session, 0, len(rows))
+	for _, r := range rows {
+		sess, ok, err := decodeSession(userID, decodeID(r.id), r.vals)
 		if err != nil {
 			return nil, fmt.Errorf("redis: list: %w", err)
 		}
@@ -222,33 +383,46 @@ func (s *Store) Revoke(ctx context.Context, userID, id string) error {
 	return nil
 }
 
-// RevokeOthers implements sessiond.SessionStore in one script call.
+// RevokeOthers implements sessiond.SessionStore: one script call for a
+// user with up to sessiond.StoreChunk other sessions, one per chunk beyond.
 func (s *Store) RevokeOthers(ctx context.Context, userID, keepID string) ([]string, error) {
 	return s.revokeMany(ctx, "revoke others", userID, encodeID(keepID))
 }
 
-// RevokeAll implements sessiond.SessionStore in one script call.
+// RevokeAll implements sessiond.SessionStore like RevokeOthers.
 func (s *Store) RevokeAll(ctx context.Context, userID string) ([]string, error) {
 	return s.revokeMany(ctx, "revoke all", userID, "")
 }
 
+// revokeRounds bounds the chunks of one revoke-others or revoke-all: enough
+// for a user at the hard maximum, with room for sessions created meanwhile.
+const revokeRounds = 2*sessiond.HardMaxSessions/sessiond.StoreChunk + 2
+
 func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]string, error) {
 	idx, prefix := userKeys(userID)
-	ctx, cancel := s.deadline(ctx)
-	defer cancel()
-	arr, err := revokeOthersScript.Exec(ctx, s.client, []string{idx}, []string{prefix, keep}).ToArray()
-	if err != nil {
-		return nil, wrap(op, err)
+	ids := []string{}
+	for range revokeRounds {
+		cctx, cancel := s.deadline(ctx)
+		arr, err := revokeChunkScript.Exec(cctx, s.client, []string{idx}, []string{prefix, keep, strconv.Itoa(sessiond.StoreChunk)}).ToArray()
+		cancel()
+		if err != nil {
+			return ids, wrap(op, err)
+		}
+		if len(arr) == 0 {
+			return ids, fmt.Errorf("redis: %s: %w", op, errCodeUnexpected)
+		}
+		keys := make([]string, 0, len(arr)-1)
+		for _, m := range arr[1:] {
+			id, _ := m.ToString()
+			keys = append(keys, prefix+id)
+			ids = append(ids, decodeID(id))
+		}
+		s.recent.set(revoked, keys...)
+		if done, _ := arr[0].AsInt64(); done == 1 {
+			return ids, nil
+		}
 	}
-	ids := make([]string, 0, len(arr))
-	keys := make([]string, 0, len(arr))
-	for _, m := range arr {
-		id, _ := m.ToString()
-		keys = append(keys, prefix+id)
-		ids = append(ids, decodeID(id))
-	}
-	s.recent.set(revoked, keys...)
-	return ids, nil
+	return ids, fmt.Errorf("redis: %s: %w: sessions kept being created", op, sessiond.ErrUnavailable)
 }
 
 // DeleteExpired implements sessiond.SessionStore. Session keys expire by

@@ -277,36 +277,55 @@ func (st *SessionStore) Revoke(ctx context.Context, userID, id string) error {
 	return affectedOne(res, err, "revoke %s", id)
 }
 
-// RevokeOthers implements sessiond.SessionStore.
+// RevokeOthers implements sessiond.SessionStore, deleting up to
+// sessiond.StoreChunk rows per statement so the write lock is never held
+// for long.
 func (st *SessionStore) RevokeOthers(ctx context.Context, userID, keepID string) (ids []string, err error) {
 	defer func() { st.invalidateDeleted(userID, ids, err) }()
-	rows, err := st.db.write.QueryContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ? RETURNING id`, userID, keepID)
+	ids, err = st.deleteChunks(ctx, `DELETE FROM sessions WHERE id IN (
+		SELECT id FROM sessions WHERE user_id = ? AND id <> ? LIMIT ?) RETURNING id`, userID, keepID)
 	if err != nil {
-		return nil, wrap(err, "revoke others of %s", keepID)
-	}
-	ids, err = collectIDs(rows)
-	if err != nil {
-		return nil, wrap(err, "revoke others of %s", keepID)
+		return ids, wrap(err, "revoke others of %s", keepID)
 	}
 	return ids, nil
 }
 
-// RevokeAll implements sessiond.SessionStore.
+// RevokeAll implements sessiond.SessionStore like RevokeOthers.
 func (st *SessionStore) RevokeAll(ctx context.Context, userID string) (ids []string, err error) {
 	defer func() { st.invalidateDeleted(userID, ids, err) }()
-	rows, err := st.db.write.QueryContext(ctx, `DELETE FROM sessions WHERE user_id = ? RETURNING id`, userID)
+	ids, err = st.deleteChunks(ctx, `DELETE FROM sessions WHERE id IN (
+		SELECT id FROM sessions WHERE user_id = ? AND id <> ? LIMIT ?) RETURNING id`, userID, "")
 	if err != nil {
-		return nil, wrap(err, "revoke all")
-	}
-	ids, err = collectIDs(rows)
-	if err != nil {
-		return nil, wrap(err, "revoke all")
+		return ids, wrap(err, "revoke all")
 	}
 	return ids, nil
+}
+
+// deleteChunks runs query (a DELETE ... RETURNING id taking userID, keepID
+// and a row limit) until it deletes less than a chunk, and returns every id
+// deleted, those of the chunks that completed also on an error.
+func (st *SessionStore) deleteChunks(ctx context.Context, query, userID, keepID string) ([]string, error) {
+	ids := []string{}
+	for {
+		rows, err := st.db.write.QueryContext(ctx, query, userID, keepID, sessiond.StoreChunk)
+		if err != nil {
+			return ids, err
+		}
+		chunk, err := collectIDs(rows)
+		if err != nil {
+			// RETURNING rows come before the statement completes: a
+			// failure here may or may not have deleted them.
+			return ids, err
+		}
+		ids = append(ids, chunk...)
+		if len(chunk) < sessiond.StoreChunk {
+			return ids, nil
+		}
+	}
 }
 
 // invalidateDeleted drops the deleted sessions from the cache, or every
-// session of the user when it is unknown what was deleted.
+// session of the user when it is unknown what else was deleted.
 func (st *SessionStore) invalidateDeleted(userID string, ids []string, err error) {
 	if err != nil {
 		st.db.sessions.invalidateUser(userID)

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sessiond.SessionStore) {
 		{"concurrent creates under deny admit exactly the cap", testConcurrentDeny},
 		{"delete expired removes only expired sessions", testDeleteExpired},
 		{"user ids with special characters are kept apart", testSpecialUserIDs},
+		{"a user at the hard maximum is listed, capped and revoked whole", testLargeUser},
 		{"ping answers", testPing},
 	}
 	for _, tt := range tests {
@@ -1167,4 +1168,96 @@ func testPing(t *testing.T, st sessiond.SessionStore) {
 	if err := st.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping: got error %v, want nil", err)
 	}
+}
+
+// createMany creates ss with no cap, several at a time, and fails the test
+// on error.
+func createMany(t *testing.T, st sessiond.SessionStore, ss []*sessiond.Session, now time.Time) {
+	t.Helper()
+	const workers = 8
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ss); i += workers {
+				if _, err := st.Create(context.Background(), ss[i], sessiond.Limit{}, now); err != nil {
+					errs <- fmt.Errorf("Create(%s): %w", ss[i].ID, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// testLargeUser holds a store to its contract for a user at the hard
+// maximum, whose operations the store may split into chunks: each session
+// is listed once, the cap replaces and evicts exactly as for a small user,
+// and revoking others or all leaves none behind and reports every one.
+func testLargeUser(t *testing.T, st sessiond.SessionStore) {
+	ctx := context.Background()
+	now := base()
+	user, other := randomID(), randomID()
+	n := sessiond.HardMaxSessions
+	ss := make([]*sessiond.Session, n)
+	for i := range ss {
+		// Oldest activity first, one second apart.
+		ss[i] = newSession(user, now.Add(-time.Duration(n-i)*time.Second))
+	}
+	ss[0].DeviceID = "device-a"
+	createMany(t, st, ss, now)
+	theirs := createN(t, st, other, 2, now)
+
+	wantIDs(t, "List(user at the hard maximum)", listIDs(t, st, user, now), ids(ss...))
+
+	limit := sessiond.Limit{Max: n, Policy: sessiond.PolicyEvict}
+	same := newSession(user, now)
+	same.DeviceID = "device-a"
+	ended, err := st.Create(ctx, same, limit, now)
+	if err != nil {
+		t.Fatalf("Create(same device at the cap): got error %v, want nil", err)
+	}
+	wantEnded(t, "Create(same device at the cap)", ended, []sessiond.Ended{{ID: ss[0].ID, Reason: sessiond.ReasonReplaced}})
+	fresh := newSession(user, now)
+	ended, err = st.Create(ctx, fresh, limit, now)
+	if err != nil {
+		t.Fatalf("Create(new device at the cap): got error %v, want nil", err)
+	}
+	wantEnded(t, "Create(new device at the cap)", ended, []sessiond.Ended{{ID: ss[1].ID, Reason: sessiond.ReasonEvicted}})
+	denied := newSession(user, now)
+	_, err = st.Create(ctx, denied, sessiond.Limit{Max: n, Policy: sessiond.PolicyDeny}, now)
+	wantErr(t, "Create(deny at the cap)", err, sessiond.ErrSessionLimit)
+	wantNotFound(t, st, user, denied.ID, now)
+	wantNotFound(t, st, user, ss[1].ID, now)
+
+	got, err := st.RevokeOthers(ctx, user, fresh.ID)
+	if err != nil {
+		t.Fatalf("RevokeOthers(user at the hard maximum): got error %v, want nil", err)
+	}
+	wantIDs(t, "RevokeOthers(user at the hard maximum)", got, append(ids(ss[2:]...), same.ID))
+	wantIDs(t, "List after RevokeOthers", listIDs(t, st, user, now), ids(fresh))
+	for _, s := range []*sessiond.Session{ss[2], ss[n/2], ss[n-1], same} {
+		wantNotFound(t, st, user, s.ID, now)
+	}
+
+	more := make([]*sessiond.Session, sessiond.StoreChunk*3/2)
+	for i := range more {
+		more[i] = newSession(user, now.Add(-time.Duration(i)*time.Second))
+	}
+	createMany(t, st, more, now)
+	got, err = st.RevokeAll(ctx, user)
+	if err != nil {
+		t.Fatalf("RevokeAll(more than a chunk): got error %v, want nil", err)
+	}
+	wantIDs(t, "RevokeAll(more than a chunk)", got, append(ids(more...), fresh.ID))
+	if l := listIDs(t, st, user, now); len(l) != 0 {
+		t.Fatalf("List after RevokeAll: got %d sessions, want none", len(l))
+	}
+	wantIDs(t, "List(another user)", listIDs(t, st, other, now), ids(theirs...))
 }
