@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,7 +56,9 @@ type Manager struct {
 	// RefreshGrace is how long a just-rotated refresh token may be
 	// replayed and get the same successor (default 10 s).
 	RefreshGrace time.Duration
-	// MaxSessions caps the sessions of one user (default 50; <= 0: none).
+	// MaxSessions caps the sessions of one user (default 50). It is never
+	// more than HardMaxSessions: a value <= 0 or above it means
+	// HardMaxSessions, and LimitPolicy applies there as at any cap.
 	MaxSessions int
 	// LimitPolicy says what happens at the cap (default PolicyEvict).
 	LimitPolicy LimitPolicy
@@ -114,6 +117,15 @@ func NewManager(sessions SessionStore, users UserStore, access *AccessTokens, re
 }
 
 func (m *Manager) now() time.Time { return m.Now().UTC().Truncate(time.Millisecond) }
+
+// maxSessions is the cap Create applies: MaxSessions within
+// 1..HardMaxSessions, anything else HardMaxSessions.
+func (m *Manager) maxSessions() int {
+	if m.MaxSessions <= 0 || m.MaxSessions > HardMaxSessions {
+		return HardMaxSessions
+	}
+	return m.MaxSessions
+}
 
 // RegisterRequest is a sign-up.
 type RegisterRequest struct {
@@ -257,7 +269,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		s.DeviceClass = ClassUnknown
 	}
 	s.ExpiresAt = m.expiry(s, now)
-	ended, err := m.Sessions.Create(ctx, s, Limit{Max: m.MaxSessions, Policy: m.LimitPolicy}, now)
+	ended, err := m.Sessions.Create(ctx, s, Limit{Max: m.maxSessions(), Policy: m.LimitPolicy}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -437,13 +449,19 @@ func (m *Manager) User(ctx context.Context, id string) (*User, error) {
 	return m.Users.UserByID(ctx, id)
 }
 
-// List returns the live sessions of userID: currentID first, then by last
-// activity, most recent first (ties: the newer login first).
+// List returns the live sessions of userID: currentID first, then in list
+// order (see ListPage).
 func (m *Manager) List(ctx context.Context, userID, currentID string) ([]*Session, error) {
 	list, err := m.Sessions.List(ctx, userID, m.now())
 	if err != nil {
 		return nil, err
 	}
+	sortList(list, currentID)
+	return list, nil
+}
+
+// sortList puts currentID first, then the rest in list order.
+func sortList(list []*Session, currentID string) {
 	slices.SortFunc(list, func(a, b *Session) int {
 		switch {
 		case a.ID == currentID:
@@ -451,15 +469,137 @@ func (m *Manager) List(ctx context.Context, userID, currentID string) ([]*Sessio
 		case b.ID == currentID:
 			return 1
 		}
-		if c := b.LastActive.Compare(a.LastActive); c != 0 {
-			return c
-		}
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
+		return listOrder(a.LastActive, a.CreatedAt, a.ID, b.LastActive, b.CreatedAt, b.ID)
 	})
-	return list, nil
+}
+
+// listOrder compares two sessions by their place in the list: the most
+// recently active first, ties broken by the newer login, then by id.
+func listOrder(aActive, aCreated time.Time, aID string, bActive, bCreated time.Time, bID string) int {
+	if c := bActive.Compare(aActive); c != 0 {
+		return c
+	}
+	if c := bCreated.Compare(aCreated); c != 0 {
+		return c
+	}
+	return strings.Compare(aID, bID)
+}
+
+// Page sizes of ListPage.
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 1000
+)
+
+// SessionPage is one page of a user's session list.
+type SessionPage struct {
+	Sessions []*Session
+	// Next is the cursor of the following page; "" on the last one.
+	Next string
+}
+
+// ListPage returns one page of at most limit (1..MaxListLimit) live
+// sessions of userID in the order of List: currentID first (always on the
+// first page), then the most recently active first, ties broken by the
+// newer login, then by id. cursor is "" for the first page, else the Next
+// of the page before; it names a position in that order, so walking the
+// pages of a list that does not change meanwhile returns every session
+// exactly once, and a list that changes never repeats a session that kept
+// its place. A bad limit or cursor is an *InputError naming it.
+//
+// Each page reads the user's whole list (at most HardMaxSessions, which
+// the store reads in chunks) and sorts it: the store indexes sessions by
+// expiry, not by last activity, and an exact order across pages is worth
+// that bounded cost.
+func (m *Manager) ListPage(ctx context.Context, userID, currentID string, limit int, cursor string) (*SessionPage, error) {
+	if limit < 1 || limit > MaxListLimit {
+		return nil, invalid("limit", "must be a whole number from 1 to %d", MaxListLimit)
+	}
+	var after *listCursor
+	if cursor != "" {
+		c, err := parseListCursor(cursor)
+		if err != nil {
+			return nil, err
+		}
+		after = c
+	}
+	list, err := m.Sessions.List(ctx, userID, m.now())
+	if err != nil {
+		return nil, err
+	}
+	sortList(list, currentID)
+	if after != nil && after.rest {
+		if len(list) > 0 && list[0].ID == currentID {
+			list = list[1:]
+		}
+	} else if after != nil {
+		// The current session belongs to the first page only; the rest
+		// starts after the cursor's position.
+		i, _ := slices.BinarySearchFunc(list, after, func(s *Session, c *listCursor) int {
+			if s.ID == currentID {
+				return -1
+			}
+			if listOrder(s.LastActive, s.CreatedAt, s.ID, c.active, c.created, c.id) <= 0 {
+				return -1
+			}
+			return 1
+		})
+		list = list[i:]
+	}
+	page := &SessionPage{Sessions: list}
+	if len(list) > limit {
+		page.Sessions = list[:limit:limit]
+		page.Next = formatListCursor(list[limit-1], currentID)
+	}
+	return page, nil
+}
+
+// listCursor is the position, in list order, of the last session of a page,
+// or with rest set, the place right after the current session (a first
+// page of one).
+type listCursor struct {
+	active, created time.Time
+	id              string
+	rest            bool
+}
+
+// restCursor is the raw cursor after a first page holding only the current
+// session.
+const restCursor = "current"
+
+// formatListCursor encodes the position of s, the last of a page, as an
+// opaque cursor.
+func formatListCursor(s *Session, currentID string) string {
+	raw := restCursor
+	if s.ID != currentID {
+		raw = fmt.Sprintf("%d.%d.%s", s.LastActive.UnixMilli(), s.CreatedAt.UnixMilli(), s.ID)
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+// parseListCursor decodes a cursor of formatListCursor.
+func parseListCursor(cursor string) (*listCursor, error) {
+	bad := invalid("cursor", "is not a cursor this server issued")
+	if len(cursor) > 256 {
+		return nil, bad
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return nil, bad
+	}
+	if string(raw) == restCursor {
+		return &listCursor{rest: true}, nil
+	}
+	parts := strings.SplitN(string(raw), ".", 3)
+	if len(parts) != 3 || parts[2] == "" {
+		return nil, bad
+	}
+	active, err1 := strconv.ParseInt(parts[0], 10, 64)
+	created, err2 := strconv.ParseInt(parts[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return nil, bad
+	}
+	return &listCursor{active: time.UnixMilli(active).UTC(), created: time.UnixMilli(created).UTC(), id: parts[2]}, nil
 }
 
 // Logout ends the session s. A session that ended meanwhile is already
@@ -497,24 +637,21 @@ func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) 
 }
 
 // RevokeOthers ends every session of userID but keepID and returns how many
-// it ended.
+// it ended. With an error, some sessions may have ended (the store works in
+// chunks): they are logged and published all the same, and the count says
+// how many.
 func (m *Manager) RevokeOthers(ctx context.Context, userID, keepID string, reason Reason) (int, error) {
 	ids, err := m.Sessions.RevokeOthers(ctx, userID, keepID)
-	if err != nil {
-		return 0, err
-	}
 	m.ended(ctx, userID, ids, reason)
-	return len(ids), nil
+	return len(ids), err
 }
 
-// RevokeAll ends every session of userID and returns how many it ended.
+// RevokeAll ends every session of userID and returns how many it ended,
+// with the same answer on an error as RevokeOthers.
 func (m *Manager) RevokeAll(ctx context.Context, userID string, reason Reason) (int, error) {
 	ids, err := m.Sessions.RevokeAll(ctx, userID)
-	if err != nil {
-		return 0, err
-	}
 	m.ended(ctx, userID, ids, reason)
-	return len(ids), nil
+	return len(ids), err
 }
 
 // Rename sets the name of one session of userID ("" clears it).

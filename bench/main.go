@@ -193,7 +193,7 @@ func run(ctx context.Context, c *config) error {
 			return err
 		}
 		in, err := startSessiond(bin, map[string]string{
-			"SESSIOND_DATA_DIR": dir("scale"), "SESSIOND_REDIS_URL": r.URL(), "SESSIOND_MAX_SESSIONS": "0",
+			"SESSIOND_DATA_DIR": dir("scale"), "SESSIOND_REDIS_URL": r.URL(), "SESSIOND_MAX_SESSIONS": "10000",
 		})
 		if err != nil {
 			r.Stop()

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -236,14 +238,37 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, sess *sessiond.Sessi
 	return nil
 }
 
+// listSessions answers one page of the list: query limit (1-1000,
+// default 1000) and cursor; when more remain, a Link header (RFC 8288)
+// names the next page with the same limit.
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
-	list, err := s.Manager.List(r.Context(), sess.UserID, sess.ID)
+	q := r.URL.Query()
+	limit := sessiond.DefaultListLimit
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if len(v) != 1 || err != nil || n < 1 || n > sessiond.MaxListLimit {
+			return &sessiond.InputError{Field: "limit", Message: fmt.Sprintf("must be one whole number from 1 to %d", sessiond.MaxListLimit)}
+		}
+		limit = n
+	}
+	cursor := ""
+	if v, ok := q["cursor"]; ok {
+		if len(v) != 1 || v[0] == "" {
+			return &sessiond.InputError{Field: "cursor", Message: "must be one cursor of a Link header"}
+		}
+		cursor = v[0]
+	}
+	page, err := s.Manager.ListPage(r.Context(), sess.UserID, sess.ID, limit, cursor)
 	if err != nil {
 		return err
 	}
-	out := make([]sessionJSON, len(list))
-	for i, x := range list {
+	out := make([]sessionJSON, len(page.Sessions))
+	for i, x := range page.Sessions {
 		out[i] = newSessionJSON(x, sess.ID)
+	}
+	if page.Next != "" {
+		next := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {page.Next}}
+		w.Header().Set("Link", "<"+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, plural(len(out), "signed-in device"), out)
 	return nil

@@ -398,6 +398,8 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{"SESSIOND_ACCESS_TTL": "fifteen"},
 		{"SESSIOND_SESSION_LIMIT_POLICY": "maybe"},
 		{"SESSIOND_MAX_SESSIONS": "-1"},
+		{"SESSIOND_MAX_SESSIONS": "0"},
+		{"SESSIOND_MAX_SESSIONS": "10001"},
 		{"SESSIOND_TRUSTED_PROXIES": "10.0.0.0/99"},
 		{"SESSIOND_ISSUER": " "},
 		{"SESSIOND_REFRESH_GRACE": "-1s"},

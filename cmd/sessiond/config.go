@@ -91,7 +91,7 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		max = e
 	}
 	maxStr := max
-	fs.Func(flagName("SESSIOND_MAX_SESSIONS"), "sessions per user, 0 for no cap (SESSIOND_MAX_SESSIONS, default "+strconv.Itoa(sessiond.DefaultMaxSessions)+")", func(s string) error { maxStr = s; return nil })
+	fs.Func(flagName("SESSIOND_MAX_SESSIONS"), "sessions per user, 1 to "+strconv.Itoa(sessiond.HardMaxSessions)+" (SESSIOND_MAX_SESSIONS, default "+strconv.Itoa(sessiond.DefaultMaxSessions)+")", func(s string) error { maxStr = s; return nil })
 	str(&c.TrustedProxies, "SESSIOND_TRUSTED_PROXIES", "", "CIDRs or IPs whose X-Forwarded-For is believed")
 	str(&c.LimitPolicy, "SESSIOND_SESSION_LIMIT_POLICY", string(sessiond.PolicyEvict), "evict or deny at the session cap")
 	dur(&c.RefreshGrace, "SESSIOND_REFRESH_GRACE", sessiond.DefaultRefreshGrace, "refresh token replay grace")
@@ -110,8 +110,8 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 			return errs[0]
 		}
 		n, err := strconv.Atoi(maxStr)
-		if err != nil || n < 0 {
-			return fmt.Errorf("SESSIOND_MAX_SESSIONS: %q is not a whole number >= 0", maxStr)
+		if err != nil || n < 1 || n > sessiond.HardMaxSessions {
+			return fmt.Errorf("SESSIOND_MAX_SESSIONS: %q is not a whole number from 1 to %d (the hard maximum of sessions per user; 0 no longer means no cap)", maxStr, sessiond.HardMaxSessions)
 		}
 		c.MaxSessions = n
 		switch sessiond.LimitPolicy(c.LimitPolicy) {

@@ -116,6 +116,7 @@ func TestValidate(t *testing.T) {
 		{"503 without Retry-After", "GET", "/api/v1/sessions", canned{status: 503, body: envelope(503, `{}`)}, "Retry-After"},
 		{"sessions, current first", "GET", "/api/v1/sessions", ok200(`[` + current + `,` + other + `]`), ""},
 		{"sessions, current last", "GET", "/api/v1/sessions", ok200(`[` + other + `,` + current + `]`), "current"},
+		{"sessions, a page after the first", "GET", "/api/v1/sessions", ok200(`[` + other + `]`), ""},
 		{"sessions, bad device_class", "GET", "/api/v1/sessions",
 			ok200(`[` + strings.Replace(current, `"desktop"`, `"laptop"`, 1) + `]`), "device_class"},
 		{"time without milliseconds", "GET", "/api/v1/sessions",
@@ -219,7 +220,7 @@ func TestTransport(t *testing.T) {
 	v := apitest.NewValidator(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/me", canned{status: 200, body: envelope(200, `{"user":`+user+`,"session":`+current+`}`)}.serve)
-	mux.HandleFunc("GET /api/v1/sessions", canned{status: 200, body: `{"status":"success","status_code":200,"message":"m","data":[]}`}.serve)
+	mux.HandleFunc("GET /api/v1/sessions", canned{status: 200, body: envelope(200, `[`+current+`,`+current+`]`)}.serve)
 	mux.HandleFunc("GET /api/v1/sessions/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("X-Request-Id", "req-2")
@@ -250,7 +251,7 @@ func TestTransport(t *testing.T) {
 	})
 
 	t.Run("invalid response fails the test", func(t *testing.T) {
-		resp, err := client.Get(srv.URL + "/api/v1/sessions") // empty list: no current session
+		resp, err := client.Get(srv.URL + "/api/v1/sessions") // two current sessions
 		if err != nil {
 			t.Fatal(err)
 		}
