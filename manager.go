@@ -469,20 +469,8 @@ func sortList(list []*Session, currentID string) {
 		case b.ID == currentID:
 			return 1
 		}
-		return listOrder(a.LastActive, a.CreatedAt, a.ID, b.LastActive, b.CreatedAt, b.ID)
+		return a.Position().Compare(b.Position())
 	})
-}
-
-// listOrder compares two sessions by their place in the list: the most
-// recently active first, ties broken by the newer login, then by id.
-func listOrder(aActive, aCreated time.Time, aID string, bActive, bCreated time.Time, bID string) int {
-	if c := bActive.Compare(aActive); c != 0 {
-		return c
-	}
-	if c := bCreated.Compare(aCreated); c != 0 {
-		return c
-	}
-	return strings.Compare(aID, bID)
 }
 
 // Page sizes of ListPage.
@@ -506,11 +494,6 @@ type SessionPage struct {
 // pages of a list that does not change meanwhile returns every session
 // exactly once, and a list that changes never repeats a session that kept
 // its place. A bad limit or cursor is an *InputError naming it.
-//
-// Each page reads the user's whole list (at most HardMaxSessions, which
-// the store reads in chunks) and sorts it: the store indexes sessions by
-// expiry, not by last activity, and an exact order across pages is worth
-// that bounded cost.
 func (m *Manager) ListPage(ctx context.Context, userID, currentID string, limit int, cursor string) (*SessionPage, error) {
 	if limit < 1 || limit > MaxListLimit {
 		return nil, invalid("limit", "must be a whole number from 1 to %d", MaxListLimit)
@@ -523,29 +506,27 @@ func (m *Manager) ListPage(ctx context.Context, userID, currentID string, limit 
 		}
 		after = c
 	}
-	list, err := m.Sessions.List(ctx, userID, m.now())
+	now := m.now()
+	var first []*Session
+	if after == nil && currentID != "" {
+		cur, err := m.Sessions.Get(ctx, userID, currentID, now)
+		switch {
+		case err == nil:
+			first = []*Session{cur}
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+	}
+	var pos *ListPosition
+	if after != nil && !after.rest {
+		pos = &after.pos
+	}
+	// One more than the page holds tells whether another follows.
+	rest, err := m.Sessions.ListPage(ctx, userID, now, pos, currentID, limit-len(first)+1)
 	if err != nil {
 		return nil, err
 	}
-	sortList(list, currentID)
-	if after != nil && after.rest {
-		if len(list) > 0 && list[0].ID == currentID {
-			list = list[1:]
-		}
-	} else if after != nil {
-		// The current session belongs to the first page only; the rest
-		// starts after the cursor's position.
-		i, _ := slices.BinarySearchFunc(list, after, func(s *Session, c *listCursor) int {
-			if s.ID == currentID {
-				return -1
-			}
-			if listOrder(s.LastActive, s.CreatedAt, s.ID, c.active, c.created, c.id) <= 0 {
-				return -1
-			}
-			return 1
-		})
-		list = list[i:]
-	}
+	list := append(first, rest...)
 	page := &SessionPage{Sessions: list}
 	if len(list) > limit {
 		page.Sessions = list[:limit:limit]
@@ -558,9 +539,8 @@ func (m *Manager) ListPage(ctx context.Context, userID, currentID string, limit 
 // or with rest set, the place right after the current session (a first
 // page of one).
 type listCursor struct {
-	active, created time.Time
-	id              string
-	rest            bool
+	pos  ListPosition
+	rest bool
 }
 
 // restCursor is the raw cursor after a first page holding only the current
@@ -599,7 +579,7 @@ func parseListCursor(cursor string) (*listCursor, error) {
 	if err1 != nil || err2 != nil {
 		return nil, bad
 	}
-	return &listCursor{active: time.UnixMilli(active).UTC(), created: time.UnixMilli(created).UTC(), id: parts[2]}, nil
+	return &listCursor{pos: ListPosition{LastActive: time.UnixMilli(active).UTC(), CreatedAt: time.UnixMilli(created).UTC(), ID: parts[2]}}, nil
 }
 
 // Logout ends the session s. A session that ended meanwhile is already

@@ -1,7 +1,9 @@
 package sessiond
 
 import (
+	"cmp"
 	"context"
+	"strings"
 	"time"
 )
 
@@ -96,6 +98,31 @@ const HardMaxSessions = 10000
 // that a user with very many sessions never holds up the store for others.
 const StoreChunk = 1000
 
+// ListPosition is a place in the order of a user's session list: the most
+// recently active first, ties broken by the newer login, then by ID.
+type ListPosition struct {
+	LastActive, CreatedAt time.Time
+	ID                    string
+}
+
+// Position returns the place of s in list order.
+func (s *Session) Position() ListPosition {
+	return ListPosition{LastActive: s.LastActive, CreatedAt: s.CreatedAt, ID: s.ID}
+}
+
+// Compare returns -1 when p comes before q in list order, 1 when after,
+// 0 when they are the same place. Times compare to the millisecond, the
+// precision stores keep.
+func (p ListPosition) Compare(q ListPosition) int {
+	if c := cmp.Compare(q.LastActive.UnixMilli(), p.LastActive.UnixMilli()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(q.CreatedAt.UnixMilli(), p.CreatedAt.UnixMilli()); c != 0 {
+		return c
+	}
+	return strings.Compare(p.ID, q.ID)
+}
+
 // Limit caps the live sessions of one user. Max <= 0 means no cap (the
 // Manager always passes one, at most HardMaxSessions).
 type Limit struct {
@@ -144,6 +171,14 @@ type SessionStore interface {
 	// the call may or may not be in the result; every session live
 	// throughout it is.
 	List(ctx context.Context, userID string, now time.Time) ([]*Session, error)
+
+	// ListPage returns up to limit live sessions of userID at now in list
+	// order: LastActive newest first, then CreatedAt newest first, then ID
+	// (ascending). With after set, the page starts with the first session
+	// that comes after that position; excludeID ("" for none) is left out.
+	// Like List, it reads a large user's sessions in chunks; it reads the
+	// full fields of the sessions of the page only.
+	ListPage(ctx context.Context, userID string, now time.Time, after *ListPosition, excludeID string, limit int) ([]*Session, error)
 
 	// Touch records activity: it sets LastActive and ExpiresAt. It returns
 	// ErrNotFound when the session is gone. Idempotent.

@@ -282,6 +282,65 @@ func (s *Store) List(ctx context.Context, userID string, now time.Time) ([]*sess
 	return out, nil
 }
 
+// ListPage implements sessiond.SessionStore. The index is ordered by
+// expiry, not by activity, so it reads the times of every session of the
+// user (a chunk per script call, the packed record only), sorts them, and
+// then reads the full fields of the page's sessions, one pipelined HMGET
+// each.
+func (s *Store) ListPage(ctx context.Context, userID string, now time.Time, after *sessiond.ListPosition, excludeID string, limit int) ([]*sessiond.Session, error) {
+	idx, prefix := userKeys(userID)
+	rows, err := s.scan(ctx, "list page", idx, prefix, now, fieldNames[fRecord:fRecord+1])
+	if err != nil {
+		return nil, err
+	}
+	exclude := encodeID(excludeID)
+	type entry struct {
+		key string
+		pos sessiond.ListPosition
+	}
+	entries := make([]entry, 0, len(rows))
+	for _, r := range rows {
+		p, _ := r.vals[0].ToString()
+		if len(p) < recIP || (excludeID != "" && r.id == exclude) {
+			continue
+		}
+		e := entry{prefix + r.id, sessiond.ListPosition{
+			CreatedAt: time.UnixMilli(get48(p)).UTC(), LastActive: time.UnixMilli(get48(p[6:])).UTC(), ID: decodeID(r.id),
+		}}
+		if after != nil && e.pos.Compare(*after) <= 0 {
+			continue
+		}
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return a.pos.Compare(b.pos) })
+	entries = entries[:min(limit, len(entries))]
+	if len(entries) == 0 {
+		return []*sessiond.Session{}, nil
+	}
+	cmds := make(rueidis.Commands, len(entries))
+	for i, e := range entries {
+		cmds[i] = s.client.B().Hmget().Key(e.key).Field(fieldNames[:]...).Build()
+	}
+	cctx, cancel := s.deadline(ctx)
+	defer cancel()
+	out := make([]*sessiond.Session, 0, len(entries))
+	for i, res := range s.client.DoMulti(cctx, cmds...) {
+		vals, err := res.ToArray()
+		if err != nil {
+			return nil, wrap("list page", err)
+		}
+		sess, ok, err := decodeSession(userID, entries[i].pos.ID, vals)
+		if err != nil {
+			return nil, fmt.Errorf("redis: list page: %w", err)
+		}
+		// A session that ended since the scan is left out.
+		if ok && sess.ExpiresAt.After(now) {
+			out = append(out, sess)
+		}
+	}
+	return out, nil
+}
+
 // Touch implements sessiond.SessionStore: last_active, the key's expiry and
 // the index score move in one script.
 //

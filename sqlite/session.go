@@ -198,6 +198,39 @@ func (st *SessionStore) List(ctx context.Context, userID string, now time.Time) 
 	return out, nil
 }
 
+// ListPage implements sessiond.SessionStore in one query: the user's rows
+// (at most sessiond.HardMaxSessions) are found through the user index and
+// sorted, and only the page is returned.
+func (st *SessionStore) ListPage(ctx context.Context, userID string, now time.Time, after *sessiond.ListPosition, excludeID string, limit int) ([]*sessiond.Session, error) {
+	first := after == nil
+	var active, created int64
+	var id string
+	if after != nil {
+		active, created, id = ms(after.LastActive), ms(after.CreatedAt), after.ID
+	}
+	rows, err := st.db.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ?1 AND expires_at > ?2 AND id <> ?3
+		AND (?4 OR last_active < ?5 OR (last_active = ?5 AND (created_at < ?6 OR (created_at = ?6 AND id > ?7))))
+		ORDER BY last_active DESC, created_at DESC, id LIMIT ?8`,
+		userID, ms(now), excludeID, first, active, created, id, limit)
+	if err != nil {
+		return nil, wrap(err, "list page")
+	}
+	defer rows.Close()
+	out := []*sessiond.Session{}
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, wrap(err, "list page")
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err, "list page")
+	}
+	return out, nil
+}
+
 // Touch implements sessiond.SessionStore.
 func (st *SessionStore) Touch(ctx context.Context, userID, id string, lastActive, expiresAt time.Time) error {
 	defer st.db.sessions.invalidate(userID, id)

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sessiond.SessionStore) {
 		{"get after the idle timeout is not found", testGetIdleExpired},
 		{"get after the absolute lifetime is not found", testGetAbsoluteExpired},
 		{"list returns only the user's live sessions", testList},
+		{"list pages follow the list order from a position", testListPage},
 		{"touch extends last active and expiry", testTouch},
 		{"touch of a gone session is not found", testTouchGone},
 		{"rotate advances the generation", testRotate},
@@ -1260,4 +1261,58 @@ func testLargeUser(t *testing.T, st sessiond.SessionStore) {
 		t.Fatalf("List after RevokeAll: got %d sessions, want none", len(l))
 	}
 	wantIDs(t, "List(another user)", listIDs(t, st, other, now), ids(theirs...))
+}
+
+// testListPage walks a list with ties in last activity and login time a
+// few sessions at a time, each page starting after the last session of the
+// one before, and checks it against the list order.
+func testListPage(t *testing.T, st sessiond.SessionStore) {
+	ctx := context.Background()
+	now := base()
+	user := randomID()
+	var all []*sessiond.Session
+	for i := range 23 {
+		s := newSession(user, now.Add(-time.Duration(i/3)*time.Minute)) // three at each time
+		s.CreatedAt = s.LastActive.Add(-time.Duration(i%2) * time.Hour)
+		mustCreate(t, st, s, now)
+		all = append(all, s)
+	}
+	expired := newSession(user, now.Add(-idle-time.Minute))
+	mustCreate(t, st, expired, now.Add(-idle-time.Minute))
+	createN(t, st, randomID(), 2, now)
+	exclude := all[7]
+	want := slices.DeleteFunc(slices.Clone(all), func(s *sessiond.Session) bool { return s == exclude })
+	slices.SortFunc(want, func(a, b *sessiond.Session) int { return a.Position().Compare(b.Position()) })
+
+	var got []string
+	var after *sessiond.ListPosition
+	for range 30 {
+		page, err := st.ListPage(ctx, user, now, after, exclude.ID, 4)
+		if err != nil {
+			t.Fatalf("ListPage: got error %v, want nil", err)
+		}
+		if len(page) > 4 {
+			t.Fatalf("ListPage(limit 4): got %d sessions", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, s := range page {
+			got = append(got, s.ID)
+		}
+		wantSession(t, "ListPage's first session", page[0], want[slices.IndexFunc(want, func(s *sessiond.Session) bool { return s.ID == page[0].ID })])
+		p := page[len(page)-1].Position()
+		after = &p
+	}
+	var wantOrder []string
+	for _, s := range want {
+		wantOrder = append(wantOrder, s.ID)
+	}
+	if !slices.Equal(got, wantOrder) {
+		t.Fatalf("pages of ListPage: got %v, want %v", got, wantOrder)
+	}
+	page, err := st.ListPage(ctx, randomID(), now, nil, "", 10)
+	if err != nil || len(page) != 0 {
+		t.Fatalf("ListPage(unknown user): got (%d sessions, %v), want (none, nil)", len(page), err)
+	}
 }
