@@ -21,7 +21,8 @@ import (
 // ("alone"), then while the large user loops over walking every page of
 // their device list, signing out everywhere and signing the 10,000 back in
 // ("large-user"). Each reports the p50, p99 and worst latency of the other
-// users' reads, and how many full loops the large user made.
+// users' reads, how many of them failed (the default 100 ms deadline of
+// each Redis call), and how many full loops the large user made.
 //
 //	go test ./redis -run '^$' -bench LargeUserNeighbours -benchtime 20000x
 func BenchmarkLargeUserNeighbours(b *testing.B) {
@@ -153,7 +154,9 @@ func BenchmarkLargeUserNeighbours(b *testing.B) {
 				b.ReportMetric(float64(failures.Load()), "large-failures")
 			}
 			if errs.Load() > 0 {
-				b.Errorf("%d of %d reads of other users failed, the first: %v", errs.Load(), len(lat), firstErr.Load())
+				// Reported, not fatal: how many reads of other users
+				// missed the deadline is part of the answer.
+				b.Logf("%d of %d reads of other users failed, the first: %v", errs.Load(), len(lat), firstErr.Load())
 			}
 		})
 	}
