@@ -140,3 +140,61 @@ func TestListPageRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+// partialRevoker is the real store, except that its revoke-others and
+// revoke-all report a failure after deleting: as a store working in chunks
+// does when a later chunk fails.
+type partialRevoker struct{ sessiond.SessionStore }
+
+func (p partialRevoker) RevokeOthers(ctx context.Context, userID, keepID string) ([]string, error) {
+	ids, _ := p.SessionStore.RevokeOthers(ctx, userID, keepID)
+	return ids, fmt.Errorf("test: a later chunk: %w", sessiond.ErrUnavailable)
+}
+
+func (p partialRevoker) RevokeAll(ctx context.Context, userID string) ([]string, error) {
+	ids, _ := p.SessionStore.RevokeAll(ctx, userID)
+	return ids, fmt.Errorf("test: a later chunk: %w", sessiond.ErrUnavailable)
+}
+
+// TestRevokeFailingPartWayReportsWhatEnded: when a revoke-others or
+// revoke-all fails after some sessions ended, the caller gets the error
+// (the API answers 503, never 200) and every session that did end is
+// published all the same.
+func TestRevokeFailingPartWayReportsWhatEnded(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		m, _ := newManager(t)
+		ctx := context.Background()
+		keep := signIn(t, m, "partial")
+		for range 4 {
+			signIn(t, m, "partial")
+		}
+		events, stop, err := m.Broker.Subscribe(ctx, keep.Session.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Sessions = partialRevoker{m.Sessions}
+		var n int
+		if all {
+			n, err = m.RevokeAll(ctx, keep.Session.UserID, sessiond.ReasonAdmin)
+		} else {
+			n, err = m.RevokeOthers(ctx, keep.Session.UserID, keep.Session.ID, sessiond.ReasonRevokedOthers)
+		}
+		want := 4
+		if all {
+			want = 5
+		}
+		if !errors.Is(err, sessiond.ErrUnavailable) || n != want {
+			t.Fatalf("revoke (all: %v) failing part-way: got (%d, %v), want (%d, ErrUnavailable)", all, n, err, want)
+		}
+		stop()
+		got := 0
+		for e := range events {
+			if e.Type == sessiond.EventRevoked {
+				got++
+			}
+		}
+		if got != want {
+			t.Fatalf("revoke (all: %v) failing part-way: %d revoked events, want %d", all, got, want)
+		}
+	}
+}

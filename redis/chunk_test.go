@@ -109,6 +109,10 @@ func TestLargeUserScriptsTouchAChunk(t *testing.T) {
 			l, err := st.List(ctx, user, now)
 			return len(l), err
 		}},
+		{"list page", func() (int, error) {
+			l, err := st.ListPage(ctx, user, now, nil, "", sessiond.MaxListLimit)
+			return len(l), err
+		}},
 		{"create at the cap", func() (int, error) {
 			s := mk(sessiond.HardMaxSessions)
 			s.DeviceID = "device-b"
@@ -130,7 +134,7 @@ func TestLargeUserScriptsTouchAChunk(t *testing.T) {
 			return len(ids), err
 		}},
 	}
-	want := []int{sessiond.HardMaxSessions, 1, sessiond.HardMaxSessions - 1, sessiond.HardMaxSessions - 2}
+	want := []int{sessiond.HardMaxSessions, sessiond.MaxListLimit, 1, sessiond.HardMaxSessions - 1, sessiond.HardMaxSessions - 2}
 	for i, op := range ops {
 		var n int
 		var err error
