@@ -4,7 +4,7 @@
 // # Keys
 //
 // Every key of one user shares the hash tag {u:<encoded user id>}, so each
-// multi-key change is one atomic Lua script on one Cluster slot:
+// multi-key step is one atomic Lua script on one Cluster slot:
 //
 //	sd:{u:<user>}:s:<session>  hash of one session (see codec.go for the
 //	                           one-letter fields); PEXPIREAT its expiry
@@ -16,9 +16,12 @@
 //
 // Ids are percent-encoded: every byte outside A-Z a-z 0-9 - . _ ~ becomes
 // %XX, so `{`, `}`, `:` and non-ASCII cannot break the layout and base64url
-// ids stay as they are. Nothing scans the keyspace: List, the cap and
-// revoke-all walk the user's index inside a script (one round trip for
-// 1,000 or 10,000 sessions), and drop members whose session has expired.
+// ids stay as they are. Nothing scans the keyspace: List, ListPage, the cap
+// and revoke-all walk the user's index inside scripts and drop members whose
+// session has expired. No script touches more than sessiond.StoreChunk
+// (1,000) sessions, so Redis serves other clients between the chunks of a
+// large user: a user with up to 1,000 sessions takes one script call, one
+// at the hard maximum of 10,000 about ten, each atomic, the whole not.
 // Every key carries an expiry, so DeleteExpired has nothing to do.
 //
 // # Validation and the client-side cache
