@@ -2,12 +2,19 @@ package http
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/sessiond/sessiond"
 )
+
+// errTooManyStreams refuses a stream beyond the caps.
+var errTooManyStreams = errors.New("too many event streams")
+
+// streamRetryAfter is the Retry-After of a stream refused at a cap.
+const streamRetryAfter = 30 * time.Second
 
 // HeartbeatInterval is how often the event stream sends a comment line.
 var HeartbeatInterval = 25 * time.Second

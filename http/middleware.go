@@ -73,7 +73,7 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 				}
 				s.logger().LogAttrs(r.Context(), slog.LevelError, "panic", slog.String("request_id", requestID(r.Context())), slog.Any("panic", v))
 				if lw.status == 0 {
-					writeJSON(lw, http.StatusServiceUnavailable, "service temporarily unavailable, retry shortly", struct{}{})
+					writeAPIError(lw, errUnavailable)
 				}
 			}
 			if r.URL.Path == "/metrics" || r.URL.Path == "/healthz" {
