@@ -67,8 +67,15 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// Logger receives one line per request; default slog.Default().
 	Logger *slog.Logger
+	// MaxStreams caps the event streams this Server holds open at once,
+	// whoever opened them (default DefaultMaxStreams when <= 0); beyond it,
+	// and beyond MaxStreamsPerSession and MaxStreamsPerUser, a stream is
+	// refused with 429 too_many_streams. Each open stream holds a file
+	// descriptor: keep it well below the process's limit.
+	MaxStreams int
 
-	users userCache // what /me shows of users (usercache.go)
+	users   userCache    // what /me shows of users (usercache.go)
+	streams streamCounts // open event streams (events.go)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by StopStreams; made by Handler
