@@ -219,7 +219,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		return nil, err
 	}
 	now := m.now()
-	u, err := m.Users.UserByLogin(ctx, r.Login)
+	u, err := m.userByLogin(ctx, r.Login)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ const (
 	MaxAccessTokenSize = 8 << 10
 	// AccessTokenType is the typ header of every access token (RFC 9068).
 	AccessTokenType = "at+jwt"
-	// accessLeeway is the clock skew allowed on exp and nbf.
+	// accessLeeway is the clock skew allowed on exp, nbf and iat.
 	accessLeeway = 60 * time.Second
 	// defaultVerifiedCacheSize bounds the verified-token cache.
 	defaultVerifiedCacheSize = 100_000
@@ -40,6 +40,51 @@ type AccessClaims struct {
 	jwt.RegisteredClaims
 	// SessionID is the session the token was issued for.
 	SessionID string `json:"sid"`
+}
+
+// UnmarshalJSON decodes the claims, refusing an exp, nbf or iat that is not
+// a JSON number. jwt.NumericDate alone also takes a string of digits
+// ("9999999999"), which RFC 7519 does not allow and which other verifiers
+// of the same token would read differently or refuse.
+func (c *AccessClaims) UnmarshalJSON(b []byte) error {
+	type plain AccessClaims
+	// The outer fields shadow the promoted ones of the same JSON names, so
+	// the times arrive raw and the rest decodes as usual, in one pass.
+	var w struct {
+		*plain
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	w.plain = (*plain)(c)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	var err error
+	if c.ExpiresAt, err = numericDate("exp", w.Exp); err != nil {
+		return err
+	}
+	if c.NotBefore, err = numericDate("nbf", w.Nbf); err != nil {
+		return err
+	}
+	c.IssuedAt, err = numericDate("iat", w.Iat)
+	return err
+}
+
+// numericDate decodes a time claim that must be a JSON number; nil when
+// the claim is absent.
+func numericDate(name string, raw json.RawMessage) (*jwt.NumericDate, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return nil, fmt.Errorf("claim %s is not a number", name)
+	}
+	d := new(jwt.NumericDate)
+	if err := d.UnmarshalJSON(raw); err != nil {
+		return nil, fmt.Errorf("claim %s: %w", name, err)
+	}
+	return d, nil
 }
 
 // AccessTokens issues and verifies access tokens: Ed25519-signed JWTs
@@ -115,6 +160,7 @@ func NewAccessTokens(issuer string, current *SigningKey, previous ...ed25519.Pub
 		jwt.WithIssuer(issuer),
 		jwt.WithAudience(issuer),
 		jwt.WithLeeway(accessLeeway),
+		jwt.WithIssuedAt(),
 		jwt.WithStrictDecoding(),
 	}
 	return a
@@ -124,7 +170,7 @@ func publicJWK(kid string, pub ed25519.PublicKey) jose.JSONWebKey {
 	return jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: string(jose.EdDSA), Use: "sig"}
 }
 
-// Leeway is the clock skew Verify allows on exp and nbf.
+// Leeway is the clock skew Verify allows on exp, nbf and iat.
 func (a *AccessTokens) Leeway() time.Duration { return accessLeeway }
 
 // KeyID is the kid of the tokens Issue signs.
@@ -307,6 +353,7 @@ func jwtError(err error) error {
 	}{
 		{jwt.ErrTokenExpired, "access token expired"},
 		{jwt.ErrTokenNotValidYet, "access token not valid yet"},
+		{jwt.ErrTokenUsedBeforeIssued, "access token issued in the future"},
 		{jwt.ErrTokenRequiredClaimMissing, "access token misses a required claim"},
 		{jwt.ErrTokenInvalidIssuer, "access token has the wrong issuer"},
 		{jwt.ErrTokenInvalidAudience, "access token has the wrong audience"},
@@ -363,7 +410,9 @@ type cacheEntry struct {
 	expiresBefore time.Time
 	// notBefore: valid from it on (nbf - leeway); zero when no nbf.
 	notBefore time.Time
-	claims    *AccessClaims
+	// issuedBefore: valid from it on (iat - leeway); zero when no iat.
+	issuedBefore time.Time
+	claims       *AccessClaims
 }
 
 // newCacheEntry takes ownership of c, which verify guarantees has an exp.
@@ -372,12 +421,16 @@ func newCacheEntry(c *AccessClaims) cacheEntry {
 	if c.NotBefore != nil {
 		e.notBefore = c.NotBefore.Add(-accessLeeway)
 	}
+	if c.IssuedAt != nil {
+		e.issuedBefore = c.IssuedAt.Add(-accessLeeway)
+	}
 	return e
 }
 
 var (
 	errCachedExpired     = &tokenError{reason: "access token expired", err: jwt.ErrTokenExpired}
 	errCachedNotValidYet = &tokenError{reason: "access token not valid yet", err: jwt.ErrTokenNotValidYet}
+	errCachedIssuedLater = &tokenError{reason: "access token issued in the future", err: jwt.ErrTokenUsedBeforeIssued}
 )
 
 // check repeats the time checks of the jwt validator.
@@ -387,6 +440,9 @@ func (e *cacheEntry) check(now time.Time) error {
 	}
 	if !e.notBefore.IsZero() && now.Before(e.notBefore) {
 		return errCachedNotValidYet
+	}
+	if !e.issuedBefore.IsZero() && now.Before(e.issuedBefore) {
+		return errCachedIssuedLater
 	}
 	return nil
 }

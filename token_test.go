@@ -187,6 +187,9 @@ func TestVerifyAccepts(t *testing.T) {
 		{"expired within the leeway", signRaw(t, key.Key, h, with(c, "exp", t0.Add(-59*time.Second).Unix())), t0},
 		{"nbf in the future within the leeway", signRaw(t, key.Key, h, with(c, "nbf", t0.Add(59*time.Second).Unix())), t0},
 		{"nbf in the past", signRaw(t, key.Key, h, with(c, "nbf", t0.Add(-time.Hour).Unix())), t0},
+		{"iat in the future within the leeway", signRaw(t, key.Key, h, with(c, "iat", t0.Add(59*time.Second).Unix())), t0},
+		{"no iat", signRaw(t, key.Key, h, with(c, "iat", nil)), t0},
+		{"fractional exp", signRaw(t, key.Key, h, with(c, "exp", float64(t0.Add(time.Minute).Unix())+0.5)), t0},
 		{"aud as a string", signRaw(t, key.Key, h, with(c, "aud", testIssuer)), t0},
 		{"typ application/at+jwt", signRaw(t, key.Key, with(h, "typ", "application/at+jwt"), c), t0},
 		{"typ in capitals", signRaw(t, key.Key, with(h, "typ", "AT+JWT"), c), t0},
@@ -291,7 +294,19 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "typ as an array", token: signRaw(t, key.Key, with(h, "typ", []string{"at+jwt"}), c)},
 		{name: "typ of another media type", token: signRaw(t, key.Key, with(h, "typ", "application/jwt"), c)},
 		{name: "missing exp", token: signRaw(t, key.Key, h, with(c, "exp", nil)), is: jwt.ErrTokenRequiredClaimMissing},
-		{name: "null exp", token: signRaw(t, key.Key, h, with(c, "exp", nullValue{})), is: jwt.ErrTokenRequiredClaimMissing},
+		{name: "null exp", token: signRaw(t, key.Key, h, with(c, "exp", nullValue{})), is: jwt.ErrTokenMalformed},
+		{name: "exp as a string of digits", token: signRaw(t, key.Key, h, with(c, "exp", "9999999999")), is: jwt.ErrTokenMalformed},
+		{name: "exp as a string of a valid time", token: signRaw(t, key.Key, h, with(c, "exp", fmt.Sprint(t0.Add(time.Minute).Unix()))), is: jwt.ErrTokenMalformed},
+		{name: "exp as a boolean", token: signRaw(t, key.Key, h, with(c, "exp", true)), is: jwt.ErrTokenMalformed},
+		{name: "exp as an object", token: signRaw(t, key.Key, h, with(c, "exp", map[string]int{"n": 1})), is: jwt.ErrTokenMalformed},
+		{name: "iat as a string", token: signRaw(t, key.Key, h, with(c, "iat", fmt.Sprint(t0.Unix()))), is: jwt.ErrTokenMalformed},
+		{name: "null iat", token: signRaw(t, key.Key, h, with(c, "iat", nullValue{})), is: jwt.ErrTokenMalformed},
+		{name: "nbf as a string", token: signRaw(t, key.Key, h, with(c, "nbf", fmt.Sprint(t0.Add(-time.Hour).Unix()))), is: jwt.ErrTokenMalformed},
+		{name: "null nbf", token: signRaw(t, key.Key, h, with(c, "nbf", nullValue{})), is: jwt.ErrTokenMalformed},
+		{name: "exp given twice, the last a string", token: signRawJSON(key.Key, string(mustJSON(t, h)), fmt.Sprintf(`{"iss":%q,"aud":[%q],"sub":"user-1","sid":"session-1","iat":%d,"exp":%d,"exp":"%d"}`, testIssuer, testIssuer, t0.Unix(), t0.Add(time.Minute).Unix(), t0.Add(time.Minute).Unix())), is: jwt.ErrTokenMalformed},
+		{name: "EXP in capitals as a string", token: signRaw(t, key.Key, h, with(c, "exp", nil, "EXP", "9999999999")), is: jwt.ErrTokenMalformed},
+		{name: "iat in the future beyond the leeway", token: signRaw(t, key.Key, h, with(c, "iat", t0.Add(61*time.Second).Unix())), is: jwt.ErrTokenUsedBeforeIssued},
+		{name: "iat far in the future", token: signRaw(t, key.Key, h, with(c, "iat", t0.Add(24*time.Hour).Unix(), "exp", t0.Add(25*time.Hour).Unix())), is: jwt.ErrTokenUsedBeforeIssued},
 		{name: "zero exp", token: signRaw(t, key.Key, h, with(c, "exp", 0)), is: jwt.ErrTokenExpired},
 		{name: "expired beyond the leeway", token: signRaw(t, key.Key, h, with(c, "exp", t0.Add(-61*time.Second).Unix())), is: jwt.ErrTokenExpired},
 		{name: "expired exactly at the leeway", token: signRaw(t, key.Key, h, with(c, "exp", t0.Add(-60*time.Second).Unix())), is: jwt.ErrTokenExpired},
@@ -887,4 +902,22 @@ func BenchmarkVerifyCachedParallelOneToken(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestVerifyCacheChecksIssuedAt: a token verified once is refused from the
+// cache at a time before its iat (minus the leeway), as the full check
+// refuses it.
+func TestVerifyCacheChecksIssuedAt(t *testing.T) {
+	key := newTestSigningKey(t)
+	at := NewAccessTokens(testIssuer, key)
+	tok := signRaw(t, key.Key, goodHeader(key.ID), with(goodClaims(t0), "iat", t0.Add(30*time.Second).Unix()))
+	if _, err := at.Verify(tok, t0); err != nil {
+		t.Fatalf("Verify at iat-30s: %v", err)
+	}
+	early := t0.Add(-31 * time.Second)
+	for name, fn := range map[string]func(string, time.Time) (*AccessClaims, error){"Verify": at.Verify, "VerifyUncached": at.VerifyUncached} {
+		if _, err := fn(tok, early); !errors.Is(err, jwt.ErrTokenUsedBeforeIssued) || !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("%s at iat-61s: got %v, want an invalid token used before issued", name, err)
+		}
+	}
 }

@@ -2,7 +2,9 @@ package sessiond
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // User is an account. PasswordHash and Locked never leave the server.
@@ -13,7 +15,9 @@ type User struct {
 	// Username is 1-64 ASCII letters, digits, '.', '_', '-', unique
 	// case-insensitively.
 	Username string
-	// Email is unique case-insensitively.
+	// Email is unique case-insensitively, with ASCII letters folded only
+	// (FoldLogin): "É" and "é" are different addresses, and no non-ASCII
+	// letter ever matches an ASCII one.
 	Email string
 	// PasswordHash is an argon2id PHC string.
 	PasswordHash string
@@ -25,16 +29,16 @@ type User struct {
 // A store that did not answer wraps ErrUnavailable.
 type UserStore interface {
 	// CreateUser stores u. It returns ErrUsernameTaken or ErrEmailTaken
-	// when another user has the same username or email, compared
-	// case-insensitively (the database enforces it, so concurrent creates
-	// cannot both win).
+	// when another user has the same username or email under FoldLogin
+	// (the database enforces it, so concurrent creates cannot both win).
 	CreateUser(ctx context.Context, u *User) error
 
 	// UserByID returns the user, or ErrNotFound.
 	UserByID(ctx context.Context, id string) (*User, error)
 
-	// UserByLogin returns the user whose username or email equals login,
-	// case-insensitively, or ErrNotFound.
+	// UserByLogin returns the user whose username or email equals login
+	// under FoldLogin (ASCII letters compared case-insensitively, every
+	// other character exactly), or ErrNotFound.
 	UserByLogin(ctx context.Context, login string) (*User, error)
 
 	// SetPassword replaces the password hash; ErrNotFound for an unknown id.
@@ -48,4 +52,24 @@ type UserStore interface {
 
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
+}
+
+// userByLogin finds the user that login names. A login without '@' can
+// only be a username, and usernames are ASCII: one with any other character
+// names nobody, whatever a store's own case fold would make of it (U+212A
+// KELVIN SIGN is not "k").
+func (m *Manager) userByLogin(ctx context.Context, login string) (*User, error) {
+	if !strings.Contains(login, "@") && !isASCII(login) {
+		return nil, ErrNotFound
+	}
+	return m.Users.UserByLogin(ctx, login)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }

@@ -33,6 +33,26 @@ func CheckUsername(name string) error {
 	return nil
 }
 
+// FoldLogin is the case fold under which usernames and emails are unique
+// and looked up: ASCII letters only. A Unicode fold would make lookalikes
+// equal to ASCII names (U+212A KELVIN SIGN folds to "k", so "\u212Aate"
+// would sign in as "kate"); non-ASCII letters therefore compare exactly.
+// Every UserStore compares FoldLogin of both sides.
+func FoldLogin(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
 // CheckEmail reports whether addr is a plain email address.
 func CheckEmail(addr string) error {
 	if addr == "" {
@@ -41,8 +61,14 @@ func CheckEmail(addr string) error {
 	if len(addr) > MaxEmailLen {
 		return invalid("email", "must be at most %d characters", MaxEmailLen)
 	}
+	if !utf8.ValidString(addr) {
+		return invalid("email", "must be valid UTF-8")
+	}
+	if hasInvisible(addr) {
+		return invalid("email", "must not contain control or format characters (such as bidi overrides or zero-width characters)")
+	}
 	a, err := mail.ParseAddress(addr)
-	if err != nil || a.Address != addr || a.Name != "" || hasControl(addr) {
+	if err != nil || a.Address != addr || a.Name != "" {
 		return invalid("email", "must be an email address like name@example.com")
 	}
 	at := strings.LastIndexByte(addr, '@')
@@ -53,7 +79,8 @@ func CheckEmail(addr string) error {
 }
 
 // CheckDeviceName reports whether name is a valid session name: up to 64
-// characters of valid UTF-8 without control characters. "" is valid.
+// characters of valid UTF-8 without control or format characters. "" is
+// valid.
 func CheckDeviceName(field, name string) error {
 	if !utf8.ValidString(name) {
 		return invalid(field, "must be valid UTF-8")
@@ -61,15 +88,21 @@ func CheckDeviceName(field, name string) error {
 	if utf8.RuneCountInString(name) > MaxDeviceNameLen {
 		return invalid(field, "must be at most %d characters", MaxDeviceNameLen)
 	}
-	if hasControl(name) {
-		return invalid(field, "must not contain control characters")
+	if hasInvisible(name) {
+		return invalid(field, "must not contain control or format characters (such as bidi overrides or zero-width characters)")
 	}
 	return nil
 }
 
-func hasControl(s string) bool {
+// hasInvisible reports whether s holds a character that other people's
+// screens would not show as itself: a control character (Cc), a format
+// character (Cf: the bidi overrides and isolates U+202A-U+202E and
+// U+2066-U+2069, which make "\u202eexe.evil" render as "live.exe", and
+// the zero-width U+200B-U+200D and U+FEFF), a private-use character (Co),
+// a surrogate (Cs), or a line or paragraph separator.
+func hasInvisible(s string) bool {
 	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if r < 0x20 || r >= 0x7f && unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs, unicode.Zl, unicode.Zp) {
 			return true
 		}
 	}

@@ -126,12 +126,7 @@ func checkFuzzEnvelope(t *testing.T, w *httptest.ResponseRecorder, what string) 
 	want := "success"
 	if w.Code >= 400 {
 		want = "error"
-		if string(env.Data) != "{}" {
-			t.Fatalf("%s: error data %s, want {}", what, env.Data)
-		}
-		if w.Code == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
-			t.Fatalf("%s: 429 without Retry-After", what)
-		}
+		checkErrorData(t, what, w.Code, w.Header(), env.Data)
 	}
 	if env.Status != want || env.StatusCode != w.Code || env.Message == "" {
 		t.Fatalf("%s: envelope %+v for HTTP %d", what, env, w.Code)

@@ -25,7 +25,7 @@ func writeJSON(w http.ResponseWriter, status int, msg string, data any) {
 	b, err := json.Marshal(e)
 	if err != nil {
 		status = http.StatusServiceUnavailable
-		b = []byte(`{"status":"error","status_code":503,"message":"response could not be encoded","data":{}}`)
+		b = []byte(`{"status":"error","status_code":503,"message":"response could not be encoded","data":{"code":"unavailable"}}`)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")

@@ -8,68 +8,123 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sessiond/sessiond"
 )
 
-// errorStatus is the one table that turns errors into statuses and the
-// messages clients see. Anything not in it is logged and answered with 503:
-// the store's answer is unknown, so the request neither succeeds nor is
-// refused for good.
-func errorStatus(err error) (status int, msg string) {
+// Error codes: data.code of every error envelope. They are a stable API:
+// clients branch on them, never on the message.
+const (
+	codeInvalidRequest     = "invalid_request"
+	codeInvalidField       = "invalid_field"
+	codeInvalidCredentials = "invalid_credentials"
+	codeAccountLocked      = "account_locked"
+	codeInvalidToken       = "invalid_token"
+	codeCSRFFailed         = "csrf_failed"
+	codeNotFound           = "not_found"
+	codeMethodNotAllowed   = "method_not_allowed"
+	codeUsernameTaken      = "username_taken"
+	codeEmailTaken         = "email_taken"
+	codeSessionLimit       = "session_limit"
+	codeBodyTooLarge       = "body_too_large"
+	codeUnsupportedMedia   = "unsupported_media_type"
+	codeRateLimited        = "rate_limited"
+	codeTooManyStreams     = "too_many_streams"
+	codeUnavailable        = "unavailable"
+	codeSignupClosed       = "signup_closed"
+)
+
+// apiError is how one error is answered.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+	// field names the one input field that was wrong, if any.
+	field string
+	// retryAfter is when to try again (429 and 503 only).
+	retryAfter time.Duration
+}
+
+// errorData is the data of an error envelope.
+type errorData struct {
+	Code       string `json:"code"`
+	Field      string `json:"field,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+// errorStatus is the one table that turns errors into statuses, codes and
+// the messages clients see. Anything not in it is logged and answered with
+// 503: the store's answer is unknown, so the request neither succeeds nor
+// is refused for good.
+func errorStatus(err error) apiError {
 	var inputErr *sessiond.InputError
 	var throttled *sessiond.ThrottledError
 	var maxBytes *http.MaxBytesError
+	var method *methodError
 	switch {
+	case errors.As(err, &inputErr) && inputErr.Field != "":
+		return apiError{status: http.StatusBadRequest, code: codeInvalidField, msg: inputErr.Error(), field: inputErr.Field}
 	case errors.As(err, &inputErr):
-		return http.StatusBadRequest, inputErr.Error()
+		return apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: inputErr.Error()}
 	case errors.As(err, &maxBytes):
-		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit)
+		return apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit)}
 	case errors.Is(err, sessiond.ErrInvalidCredentials):
-		return http.StatusUnauthorized, "invalid username or password"
+		return apiError{status: http.StatusUnauthorized, code: codeInvalidCredentials, msg: "invalid username or password"}
 	case errors.Is(err, sessiond.ErrAccountLocked):
-		return http.StatusUnauthorized, "this account is locked"
+		return apiError{status: http.StatusUnauthorized, code: codeAccountLocked, msg: "this account is locked"}
 	case errors.Is(err, sessiond.ErrInvalidToken):
-		return http.StatusUnauthorized, "missing, invalid, expired or revoked token"
+		return apiError{status: http.StatusUnauthorized, code: codeInvalidToken, msg: "missing, invalid, expired or revoked token"}
+	case errors.Is(err, errNoEndpoint):
+		return apiError{status: http.StatusNotFound, code: codeNotFound, msg: "no such endpoint"}
 	case errors.Is(err, sessiond.ErrNotFound):
-		return http.StatusNotFound, "session not found"
+		return apiError{status: http.StatusNotFound, code: codeNotFound, msg: "session not found"}
+	case errors.As(err, &method):
+		return apiError{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed, msg: "method " + method.method + " is not allowed here"}
 	case errors.Is(err, sessiond.ErrUsernameTaken):
-		return http.StatusConflict, "username is already taken"
+		return apiError{status: http.StatusConflict, code: codeUsernameTaken, msg: "username is already taken"}
 	case errors.Is(err, sessiond.ErrEmailTaken):
-		return http.StatusConflict, "email is already registered"
+		return apiError{status: http.StatusConflict, code: codeEmailTaken, msg: "email is already registered"}
 	case errors.Is(err, sessiond.ErrSessionLimit):
-		return http.StatusConflict, "too many signed-in devices: sign out another device first"
+		return apiError{status: http.StatusConflict, code: codeSessionLimit, msg: "too many signed-in devices: sign out another device first"}
 	case errors.Is(err, sessiond.ErrSignupClosed):
-		return http.StatusForbidden, "sign-up is disabled"
+		return apiError{status: http.StatusForbidden, code: codeSignupClosed, msg: "sign-up is disabled"}
 	case errors.As(err, &throttled):
-		return http.StatusTooManyRequests, throttled.Error()
+		return apiError{status: http.StatusTooManyRequests, code: codeRateLimited, msg: throttled.Error(), retryAfter: throttled.RetryAfter}
+	case errors.Is(err, errTooManyStreams):
+		return apiError{status: http.StatusTooManyRequests, code: codeTooManyStreams, msg: err.Error(), retryAfter: streamRetryAfter}
 	case errors.Is(err, errCSRF):
-		return http.StatusForbidden, "cross-site request refused"
+		return apiError{status: http.StatusForbidden, code: codeCSRFFailed, msg: "cross-site request refused"}
 	case errors.Is(err, errMediaType):
-		return http.StatusUnsupportedMediaType, strings.TrimPrefix(err.Error(), errMediaType.Error()+": ")
+		return apiError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedMedia, msg: strings.TrimPrefix(err.Error(), errMediaType.Error()+": ")}
 	}
-	return http.StatusServiceUnavailable, "service temporarily unavailable, retry shortly"
+	return errUnavailable
 }
 
+// errUnavailable is the answer to an error the table does not know, and
+// to a store that does not answer.
+var errUnavailable = apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: "service temporarily unavailable, retry shortly", retryAfter: time.Second}
+
 var (
-	errCSRF      = errors.New("cross-site request")
-	errMediaType = errors.New("unsupported media type")
+	errCSRF       = errors.New("cross-site request")
+	errMediaType  = errors.New("unsupported media type")
+	errNoEndpoint = errors.New("no such endpoint")
 )
+
+// methodError is a request whose path has routes, none for its method.
+type methodError struct{ method string }
+
+func (e *methodError) Error() string { return "method " + e.method + " not allowed" }
 
 // writeError answers err in the envelope.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg := errorStatus(err)
-	switch status {
+	e := errorStatus(err)
+	switch e.status {
 	case http.StatusUnauthorized:
-		if !errors.Is(err, sessiond.ErrInvalidCredentials) && !errors.Is(err, sessiond.ErrAccountLocked) {
+		if e.code == codeInvalidToken {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
-	case http.StatusTooManyRequests:
-		var t *sessiond.ThrottledError
-		errors.As(err, &t)
-		w.Header().Set("Retry-After", strconv.Itoa(int((t.RetryAfter+999_999_999)/1e9)))
 	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
 		level := slog.LevelError
 		if errors.Is(err, sessiond.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			level = slog.LevelWarn
@@ -79,5 +134,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			s.Metrics.StoreError()
 		}
 	}
-	writeJSON(w, status, msg, struct{}{})
+	writeAPIError(w, e)
+}
+
+// writeAPIError writes e in the envelope, with Retry-After on 429 and 503.
+func writeAPIError(w http.ResponseWriter, e apiError) {
+	data := errorData{Code: e.code, Field: e.field}
+	if e.status == http.StatusTooManyRequests || e.status == http.StatusServiceUnavailable {
+		// Whole seconds, rounded up and at least 1: a client told 0
+		// would retry at once.
+		secs := max(int((e.retryAfter+time.Second-1)/time.Second), 1)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		if e.status == http.StatusTooManyRequests {
+			data.RetryAfter = secs
+		}
+	}
+	writeJSON(w, e.status, e.msg, data)
 }

@@ -91,9 +91,9 @@ func ExampleMiddleware() {
 	}
 	call(g.AccessToken)
 	// Output:
-	// 401 Bearer error="invalid_token" {"status":"error","status_code":401,"message":"missing, invalid, expired or revoked token","data":{}}
+	// 401 Bearer error="invalid_token" {"status":"error","status_code":401,"message":"missing, invalid, expired or revoked token","data":{"code":"invalid_token"}}
 	// 200  hello, alice on curl
-	// 401 Bearer error="invalid_token" {"status":"error","status_code":401,"message":"missing, invalid, expired or revoked token","data":{}}
+	// 401 Bearer error="invalid_token" {"status":"error","status_code":401,"message":"missing, invalid, expired or revoked token","data":{"code":"invalid_token"}}
 }
 
 // Serve sessiond's whole API (login, refresh, devices, JWKS, forward-auth

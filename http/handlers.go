@@ -339,8 +339,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := ready(ctx); err != nil {
 		s.logger().WarnContext(ctx, "not ready", "err", err)
-		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, "a store is unreachable", struct{}{})
+		writeAPIError(w, apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: "a store is unreachable", retryAfter: time.Second})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, "ready", struct{}{})

@@ -73,7 +73,7 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 				}
 				s.logger().LogAttrs(r.Context(), slog.LevelError, "panic", slog.String("request_id", requestID(r.Context())), slog.Any("panic", v))
 				if lw.status == 0 {
-					writeJSON(lw, http.StatusServiceUnavailable, "service temporarily unavailable, retry shortly", struct{}{})
+					writeAPIError(lw, errUnavailable)
 				}
 			}
 			if r.URL.Path == "/metrics" || r.URL.Path == "/healthz" {
@@ -99,20 +99,40 @@ const (
 	CookiesHeader = "X-Sessiond-Cookies"
 )
 
+// errAmbiguousCredentials refuses a request that carries more than one
+// Authorization header or access cookie: which one a proxy, a log or
+// another service in front of the same request reads is anyone's guess, so
+// no single one of them is believed.
+var (
+	errTwoAuthorizations = &sessiond.InputError{Message: "the request carries more than one Authorization header"}
+	errTwoAccessCookies  = &sessiond.InputError{Message: "the request carries more than one " + AccessCookie + " cookie"}
+)
+
 // bearer returns the access token of r and whether it came from the
-// cookie.
-func bearer(r *http.Request) (token string, fromCookie bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok), false
+// cookie; an error when r carries two of either.
+func bearer(r *http.Request) (token string, fromCookie bool, err error) {
+	auth := r.Header.Values("Authorization")
+	if len(auth) > 1 {
+		return "", false, errTwoAuthorizations
+	}
+	var cookie *http.Cookie
+	for _, c := range r.CookiesNamed(AccessCookie) {
+		if cookie != nil {
+			return "", false, errTwoAccessCookies
 		}
-		return "", false
+		cookie = c
 	}
-	if c, err := r.Cookie(AccessCookie); err == nil {
-		return c.Value, true
+	if len(auth) == 1 && auth[0] != "" {
+		scheme, tok, ok := strings.Cut(auth[0], " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(tok), false, nil
+		}
+		return "", false, nil
 	}
-	return "", false
+	if cookie != nil {
+		return cookie.Value, true, nil
+	}
+	return "", false, nil
 }
 
 type authKey struct{}
@@ -125,7 +145,10 @@ type authKey struct{}
 // of the request that a new context costs.
 func (s *Server) authenticated(inContext bool, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		token, fromCookie := bearer(r)
+		token, fromCookie, err := bearer(r)
+		if err != nil {
+			return err
+		}
 		if token == "" {
 			return sessiond.ErrInvalidToken
 		}

@@ -13,7 +13,9 @@ import (
 //
 // Otherwise the request is answered in the API's envelope: 401 with
 // WWW-Authenticate: Bearer error="invalid_token" for a missing, forged,
-// expired or revoked token, 403 for a cookie-authenticated state change that
+// expired or revoked token, 400 (code invalid_request) for a request that
+// carries two Authorization headers or two access cookies, even when both
+// hold a valid token, 403 for a cookie-authenticated state change that
 // fails the CSRF check (the API's rule, against the request's own Host), and
 // 503 with Retry-After when the session store does not answer, never a 401
 // while its answer is unknown.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/sessiond/sessiond"
@@ -85,7 +86,8 @@ func TestMiddleware(t *testing.T) {
 				}
 				return
 			}
-			checkErrorEnvelope(t, w, tt.want)
+			code := map[int]string{401: "invalid_token", 403: "csrf_failed"}[tt.want]
+			checkErrorEnvelope(t, w, tt.want, code)
 		})
 	}
 }
@@ -128,7 +130,7 @@ func TestMiddlewareAnswers503WhenTheStoreIsDown(t *testing.T) {
 	if w.Header().Get("Retry-After") == "" || w.Header().Get("WWW-Authenticate") != "" {
 		t.Fatalf("headers: got %v, want Retry-After and no WWW-Authenticate", w.Header())
 	}
-	checkErrorEnvelope(t, w, 503)
+	checkErrorEnvelope(t, w, 503, "unavailable")
 }
 
 func TestServerMiddlewareChecksOriginAgainstPublicURL(t *testing.T) {
@@ -148,17 +150,18 @@ func TestServerMiddlewareChecksOriginAgainstPublicURL(t *testing.T) {
 	}
 }
 
-// checkErrorEnvelope asserts an error answer in the API's envelope.
-func checkErrorEnvelope(t *testing.T, w *httptest.ResponseRecorder, status int) {
+// checkErrorEnvelope asserts an error answer in the API's envelope with
+// code in its data.
+func checkErrorEnvelope(t *testing.T, w *httptest.ResponseRecorder, status int, code string) {
 	t.Helper()
-	var env map[string]any
+	var env map[string]json.RawMessage
 	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil {
 		t.Fatalf("body is not JSON: %v: %q", err, w.Body)
 	}
-	if len(env) != 4 || env["status"] != "error" || env["status_code"] != float64(status) || env["message"] == "" {
+	if len(env) != 4 || string(env["status"]) != `"error"` || string(env["status_code"]) != strconv.Itoa(status) || len(env["message"]) < 3 {
 		t.Fatalf("envelope: got %s", w.Body)
 	}
-	if d, ok := env["data"].(map[string]any); !ok || len(d) != 0 {
-		t.Fatalf("envelope data: got %s, want {}", w.Body)
+	if d := checkErrorData(t, "envelope", status, w.Header(), env["data"]); d.Code != code {
+		t.Fatalf("envelope data: got %s, want code %q", env["data"], code)
 	}
 }

@@ -67,8 +67,15 @@ type Server struct {
 	Ready func(ctx context.Context) error
 	// Logger receives one line per request; default slog.Default().
 	Logger *slog.Logger
+	// MaxStreams caps the event streams this Server holds open at once,
+	// whoever opened them (default DefaultMaxStreams when <= 0); beyond it,
+	// and beyond MaxStreamsPerSession and MaxStreamsPerUser, a stream is
+	// refused with 429 too_many_streams. Each open stream holds a file
+	// descriptor: keep it well below the process's limit.
+	MaxStreams int
 
-	users userCache // what /me shows of users (usercache.go)
+	users   userCache    // what /me shows of users (usercache.go)
+	streams streamCounts // open event streams (events.go)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by StopStreams; made by Handler
@@ -136,7 +143,7 @@ func (s *Server) Handler() http.Handler {
 	if s.MetricsHandler != nil {
 		mux.Handle("GET /metrics", s.MetricsHandler)
 	}
-	fallback := apiFallback(mux)
+	fallback := s.apiFallback(mux)
 	for _, p := range []string{"/api/", "/.well-known/", "/healthz", "/readyz", "/metrics"} {
 		mux.Handle(p, fallback)
 	}
@@ -153,7 +160,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) routeErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; p == "/api" || path.Clean(p) != p && (isAPIPath(p) || isAPIPath(path.Clean(p))) {
-			writeJSON(w, http.StatusNotFound, "no such endpoint", struct{}{})
+			s.writeError(w, r, errNoEndpoint)
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -163,14 +170,14 @@ func (s *Server) routeErrors(mux *http.ServeMux) http.Handler {
 // apiFallback answers requests under the API's paths that no route
 // matched: 405 with Allow when another method has a route there, else 404,
 // both in the envelope rather than Go's plain text or the page.
-func apiFallback(mux *http.ServeMux) http.Handler {
+func (s *Server) apiFallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeJSON(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here", struct{}{})
+			s.writeError(w, r, &methodError{method: r.Method})
 			return
 		}
-		writeJSON(w, http.StatusNotFound, "no such endpoint", struct{}{})
+		s.writeError(w, r, errNoEndpoint)
 	})
 }
 

@@ -13,7 +13,8 @@
 // own: it creates the tables users and schema_migrations.
 //
 // Errors: a missing user is sessiond.ErrNotFound, a duplicate username or
-// email (compared case-insensitively by unique indexes on lower()) is
+// email (compared with ASCII letters folded to lower case, by unique
+// indexes on lower(... COLLATE "C")) is
 // sessiond.ErrUsernameTaken or sessiond.ErrEmailTaken, and a database that
 // does not answer (refused or lost connection, deadline, shutdown, too
 // many connections, a read-only standby) wraps sessiond.ErrUnavailable.

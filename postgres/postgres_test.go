@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,8 +120,8 @@ func TestConcurrentOpensApplyMigrationsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	versions, err = pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil || len(versions) != 1 || versions[0] != 1 {
-		t.Fatalf("schema_migrations: got %v (%v), want [1]", versions, err)
+	if err != nil || !slices.Equal(versions, []int{1, 2}) {
+		t.Fatalf("schema_migrations: got %v (%v), want [1 2]", versions, err)
 	}
 	// A store opened after the others works on the same tables.
 	storetest.RunUsers(t, func(t *testing.T) sessiond.UserStore { return open(t, url) })

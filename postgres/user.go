@@ -19,6 +19,16 @@ const (
 
 const userColumns = `id, username, email, password_hash, locked, created_at`
 
+// The case fold of usernames and emails, sessiond.FoldLogin: lower() under
+// the "C" collation folds ASCII letters only, whatever the database's
+// locale. The two column expressions are those of the unique indexes, so
+// lookups use them.
+const (
+	foldUsername = `lower(username COLLATE "C")`
+	foldEmail    = `lower(email COLLATE "C")`
+	foldArg      = `lower($1 COLLATE "C")`
+)
+
 // scanUser reads one row of userColumns.
 func scanUser(row pgx.Row) (*sessiond.User, error) {
 	var u sessiond.User
@@ -63,7 +73,7 @@ func (st *UserStore) CreateUser(ctx context.Context, u *sessiond.User) error {
 // first.
 func (st *UserStore) usernameTaken(ctx context.Context, username string) bool {
 	var taken bool
-	err := st.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1))`, username).Scan(&taken)
+	err := st.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE `+foldUsername+` = `+foldArg+`)`, username).Scan(&taken)
 	return err == nil && taken
 }
 
@@ -95,8 +105,8 @@ func (st *UserStore) UserByLogin(ctx context.Context, login string) (*sessiond.U
 	}
 	defer cancel()
 	u, err := scanUser(st.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users
-		WHERE lower(username) = lower($1) OR lower(email) = lower($1)
-		ORDER BY lower(username) = lower($1) DESC LIMIT 1`, login))
+		WHERE `+foldUsername+` = `+foldArg+` OR `+foldEmail+` = `+foldArg+`
+		ORDER BY `+foldUsername+` = `+foldArg+` DESC LIMIT 1`, login))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}

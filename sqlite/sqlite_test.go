@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -375,5 +376,51 @@ func TestOpenPathWithSpecialCharacters(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("database file: got error %v, want it at %s", err, path)
+	}
+}
+
+// TestUpgradeRefoldsUserKeys: a file written before usernames and emails
+// folded ASCII letters only holds keys of a Unicode fold ("\u212Aate"
+// stored under "kate"); opening it with this build refolds them, so the
+// lookalike no longer matches the ASCII name.
+func TestUpgradeRefoldsUserKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sessiond.db")
+	db, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO users (id, username, username_key, email, email_key, password_hash, locked, created_at)
+			VALUES ('u1', 'Kate', 'kate', '` + "\u212A" + `ate@example.com', 'kate@example.com', 'x', 0, 0)`,
+		`UPDATE schema_version SET version = 1`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	db, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	users := sqlite.NewUserStore(db)
+	ctx := context.Background()
+	if u, err := users.UserByLogin(ctx, "kate@example.com"); !errors.Is(err, sessiond.ErrNotFound) {
+		t.Fatalf("UserByLogin(kate@example.com) after the upgrade: got (%v, %v), want ErrNotFound", u, err)
+	}
+	for _, login := range []string{"\u212Aate@example.com", "KATE"} {
+		if u, err := users.UserByLogin(ctx, login); err != nil || u.ID != "u1" {
+			t.Fatalf("UserByLogin(%q) after the upgrade: got (%v, %v), want u1", login, u, err)
+		}
+	}
+	if err := users.CreateUser(ctx, &sessiond.User{ID: "u2", Username: "kate2", Email: "kate@example.com", PasswordHash: "x"}); err != nil {
+		t.Fatalf("CreateUser(kate@example.com) after the upgrade: %v", err)
 	}
 }

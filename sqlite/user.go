@@ -4,14 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 
 	"github.com/sessiond/sessiond"
 )
 
 // UserStore is a sessiond.UserStore in a SQLite file. Usernames and emails
-// are unique case-insensitively through lowercased copies with UNIQUE
-// indexes, so concurrent registrations cannot both win.
+// are unique case-insensitively through folded copies (sessiond.FoldLogin:
+// ASCII letters only) with UNIQUE indexes, so concurrent registrations
+// cannot both win.
 type UserStore struct {
 	db *DB
 }
@@ -23,8 +23,8 @@ func NewUserStore(db *DB) *UserStore {
 	return &UserStore{db: db}
 }
 
-// foldKey is the lowercased form that uniqueness and lookups compare.
-func foldKey(s string) string { return strings.ToLower(s) }
+// foldKey is the folded form that uniqueness and lookups compare.
+func foldKey(s string) string { return sessiond.FoldLogin(s) }
 
 const userColumns = `id, username, email, password_hash, locked, created_at`
 

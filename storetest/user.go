@@ -22,6 +22,7 @@ func RunUsers(t *testing.T, newStore func(t *testing.T) sessiond.UserStore) {
 		{"returned users are the caller's copies", testUserCallerCopies},
 		{"login matches username or email case-insensitively", testUserByLogin},
 		{"unknown user is not found", testUserUnknown},
+		{"only ASCII letters fold: lookalikes match nothing", testUserLookalikes},
 		{"username taken in another case is refused", testUsernameTaken},
 		{"email taken in another case is refused", testEmailTaken},
 		{"concurrent creates of one username have one winner", testUsernameRace},
@@ -153,6 +154,57 @@ func testUserByLogin(t *testing.T, st sessiond.UserStore) {
 		if !errors.Is(err, sessiond.ErrNotFound) {
 			t.Fatalf("UserByLogin(%q): got (%v, %v), want ErrNotFound", login, got, err)
 		}
+	}
+}
+
+// testUserLookalikes: usernames and emails fold ASCII letters only
+// (sessiond.FoldLogin), so a non-ASCII letter that a Unicode fold maps to
+// an ASCII one, or to another letter, matches nothing but itself: U+212A
+// KELVIN SIGN is not "k", U+212B ANGSTROM SIGN is not "å", and "Å" is not
+// "å". Such an email is a different address, free to register.
+func testUserLookalikes(t *testing.T, st sessiond.UserStore) {
+	ctx := context.Background()
+	kate := newUser()
+	kate.Username = "kate"
+	kate.Email = "kate@example.com"
+	mustCreateUser(t, st, kate)
+	asa := newUser()
+	asa.Email = "\u00e5sa@example.net" // åsa
+	mustCreateUser(t, st, asa)
+
+	for _, login := range []string{"KATE", "Kate@Example.COM"} {
+		got, err := st.UserByLogin(ctx, login)
+		if err != nil {
+			t.Fatalf("UserByLogin(%q): got error %v, want kate", login, err)
+		}
+		wantUser(t, fmt.Sprintf("UserByLogin(%q)", login), got, kate)
+	}
+	for _, login := range []string{
+		"\u212Aate", "\u212AATE", "\u212Aate@example.com",
+		"\u212Bsa@example.net", "\u00c5sa@example.net", "\u00c5SA@EXAMPLE.NET",
+	} {
+		got, err := st.UserByLogin(ctx, login)
+		if !errors.Is(err, sessiond.ErrNotFound) {
+			t.Fatalf("UserByLogin(%q): got (%v, %v), want ErrNotFound", login, got, err)
+		}
+	}
+	got, err := st.UserByLogin(ctx, "\u00e5SA@EXAMPLE.NET")
+	if err != nil {
+		t.Fatalf("UserByLogin(åSA@EXAMPLE.NET): got error %v, want åsa", err)
+	}
+	wantUser(t, "UserByLogin(åSA@EXAMPLE.NET)", got, asa)
+
+	kelvin := newUser()
+	kelvin.Email = "\u212Aate@example.com"
+	if err := st.CreateUser(ctx, kelvin); err != nil {
+		t.Fatalf("CreateUser(email %q after %q): got error %v, want nil (a different address)", kelvin.Email, kate.Email, err)
+	}
+	for login, want := range map[string]*sessiond.User{"kate@example.com": kate, "\u212Aate@example.com": kelvin, "\u212AATE@EXAMPLE.COM": kelvin} {
+		got, err := st.UserByLogin(ctx, login)
+		if err != nil {
+			t.Fatalf("UserByLogin(%q): got error %v", login, err)
+		}
+		wantUser(t, fmt.Sprintf("UserByLogin(%q)", login), got, want)
 	}
 }
 

@@ -58,6 +58,10 @@ func TestDevicesFlow(t *testing.T) {
 	if got := r.Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
 		t.Fatalf("WWW-Authenticate: got %q", got)
 	}
+	// The README shows this answer byte for byte.
+	if got, want := string(r.Body), `{"status":"error","status_code":401,"message":"missing, invalid, expired or revoked token","data":{"code":"invalid_token"}}`+"\n"; got != want {
+		t.Fatalf("revoked token's answer: got %s, want %s", got, want)
+	}
 	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": phone.RefreshToken}).expect(t, 401)
 
 	var next grantData

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	sessiondhttp "github.com/sessiond/sessiond/http"
 )
 
 // config is the whole configuration, read from SESSIOND_* variables and
@@ -36,6 +37,7 @@ type config struct {
 	Issuer           string
 	PublicURL        string
 	LogLevel         string
+	MaxStreams       int
 }
 
 // flagName turns SESSIOND_ACCESS_TTL into access-ttl.
@@ -105,6 +107,11 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	str(&c.Issuer, "SESSIOND_ISSUER", "sessiond", "JWT iss and aud")
 	str(&c.PublicURL, "SESSIOND_PUBLIC_URL", "", "the origin users see, e.g. https://auth.example.com")
 	str(&c.LogLevel, "SESSIOND_LOG_LEVEL", "info", "debug, info, warn or error")
+	streams := strconv.Itoa(sessiondhttp.DefaultMaxStreams)
+	if e := getenv("SESSIOND_MAX_STREAMS"); e != "" {
+		streams = e
+	}
+	fs.Func(flagName("SESSIOND_MAX_STREAMS"), "event streams open at once on this instance (SESSIOND_MAX_STREAMS, default "+strconv.Itoa(sessiondhttp.DefaultMaxStreams)+")", func(s string) error { streams = s; return nil })
 	check := func() error {
 		if len(errs) > 0 {
 			return errs[0]
@@ -114,6 +121,11 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 			return fmt.Errorf("SESSIOND_MAX_SESSIONS: %q is not a whole number from 1 to %d (the hard maximum of sessions per user; 0 no longer means no cap)", maxStr, sessiond.HardMaxSessions)
 		}
 		c.MaxSessions = n
+		n, err = strconv.Atoi(streams)
+		if err != nil || n < 1 {
+			return fmt.Errorf("SESSIOND_MAX_STREAMS: %q is not a whole number >= 1", streams)
+		}
+		c.MaxStreams = n
 		switch sessiond.LimitPolicy(c.LimitPolicy) {
 		case sessiond.PolicyEvict, sessiond.PolicyDeny:
 		default:

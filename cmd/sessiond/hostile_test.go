@@ -213,7 +213,9 @@ func TestHostileRequests(t *testing.T) {
 		// NUL bytes, invalid UTF-8 and absurd lengths in fields.
 		{name: "login: invalid UTF-8", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: []byte("{\"username\":\"\xff\xfe\",\"password\":\"x\"}"), want: 400},
 		{name: "login: escaped NUL in the name", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("username", "hostile-a\x00", "password", testPassword), want: 401},
-		{name: "login: lone surrogate", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: []byte(`{"username":"\ud800","password":"x"}`), want: 401},
+		{name: "login: lone surrogate", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: []byte(`{"username":"\ud800","password":"x"}`), want: 400},
+		{name: "login: lone surrogate in the password", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: []byte(`{"username":"hostile-a","password":"` + testPassword + `\udc00"}`), want: 400},
+		{name: "login: bidi override in device_name", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("device_name", "\u202eexe.evil"), want: 400},
 		{name: "login: 60 KiB username", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("username", big(60<<10)), want: 400},
 		{name: "login: 60 KiB password", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("password", big(60<<10)), want: 400},
 		{name: "login: 10 KiB device_id", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("device_id", big(10<<10)), want: 400},

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -223,8 +224,15 @@ func checkEnvelope(t testing.TB, what string, resp *http.Response, raw []byte, e
 	wantStatus := "success"
 	if resp.StatusCode >= 400 {
 		wantStatus = "error"
-		if string(env.Data) != "{}" {
-			t.Fatalf("%s: error data: got %s, want {}", what, env.Data)
+		var d struct {
+			Code       string `json:"code"`
+			RetryAfter int    `json:"retry_after"`
+		}
+		if err := json.Unmarshal(env.Data, &d); err != nil || d.Code == "" {
+			t.Fatalf("%s: error data: got %s, want a code", what, env.Data)
+		}
+		if ra := resp.Header.Get("Retry-After"); resp.StatusCode == http.StatusTooManyRequests && ra != strconv.Itoa(d.RetryAfter) {
+			t.Fatalf("%s: error data %s: retry_after differs from Retry-After %q", what, env.Data, ra)
 		}
 	}
 	if env.Status != wantStatus {

@@ -161,6 +161,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv.PublicURL = c.PublicURL
 	srv.Logger = log
 	srv.Page = web.Handler(web.Options{Signup: c.Signup, PublicURL: c.PublicURL})
+	srv.MaxStreams = c.MaxStreams
+	if lim := openFileLimit(); lim > 0 {
+		var lowered bool
+		if srv.MaxStreams, lowered = streamsWithin(c.MaxStreams, lim); lowered {
+			log.Warn("event streams capped below SESSIOND_MAX_STREAMS by the limit of open files: raise the limit (ulimit -n, systemd LimitNOFILE=) to allow more",
+				"max_streams", c.MaxStreams, "open_file_limit", lim, "streams_cap", srv.MaxStreams)
+		}
+	}
 	if c.GeoIPDB != "" {
 		g, err := geoip.Open(c.GeoIPDB)
 		if err != nil {
