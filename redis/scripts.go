@@ -57,7 +57,7 @@ end
 	return b.String()
 }()
 
-func script(body string) *rueidis.Lua { return rueidis.NewLuaScript(luaPrelude + body) }
+func script(body string) *rueidis.Lua { return newScript(luaPrelude + body) }
 
 // createScript stores a new session.
 //

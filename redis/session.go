@@ -152,13 +152,16 @@ func (s *Store) Rotate(ctx context.Context, userID, id string, from uint64, at, 
 	key := prefix + eid
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	res := rotateScript.Exec(ctx, s.client, []string{key, idx}, []string{
+	res, ackErr := s.execAcked(ctx, rotateScript, []string{key, idx}, []string{
 		eid, strconv.FormatUint(from, 10), strconv.FormatUint(from+1, 10), ms(at), ms(expiresAt), indexScore(expiresAt),
 	})
 	if err := res.Error(); err != nil {
 		return nil, wrap("rotate", err)
 	}
 	s.recent.set(changed, key)
+	if ackErr != nil {
+		return nil, wrap("rotate", ackErr)
+	}
 	return s.sessionReply("rotate", userID, id, res)
 }
 
@@ -212,9 +215,13 @@ func (s *Store) Revoke(ctx context.Context, userID, id string) error {
 	s.recent.set(revoked, key)
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	n, err := revokeScript.Exec(ctx, s.client, []string{key, idx}, []string{eid}).AsInt64()
+	res, ackErr := s.execAcked(ctx, revokeScript, []string{key, idx}, []string{eid})
+	n, err := res.AsInt64()
 	if err != nil {
 		return wrap("revoke", err)
+	}
+	if ackErr != nil {
+		return wrap("revoke", ackErr)
 	}
 	if n == 0 {
 		return notFound("revoke")
@@ -236,7 +243,8 @@ func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]stri
 	idx, prefix := userKeys(userID)
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	arr, err := revokeOthersScript.Exec(ctx, s.client, []string{idx}, []string{prefix, keep}).ToArray()
+	res, ackErr := s.execAcked(ctx, revokeOthersScript, []string{idx}, []string{prefix, keep})
+	arr, err := res.ToArray()
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -248,6 +256,9 @@ func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]stri
 		ids = append(ids, decodeID(id))
 	}
 	s.recent.set(revoked, keys...)
+	if ackErr != nil {
+		return nil, wrap(op, ackErr)
+	}
 	return ids, nil
 }
 
