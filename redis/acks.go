@@ -78,7 +78,27 @@ func (s *Store) execAcked(ctx context.Context, script *rueidis.Lua, keys, args [
 	if d, ok := ctx.Deadline(); ok {
 		wait = max(int64(time.Until(d)*3/4/time.Millisecond), 1) // 0 would wait for ever
 	}
-	err := s.client.Dedicated(func(c rueidis.DedicatedClient) error {
+	res, ackErr = s.ackedOn(ctx, s.client, src, keys, args, wait)
+	if re, ok := rueidis.IsRedisErr(res.Error()); ok {
+		// rueidis follows redirects on its shared connections, not on a
+		// dedicated one, and learns the new topology only a while later:
+		// after a failover, go to the master the redirect names.
+		if addr, moved := re.IsMoved(); moved {
+			if node, ok := s.client.Nodes()[addr]; ok {
+				res, ackErr = s.ackedOn(ctx, node, src, keys, args, wait)
+			}
+		}
+	}
+	if re, ok := rueidis.IsRedisErr(res.Error()); ok && isRedirect(re) {
+		res = rueidis.NewErrorResult(fmt.Errorf("slot moved: %w", re)) // unavailable
+	}
+	return res, ackErr
+}
+
+// ackedOn runs the pipeline of execAcked on a dedicated connection of
+// client, and falls back to EVAL when the node does not know the script.
+func (s *Store) ackedOn(ctx context.Context, client rueidis.Client, src luaSource, keys, args []string, wait int64) (res rueidis.RedisResult, ackErr error) {
+	ackErr = client.Dedicated(func(c rueidis.DedicatedClient) error {
 		for _, eval := range []bool{false, true} {
 			var run rueidis.Completed
 			if eval {
@@ -110,7 +130,7 @@ func (s *Store) execAcked(ctx context.Context, script *rueidis.Lua, keys, args [
 		}
 		return nil
 	})
-	return res, err
+	return res, ackErr
 }
 
 // ackMarkKey returns the marker key of execAcked in the slot of key: the
@@ -155,4 +175,10 @@ func (s *Store) checkAcks(ctx context.Context, c rueidis.Client) (string, error)
 		return "", nil
 	}
 	return fmt.Sprintf("a master with %d connected replicas, fewer than SESSIOND_REDIS_REPLICA_ACKS=%d: revocations and refreshes of its users answer 503 until enough replicas are connected", replicas, s.acks), nil
+}
+
+func isRedirect(re *rueidis.RedisError) bool {
+	_, moved := re.IsMoved()
+	_, ask := re.IsAsk()
+	return moved || ask
 }
