@@ -25,14 +25,17 @@ import (
 
 const password = "correct horse battery staple"
 
-// errorLog records the log lines at level Error: the server logs a 503
-// that is not a store being unavailable (a bug behind a 503) at that level.
+// errorLog records the log lines at level Error, where the server logs a
+// 503 that is not a store being unavailable (a bug behind a 503), and
+// those at level Warn (the reasons of the other 503s), shown if the test
+// fails.
 type errorLog struct {
 	mu    sync.Mutex
 	lines []string
+	warns []string
 }
 
-func (l *errorLog) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelError }
+func (l *errorLog) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
 func (l *errorLog) WithAttrs([]slog.Attr) slog.Handler            { return l }
 func (l *errorLog) WithGroup(string) slog.Handler                 { return l }
 func (l *errorLog) Handle(_ context.Context, r slog.Record) error {
@@ -40,7 +43,11 @@ func (l *errorLog) Handle(_ context.Context, r slog.Record) error {
 	b.WriteString(r.Message)
 	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
 	l.mu.Lock()
-	l.lines = append(l.lines, b.String())
+	if r.Level >= slog.LevelError {
+		l.lines = append(l.lines, b.String())
+	} else {
+		l.warns = append(l.warns, r.Time.Format("15:04:05.000")+" "+b.String())
+	}
 	l.mu.Unlock()
 	return nil
 }
@@ -86,6 +93,13 @@ func newDeployment(t *testing.T, c *redistest.Cluster, acks int) *deployment {
 		t.Fatal(err)
 	}
 	d := &deployment{log: &errorLog{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			d.log.mu.Lock()
+			defer d.log.mu.Unlock()
+			t.Logf("warnings logged:\n%s", strings.Join(d.log.warns, "\n"))
+		}
+	})
 	logger := slog.New(d.log)
 	v := apitest.NewValidator(t)
 	var throttles sessiond.Throttles // high enough that only the store can refuse
@@ -94,7 +108,10 @@ func newDeployment(t *testing.T, c *redistest.Cluster, acks int) *deployment {
 		*r = sessiond.Rate{N: 1_000_000, Window: time.Minute}
 	}
 	for _, p := range []**instance{&d.a, &d.b} {
-		st, err := redis.New(context.Background(), redis.Options{URL: c.URL(), ReplicaAcks: acks})
+		// A deadline of 1 s rather than 100 ms: the test machine is
+		// shared, and a dial plus a round trip to a replica can take
+		// longer than 100 ms there.
+		st, err := redis.New(context.Background(), redis.Options{URL: c.URL(), ReplicaAcks: acks, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
