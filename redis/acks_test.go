@@ -45,7 +45,7 @@ func TestReplicaAcks(t *testing.T) {
 	})
 
 	t.Run("a paused replica makes changes unavailable", func(t *testing.T) {
-		const timeout = 300 * time.Millisecond
+		const timeout = 500 * time.Millisecond
 		acked := newStore(t, redis.Options{URL: master.URL(), ReplicaAcks: 1, Timeout: timeout})
 		plain := newStore(t, redis.Options{URL: master.URL(), Timeout: timeout})
 		now := time.Now()

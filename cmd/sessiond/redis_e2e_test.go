@@ -251,7 +251,7 @@ func TestRedisReplicaAcks(t *testing.T) {
 	ts := startServer(t, map[string]string{
 		"SESSIOND_REDIS_URL":          master.URL(),
 		"SESSIOND_REDIS_REPLICA_ACKS": "1",
-		"SESSIOND_REDIS_TIMEOUT":      "300ms",
+		"SESSIOND_REDIS_TIMEOUT":      "1s",
 	})
 	if logs := ts.Logs.String(); !strings.Contains(logs, "fewer than SESSIOND_REDIS_REPLICA_ACKS=1") {
 		t.Fatalf("start-up log does not warn of the master without replica:\n%s", logs)
