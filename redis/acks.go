@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,13 @@ func (s *Store) execAcked(ctx context.Context, script *rueidis.Lua, keys, args [
 	if s.acks <= 0 {
 		return script.Exec(ctx, s.client, keys, args), nil
 	}
+	// Copies, so that keys and args do not escape on the path above: the
+	// callers' slices stay on their stacks, as they did before this path.
+	return s.execWaited(ctx, script, slices.Clone(keys), slices.Clone(args))
+}
+
+// execWaited is execAcked with replica acknowledgements.
+func (s *Store) execWaited(ctx context.Context, script *rueidis.Lua, keys, args []string) (res rueidis.RedisResult, ackErr error) {
 	src, ok := luaSources[script]
 	if !ok {
 		panic("redis: execAcked: script not made by newScript")
