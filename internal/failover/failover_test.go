@@ -499,7 +499,7 @@ func TestLoadDuringFailover(t *testing.T) {
 
 	// No revoke answered 200 was undone by the failover.
 	for _, r := range gone {
-		d.refusedEverywhere(t, fmt.Sprintf("session %s revoked %v after the kill", r.g.Session.ID, r.at.Sub(killed).Round(time.Millisecond)), r.g)
+		d.refusedEverywhere(t, fmt.Sprintf("session %s revoked at t=%v (t=0: the kill)", r.g.Session.ID, r.at.Sub(killed).Round(time.Millisecond)), r.g)
 	}
 	t.Logf("%d sessions revoked with a 200 are refused on both instances", len(gone))
 	d.log.check(t)
