@@ -19,7 +19,7 @@ var microBenchmarks = []struct{ pkg, pattern string }{
 	// Token verification: cold (signature) and cached.
 	{".", "^Benchmark(VerifyUncached|VerifyCached|VerifyCachedParallel|Issue|RefreshSession|Authenticate)$"},
 	// Store validation (Get) and the Lua scripts on Redis.
-	{"./redis", "^Benchmark(GetCached|GetCachedParallel|GetStrict|Create|Revoke|List1000)$"},
+	{"./redis", "^Benchmark(GetCached|GetCachedParallel|GetStrict|Create|Revoke|List1000|RevokeReplicaAcks)$"},
 	// Store validation (Get) on SQLite.
 	{"./sqlite", "^Benchmark(Get.*)$"},
 	// The /me answer: encoding/json against appending; the handler chains
@@ -32,6 +32,7 @@ var microBenchmarks = []struct{ pkg, pattern string }{
 var microComparisons = []struct{ title, name, col string }{
 	{"Authenticate (cached token, session check) per store", "Authenticate", "/store"},
 	{"RefreshSession per store", "RefreshSession", "/store"},
+	{"Revoke without and with a replica's acknowledgement (SESSIOND_REDIS_REPLICA_ACKS)", "RevokeReplicaAcks", "/acks"},
 	{"the /me answer, encoding/json against appending (http.writeMe)", "WriteMe", "/impl"},
 	{"the server's handler chain (no network) of /me against the JWKS", "Handler", "/path"},
 }

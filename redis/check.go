@@ -27,8 +27,9 @@ func (e *CheckError) Error() string {
 //     AOF (a restart loads an old snapshot, in which sessions revoked since
 //     are alive again);
 //   - as warnings: no persistence at all (a restart only signs everyone
-//     out), or a node whose CONFIG GET is refused (an ACL), which could not
-//     be checked.
+//     out), a node whose CONFIG GET is refused (an ACL), which could not
+//     be checked, or a master with fewer connected replicas than
+//     Options.ReplicaAcks (its revocations would fail).
 //
 // An unreachable node is an error wrapping sessiond.ErrUnavailable.
 func (s *Store) Check(ctx context.Context) (warnings []string, err error) {
@@ -44,6 +45,11 @@ func (s *Store) Check(ctx context.Context) (warnings []string, err error) {
 		w, p, err := checkNode(ctx, s, c)
 		if err != nil {
 			return nil, wrap("check "+addr, err)
+		}
+		if m, err := s.checkAcks(ctx, c); err != nil {
+			return nil, wrap("check "+addr, err)
+		} else if m != "" {
+			w = append(w, m)
 		}
 		for _, m := range w {
 			warnings = append(warnings, addr+": "+m)

@@ -48,6 +48,14 @@
 //   - Options.Strict reads Redis on every Get, for deployments that need
 //     next-request revocation on every instance.
 //
+// # Replicas
+//
+// Redis replicates asynchronously, so a failover can lose what the old
+// master last acknowledged. With Options.ReplicaAcks = N, revocations and
+// refresh rotations run with WAIT N on the connection that wrote them
+// (acks.go) and fail, wrapping sessiond.ErrUnavailable, unless N replicas
+// confirm in time: a revocation that succeeded survives a failover.
+//
 // Every call has a deadline (Options.Timeout, 100ms by default); an
 // unanswered call, a refused connection or a reply such as CLUSTERDOWN or
 // LOADING is an error wrapping sessiond.ErrUnavailable, never ErrNotFound.

@@ -60,7 +60,7 @@ end
 }()
 
 func script(body string) *rueidis.Lua {
-	return rueidis.NewLuaScript(luaPrelude + fmt.Sprintf("local CHUNK = %d\n", sessiond.StoreChunk) + body)
+	return newScript(luaPrelude + fmt.Sprintf("local CHUNK = %d\n", sessiond.StoreChunk) + body)
 }
 
 // createScript stores a new session.

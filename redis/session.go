@@ -372,13 +372,16 @@ func (s *Store) Rotate(ctx context.Context, userID, id string, from uint64, at, 
 	key := prefix + eid
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	res := rotateScript.Exec(ctx, s.client, []string{key, idx}, []string{
+	res, ackErr := s.execAcked(ctx, rotateScript, []string{key, idx}, []string{
 		eid, strconv.FormatUint(from, 10), strconv.FormatUint(from+1, 10), ms(at), ms(expiresAt), indexScore(expiresAt),
 	})
 	if err := res.Error(); err != nil {
 		return nil, wrap("rotate", err)
 	}
 	s.recent.set(changed, key)
+	if ackErr != nil {
+		return nil, wrap("rotate", ackErr)
+	}
 	return s.sessionReply("rotate", userID, id, res)
 }
 
@@ -432,9 +435,13 @@ func (s *Store) Revoke(ctx context.Context, userID, id string) error {
 	s.recent.set(revoked, key)
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	n, err := revokeScript.Exec(ctx, s.client, []string{key, idx}, []string{eid}).AsInt64()
+	res, ackErr := s.execAcked(ctx, revokeScript, []string{key, idx}, []string{eid})
+	n, err := res.AsInt64()
 	if err != nil {
 		return wrap("revoke", err)
+	}
+	if ackErr != nil {
+		return wrap("revoke", ackErr)
 	}
 	if n == 0 {
 		return notFound("revoke")
@@ -462,7 +469,8 @@ func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]stri
 	ids := []string{}
 	for range revokeRounds {
 		cctx, cancel := s.deadline(ctx)
-		arr, err := revokeChunkScript.Exec(cctx, s.client, []string{idx}, []string{prefix, keep, strconv.Itoa(sessiond.StoreChunk)}).ToArray()
+		res, ackErr := s.execAcked(cctx, revokeChunkScript, []string{idx}, []string{prefix, keep, strconv.Itoa(sessiond.StoreChunk)})
+		arr, err := res.ToArray()
 		cancel()
 		if err != nil {
 			return ids, wrap(op, err)
@@ -477,6 +485,11 @@ func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]stri
 			ids = append(ids, decodeID(id))
 		}
 		s.recent.set(revoked, keys...)
+		if ackErr != nil {
+			// The chunk is gone on the master but not known to be on
+			// enough replicas: report what ended, and fail.
+			return ids, wrap(op, ackErr)
+		}
 		if done, _ := arr[0].AsInt64(); done == 1 {
 			return ids, nil
 		}

@@ -60,6 +60,14 @@ type Options struct {
 
 	// ClientName is sent as CLIENT SETNAME (default "sessiond").
 	ClientName string
+
+	// ReplicaAcks is how many replicas must confirm every revocation and
+	// refresh rotation before it succeeds (default 0: none are waited
+	// for). With N > 0, each such call waits (WAIT N, within Timeout) on
+	// the connection that wrote, and fails wrapping
+	// sessiond.ErrUnavailable when fewer confirm: a success then survives
+	// the failover of the master. See acks.go.
+	ReplicaAcks int
 }
 
 // Store is a sessiond.SessionStore in Redis (single node or Cluster). It is
@@ -72,6 +80,7 @@ type Store struct {
 	cacheTTL time.Duration
 	recent   *recent
 	cluster  bool
+	acks     int64
 }
 
 var _ sessiond.SessionStore = (*Store)(nil)
@@ -130,6 +139,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		cacheTTL: o.CacheTTL,
 		recent:   newRecent(2*keepAlive + o.ConnWriteTimeout + time.Second),
 		cluster:  r.c.Mode() == rueidis.ClientModeCluster,
+		acks:     int64(max(o.ReplicaAcks, 0)),
 	}
 	return s, nil
 }

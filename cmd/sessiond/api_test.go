@@ -408,6 +408,8 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{"SESSIOND_ISSUER": " "},
 		{"SESSIOND_REFRESH_GRACE": "-1s"},
 		{"SESSIOND_REDIS_TIMEOUT": "0s"},
+		{"SESSIOND_REDIS_REPLICA_ACKS": "-1"},
+		{"SESSIOND_REDIS_REPLICA_ACKS": "one"},
 		{"SESSIOND_PUBLIC_URL": "auth.example.com"},
 		{"SESSIOND_PUBLIC_URL": "https://auth.example.com/login"},
 	} {

@@ -27,7 +27,7 @@ func openPostgres(ctx context.Context, c *config, st *stores, log *slog.Logger) 
 // openRedis moves sessions, throttles and events to Redis, after checking
 // that Redis will neither lose revocations nor evict sessions.
 func openRedis(ctx context.Context, c *config, st *stores, log *slog.Logger) error {
-	rs, err := redis.New(ctx, redis.Options{URL: c.RedisURL, Strict: c.RedisStrict, Timeout: c.RedisTimeout})
+	rs, err := redis.New(ctx, redis.Options{URL: c.RedisURL, Strict: c.RedisStrict, Timeout: c.RedisTimeout, ReplicaAcks: c.RedisReplicaAcks})
 	if err != nil {
 		return fmt.Errorf("SESSIOND_REDIS_URL: %w", err)
 	}

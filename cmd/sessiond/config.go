@@ -33,6 +33,7 @@ type config struct {
 	RedisStrict      bool
 	RedisTimeout     time.Duration
 	RedisChecks      string
+	RedisReplicaAcks int
 	Signup           bool
 	Issuer           string
 	PublicURL        string
@@ -103,6 +104,8 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	boolean(&c.RedisStrict, "SESSIOND_REDIS_STRICT", false, "read Redis on every request instead of the client-side cache")
 	dur(&c.RedisTimeout, "SESSIOND_REDIS_TIMEOUT", 100*time.Millisecond, "deadline of each Redis call")
 	str(&c.RedisChecks, "SESSIOND_REDIS_CHECKS", "refuse", "refuse or warn about an unsafe Redis configuration")
+	acksStr := getenv("SESSIOND_REDIS_REPLICA_ACKS")
+	fs.Func(flagName("SESSIOND_REDIS_REPLICA_ACKS"), "replicas that must acknowledge each revocation and refresh before it is answered, 0 for none (SESSIOND_REDIS_REPLICA_ACKS, default 0)", func(s string) error { acksStr = s; return nil })
 	boolean(&c.Signup, "SESSIOND_SIGNUP", true, "whether sign-up is open")
 	str(&c.Issuer, "SESSIOND_ISSUER", "sessiond", "JWT iss and aud")
 	str(&c.PublicURL, "SESSIOND_PUBLIC_URL", "", "the origin users see, e.g. https://auth.example.com")
@@ -126,6 +129,13 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 			return fmt.Errorf("SESSIOND_MAX_STREAMS: %q is not a whole number >= 1", streams)
 		}
 		c.MaxStreams = n
+		if acksStr != "" {
+			n, err := strconv.Atoi(acksStr)
+			if err != nil || n < 0 {
+				return fmt.Errorf("SESSIOND_REDIS_REPLICA_ACKS: %q is not a whole number >= 0", acksStr)
+			}
+			c.RedisReplicaAcks = n
+		}
 		switch sessiond.LimitPolicy(c.LimitPolicy) {
 		case sessiond.PolicyEvict, sessiond.PolicyDeny:
 		default:

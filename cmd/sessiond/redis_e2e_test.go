@@ -241,3 +241,28 @@ func TestNothingSecretAtRest(t *testing.T) {
 	}
 	_ = os.Remove
 }
+
+// TestRedisReplicaAcks checks that SESSIOND_REDIS_REPLICA_ACKS reaches the
+// store: with one acknowledgement required, start-up warns about a master
+// without replica and a sign-out there answers 503; once a replica is in
+// sync, sign-outs answer 200.
+func TestRedisReplicaAcks(t *testing.T) {
+	master := redistest.Start(t)
+	ts := startServer(t, map[string]string{
+		"SESSIOND_REDIS_URL":          master.URL(),
+		"SESSIOND_REDIS_REPLICA_ACKS": "1",
+		"SESSIOND_REDIS_TIMEOUT":      "1s",
+	})
+	if logs := ts.Logs.String(); !strings.Contains(logs, "fewer than SESSIOND_REDIS_REPLICA_ACKS=1") {
+		t.Fatalf("start-up log does not warn of the master without replica:\n%s", logs)
+	}
+	c := newClient(t, ts.URL)
+	c.register("alice")
+	g := c.login("alice", nil)
+	c.do("POST", "/api/v1/auth/logout", g.AccessToken, nil).expect(t, http.StatusServiceUnavailable)
+
+	redistest.StartReplica(t, master)
+	g = c.login("alice", nil)
+	c.do("POST", "/api/v1/auth/logout", g.AccessToken, nil).expect(t, http.StatusOK)
+	c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, http.StatusUnauthorized)
+}

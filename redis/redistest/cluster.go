@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +21,17 @@ type Cluster struct {
 // cluster_state:ok. Extra opts apply to every node.
 func StartCluster(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
+	return startCluster(t, 3, 0, []string{"--cluster-node-timeout", "2000"}, opts)
+}
+
+// startCluster starts masters*(1+replicas) cluster-enabled nodes with the
+// extra arguments, creates the cluster with that many replicas per
+// master, and waits until every node reports cluster_state:ok.
+func startCluster(t testing.TB, masters, replicas int, extra []string, opts []Option) *Cluster {
+	t.Helper()
 	requireBinaries(t)
 	c := &Cluster{t: t}
-	for range 3 {
+	for range masters * (1 + replicas) {
 		var err error
 		var s *Server
 		for range 5 {
@@ -34,8 +43,8 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 			s.args = append([]string{
 				"--cluster-enabled", "yes",
 				"--cluster-config-file", "nodes.conf",
-				"--cluster-node-timeout", "2000",
-			}, cfg.args...)
+			}, extra...)
+			s.args = append(s.args, cfg.args...)
 			if err = s.start(); err == nil {
 				break
 			}
@@ -50,7 +59,7 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 	for _, n := range c.nodes {
 		args = append(args, n.Addr())
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
@@ -72,7 +81,7 @@ func (c *Cluster) WaitOK() {
 			}
 			info, err := n.Do("CLUSTER", "INFO")
 			if err != nil || !strings.Contains(info, "cluster_state:ok") ||
-				!strings.Contains(info, "cluster_known_nodes:3") {
+				!strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(len(c.nodes))) {
 				ok = false
 				break
 			}
@@ -87,7 +96,7 @@ func (c *Cluster) WaitOK() {
 	}
 }
 
-// Nodes returns the cluster's servers (all masters).
+// Nodes returns the cluster's servers (for StartCluster, all masters).
 func (c *Cluster) Nodes() []*Server { return c.nodes }
 
 // Addrs returns host:port of every node.

@@ -50,3 +50,31 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
+
+func TestFailoverCluster(t *testing.T) {
+	c := redistest.StartFailoverCluster(t)
+	if n := len(c.Nodes()); n != 6 {
+		t.Fatalf("nodes: got %d, want 6", n)
+	}
+	const key = "sd:{u:someone}:idx"
+	m := c.MasterOf(key)
+	r := c.ReplicaOf(m)
+	m.MustDo("SET", key, "v")
+	if _, err := m.Do("WAIT", "1", "1000"); err != nil {
+		t.Fatal(err)
+	}
+	m.Kill()
+	if got := c.WaitFailover(key, m); got != r {
+		t.Fatalf("after the failover: %s serves the key, want its replica %s", got.Addr(), r.Addr())
+	}
+	if got := r.MustDo("GET", key); got != "v" {
+		t.Fatalf("GET on the promoted replica = %q, want v", got)
+	}
+	// The old master comes back as the replica of the new one.
+	m.Start()
+	c.WaitOK()
+	c.WaitReplicas()
+	if got := c.ReplicaOf(r); got != m {
+		t.Fatalf("replica of the new master: got %s, want the restarted %s", got.Addr(), m.Addr())
+	}
+}
