@@ -139,13 +139,11 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 		return nil, err
 	}
 	now := m.now()
-	regKey := "reg:" + addrKey(r.ClientIP)
-	if err := m.throttle(ctx, now, "registrations", m.Throttles.Register, regKey); err != nil {
-		return nil, err
-	}
 	// Every attempt counts, not only those that create a user: each costs a
 	// password hash and tells whether a username or email is taken.
-	m.count(ctx, now, m.Throttles.Register, regKey)
+	if err := m.take(ctx, now, randomID(), limit{"registrations", m.Throttles.Register, "reg:" + addrKey(r.ClientIP)}); err != nil {
+		return nil, err
+	}
 	hash, err := m.Hasher.Hash(ctx, r.Password)
 	if err != nil {
 		return nil, err
@@ -212,7 +210,8 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		return nil, err
 	}
 	keys := m.loginKeys(u, r.Login, r.IPAddress)
-	if err := m.throttleLogin(ctx, now, keys); err != nil {
+	held, err := m.checkLogin(ctx, now, keys)
+	if err != nil {
 		return nil, err
 	}
 	hash := ""
@@ -227,7 +226,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if o, ok := m.Observer.(PasswordObserver); ok {
 		o.PasswordVerified(time.Since(start))
 	}
-	if err := m.loginVerified(ctx, keys, ok); err != nil {
+	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
 		return nil, err
 	}
 	if !ok {
@@ -332,22 +331,22 @@ func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
 // current generation rotates; the previous generation inside the grace
 // window gets the current one; any older authentic token revokes the
 // session (reuse). A forged or malformed token changes nothing.
+//
+// The generation is decided before any throttle: reuse always ends the
+// session, whatever any counter says, so a thief who keeps the session's
+// refresh budget full, or a neighbour behind the same address who fills
+// its failed-refresh budget, cannot turn the victim's replay of a
+// superseded token into a 429. Only failures count toward (and are held
+// back by) the address's failed-refresh limit, and only real rotations
+// toward the session's refresh limit.
 func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*Grant, error) {
 	now := m.now()
-	failKey := "rf:" + addrKey(clientIP)
-	if err := m.throttle(ctx, now, "failed refreshes", m.Throttles.FailedRefresh, failKey); err != nil {
-		return nil, err
-	}
+	failed := limit{"failed refreshes", m.Throttles.FailedRefresh, "rf:" + addrKey(clientIP)}
 	c, err := m.Refresh.Parse(token)
 	if err != nil {
-		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
-		m.observeRefresh(false)
-		return nil, err
+		return nil, m.refreshFailed(ctx, now, failed, err)
 	}
-	if err := m.throttle(ctx, now, "refreshes of this session", m.Throttles.SessionRefresh, "rs:"+c.SessionID); err != nil {
-		return nil, err
-	}
-	m.count(ctx, now, m.Throttles.SessionRefresh, "rs:"+c.SessionID)
+	perSession := limit{"refreshes of this session", m.Throttles.SessionRefresh, "rs:" + c.SessionID}
 
 	// The current generation rotates, with a compare-and-set; when another
 	// refresh of the same token wins the race, decide again on the
@@ -357,11 +356,28 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		if attempt == 3 {
 			return nil, fmt.Errorf("refresh %s: lost the rotation race 3 times: %w", c.SessionID, ErrUnavailable)
 		}
+		// The rotation takes its place in the session's budget before it
+		// happens, and gives it back if another refresh rotates first.
+		id := randomID()
+		if terr := m.take(ctx, now, id, perSession); terr != nil {
+			var th *ThrottledError
+			if !errors.As(terr, &th) {
+				return nil, terr
+			}
+			// The budget is full, unless a concurrent refresh of this
+			// very token has just rotated: this one is then a replay.
+			if s, err = m.Sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
+				return nil, terr
+			}
+			break
+		}
 		next, rerr := m.Sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
-		switch {
-		case rerr == nil:
+		if rerr == nil {
 			m.observeRefresh(true)
 			return m.grant(next, now)
+		}
+		m.release(ctx, now, id, perSession)
+		switch {
 		case !errors.Is(rerr, ErrGenerationMismatch):
 			err = rerr
 		case next != nil:
@@ -372,20 +388,18 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 	}
 	switch {
 	case errors.Is(err, ErrNotFound):
-		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
-		m.observeRefresh(false)
-		return nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
+		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: session ended", ErrInvalidToken))
 	case err != nil:
 		return nil, err
 	case c.Generation+1 == s.Generation && now.Sub(s.RotatedAt) <= m.RefreshGrace:
 		// The previous generation inside the grace window gets the
-		// current tokens again, never a second child.
+		// current tokens again, never a second child, and counts for
+		// nothing.
 		m.observeRefresh(true)
 		return m.grant(s, now)
 	case c.Generation < s.Generation:
 		// An authentic token of an older generation: someone else holds
-		// a copy. End the session.
-		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
+		// a copy. End the session, whatever the throttles say.
 		m.observeReuse()
 		switch err := m.Sessions.Revoke(ctx, s.UserID, s.ID); {
 		case err == nil:
@@ -393,14 +407,29 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		case !errors.Is(err, ErrNotFound):
 			return nil, err
 		}
+		// It is a failed refresh of this address all the same; its
+		// answer does not wait for the count, which only the session's
+		// end matters to.
+		if err := m.take(ctx, now, randomID(), failed); err != nil && !errors.As(err, new(*ThrottledError)) {
+			m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle count failed", slog.String("err", err.Error()))
+		}
 		return nil, fmt.Errorf("%w: refresh token reused", ErrInvalidToken)
 	default:
 		// A generation from the future cannot be authentic for this
 		// session; refuse and change nothing.
-		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
-		m.observeRefresh(false)
-		return nil, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken)
+		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken))
 	}
+}
+
+// refreshFailed counts a failed refresh of the address and returns cause,
+// or the 429 of an address past its limit, or the store's error when the
+// failure could not be recorded: a failure is only answered once counted.
+func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed limit, cause error) error {
+	m.observeRefresh(false)
+	if err := m.take(ctx, now, randomID(), failed); err != nil {
+		return err
+	}
+	return cause
 }
 
 // Authenticate verifies an access token and checks that its session is
@@ -481,12 +510,10 @@ func (m *Manager) Logout(ctx context.Context, s *Session) error {
 func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) error {
 	err := m.Sessions.Revoke(ctx, userID, id)
 	if errors.Is(err, ErrNotFound) {
-		now := m.now()
-		key := "rv:" + userID
-		if err := m.throttle(ctx, now, "revocations of unknown sessions", m.Throttles.UnknownRevoke, key); err != nil {
+		unknown := limit{"revocations of unknown sessions", m.Throttles.UnknownRevoke, "rv:" + userID}
+		if err := m.take(ctx, m.now(), randomID(), unknown); err != nil {
 			return err
 		}
-		m.count(ctx, now, m.Throttles.UnknownRevoke, key)
 		return fmt.Errorf("session %w", ErrNotFound)
 	}
 	if err != nil {
@@ -560,14 +587,15 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 	}
 	now := m.now()
 	keys := m.loginKeys(u, u.Username, r.ClientIP)
-	if err := m.throttleLogin(ctx, now, keys); err != nil {
+	held, err := m.checkLogin(ctx, now, keys)
+	if err != nil {
 		return 0, err
 	}
 	ok, err := m.Hasher.Verify(ctx, u.PasswordHash, r.Current)
 	if err != nil {
 		return 0, err
 	}
-	if err := m.loginVerified(ctx, keys, ok); err != nil {
+	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
 		return 0, err
 	}
 	if !ok {

@@ -55,6 +55,29 @@ func TestCluster(t *testing.T) {
 			}
 		}
 	})
+	t.Run("limiter keys of one group share a slot", func(t *testing.T) {
+		// A login takes its (account, address) and account counters in
+		// one script: they must be in one slot, whatever the address.
+		for _, group := range []string{"la:" + randomID(), "{", "}", "a|b"} {
+			keys := []string{group, group + sessiond.GroupSep + "192.0.2.1", group + sessiond.GroupSep + "2001:db8::/64", group + sessiond.GroupSep + "{x}"}
+			var slots []string
+			for _, k := range keys {
+				slot, err := c.Do("CLUSTER", "KEYSLOT", redis.LimiterKey(k))
+				if err != nil {
+					t.Fatalf("CLUSTER KEYSLOT %q: %v", k, err)
+				}
+				slots = append(slots, slot)
+			}
+			for i := range slots {
+				if slots[i] != slots[0] {
+					t.Fatalf("group %q: key %q is in slot %s, %q in slot %s", group, keys[i], slots[i], keys[0], slots[0])
+				}
+			}
+		}
+		if redis.LimiterKey("la:x"+sessiond.GroupSep+"y") == redis.LimiterKey("la:x"+"%7Cy") {
+			t.Fatal("a grouped key and an ungrouped one share a Redis key")
+		}
+	})
 	t.Run("users spread over the nodes", func(t *testing.T) {
 		st := newStore(t, redis.Options{URL: c.URL()})
 		// Random users: with 30 of them, a node got none about once in
