@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/redis"
@@ -26,8 +28,9 @@ type refusingLimiter struct {
 
 // refusingLimiters are the ways a real limiter store refuses writes: a
 // Redis without the replicas that min-replicas-to-write asks for
-// (NOREPLICAS), a Redis turned into a replica (READONLY), and a SQLite
-// file on a full disk.
+// (NOREPLICAS), a Redis turned into a replica (READONLY), a Redis whose
+// snapshot failed on a full disk (MISCONF), and a SQLite file on a full
+// disk.
 func refusingLimiters() []refusingLimiter {
 	var (
 		srv     *redistest.Server
@@ -52,6 +55,28 @@ func refusingLimiters() []refusingLimiter {
 			},
 			refuse: func(t *testing.T) { srv.MustDo("REPLICAOF", "127.0.0.1", itoa(primary.Port())) },
 			accept: func(t *testing.T) { srv.MustDo("REPLICAOF", "NO", "ONE") },
+		},
+		{
+			// A snapshot that failed for want of disk space: Redis refuses
+			// writes until one succeeds.
+			name: "redis MISCONF",
+			limiter: func(t *testing.T) sessiond.Limiter {
+				srv, disk = redistest.Start(t, redistest.WithConfig("enable-protected-configs", "yes")), mountFullDisk(t)
+				return redis.NewLimiter(openRedis(t, srv))
+			},
+			refuse: func(t *testing.T) {
+				disk.fill(t, "")
+				srv.MustDo("CONFIG", "SET", "dir", disk.dir)
+				srv.MustDo("CONFIG", "SET", "save", "3600 1")
+				srv.MustDo("CONFIG", "SET", "stop-writes-on-bgsave-error", "yes")
+				srv.MustDo("BGSAVE")
+				waitRedisInfo(t, srv, "rdb_last_bgsave_status:err")
+			},
+			accept: func(t *testing.T) {
+				disk.free(t)
+				srv.MustDo("BGSAVE")
+				waitRedisInfo(t, srv, "rdb_last_bgsave_status:ok")
+			},
 		},
 		{
 			name: "sqlite disk full",
@@ -157,18 +182,20 @@ func mountFullDisk(t *testing.T) *fullDisk {
 	return &fullDisk{dir: dir, filler: filepath.Join(dir, "filler")}
 }
 
-// fill empties the write-ahead log of the SQLite file db (so that the next
-// write must grow it) and then fills the disk to its last byte.
+// fill empties the write-ahead log of the SQLite file db, if any (so that
+// the next write must grow it), and then fills the disk to its last byte.
 func (d *fullDisk) fill(t *testing.T, db string) {
 	t.Helper()
-	c, err := sql.Open("sqlite", db)
-	if err != nil {
-		t.Fatal(err)
+	if db != "" {
+		c, err := sql.Open("sqlite", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			t.Fatalf("checkpoint: %v", err)
+		}
+		c.Close()
 	}
-	if _, err := c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatalf("checkpoint: %v", err)
-	}
-	c.Close()
 	f, err := os.Create(d.filler)
 	if err != nil {
 		t.Fatal(err)
@@ -192,5 +219,17 @@ func (d *fullDisk) free(t *testing.T) {
 	t.Helper()
 	if err := os.Remove(d.filler); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitRedisInfo waits until INFO of srv contains want, for at most 10 s.
+func waitRedisInfo(t *testing.T, srv *redistest.Server, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.MustDo("INFO", "persistence"), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis INFO persistence: no %q after 10 s", want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
