@@ -50,6 +50,10 @@ type Limiter interface {
 	// instead, which counts the same. Releasing what is not there is not
 	// an error.
 	Release(ctx context.Context, keys []string, id string, at time.Time) error
+
+	// Writable reports whether the store accepts writes now, as
+	// SessionStore.Writable does.
+	Writable(ctx context.Context) error
 }
 
 // GroupSep separates a limiter key's group from the rest of it.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -22,6 +23,7 @@ const (
 	DefaultRefreshGrace     = 10 * time.Second
 	DefaultMaxSessions      = 50
 	DefaultActivityInterval = time.Minute
+	DefaultReadyInterval    = 2 * time.Second
 )
 
 // Manager implements sign-up, sign-in, refresh, validation and revocation on
@@ -64,6 +66,9 @@ type Manager struct {
 	ActivityInterval time.Duration
 	// SignupOpen says whether Register accepts new users (default true).
 	SignupOpen bool
+	// ReadyInterval is the least time between two write probes of Ready
+	// (default 2 s); in between, Ready answers the last probe's result.
+	ReadyInterval time.Duration
 
 	// Observer is told about logins, refreshes and revocations; optional.
 	Observer Observer
@@ -71,6 +76,8 @@ type Manager struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	ready readiness
 }
 
 // Observer is told what the Manager does, for metrics. Its methods must be
@@ -108,6 +115,7 @@ func NewManager(sessions SessionStore, users UserStore, access *AccessTokens, re
 		LimitPolicy:      PolicyEvict,
 		ActivityInterval: DefaultActivityInterval,
 		SignupOpen:       true,
+		ReadyInterval:    DefaultReadyInterval,
 		Logger:           slog.Default(),
 		Now:              time.Now,
 	}
@@ -780,4 +788,79 @@ func (m *Manager) Ping(ctx context.Context) error {
 		return fmt.Errorf("user store: %w", err)
 	}
 	return nil
+}
+
+// Ready reports whether the Manager can serve: both stores answer (Ping,
+// on every call) and the session store and the limiter store accept
+// writes. A store that answers reads but refuses writes (a full disk, a
+// Redis answering READONLY or NOREPLICAS) answers every sign-in and
+// revocation 503, so it is not ready. The write probes run at most once
+// per ReadyInterval, whatever the number of callers: calls in between get
+// the last result, and calls during a probe wait for it.
+func (m *Manager) Ready(ctx context.Context) error {
+	if err := m.Ping(ctx); err != nil {
+		return err
+	}
+	return m.ready.get(ctx, m.ReadyInterval, m.writable)
+}
+
+// writable probes the stores that take writes on the way of a request.
+func (m *Manager) writable(ctx context.Context) error {
+	if err := m.Sessions.Writable(ctx); err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	if m.Limiter != nil {
+		if err := m.Limiter.Writable(ctx); err != nil {
+			return fmt.Errorf("limiter store: %w", err)
+		}
+	}
+	return nil
+}
+
+// readiness caches the result of a probe. Its times are the monotonic
+// clock's, not the Manager's: they say how old a probe is, not how long a
+// session lives.
+type readiness struct {
+	mu      sync.Mutex
+	at      time.Time     // of the last result; zero: none yet
+	err     error         // the last result
+	running chan struct{} // closed when the probe under way ends; nil: none
+}
+
+// probeTimeout bounds one write probe, whoever waits for it.
+const probeTimeout = 2 * time.Second
+
+// get returns the last result of probe if it is younger than every, and
+// otherwise waits for a fresh one, started unless one is under way. A
+// caller whose ctx ends stops waiting; the probe goes on for the others.
+func (r *readiness) get(ctx context.Context, every time.Duration, probe func(context.Context) error) error {
+	r.mu.Lock()
+	if !r.at.IsZero() && time.Since(r.at) < every {
+		err := r.err
+		r.mu.Unlock()
+		return err
+	}
+	if r.running == nil {
+		done := make(chan struct{})
+		r.running = done
+		go func() {
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+			err := probe(pctx)
+			cancel()
+			r.mu.Lock()
+			r.at, r.err, r.running = time.Now(), err, nil
+			r.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := r.running
+	r.mu.Unlock()
+	select {
+	case <-done:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("readiness probe: %w: %w", ErrUnavailable, ctx.Err())
+	}
 }

@@ -310,12 +310,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	ready := s.Ready
 	if ready == nil {
-		ready = s.Manager.Ping
+		ready = s.Manager.Ready
 	}
 	if err := ready(ctx); err != nil {
 		s.logger().WarnContext(ctx, "not ready", "err", err)
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, "a store is unreachable", struct{}{})
+		writeJSON(w, http.StatusServiceUnavailable, "a store is unreachable or refuses writes", struct{}{})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, "ready", struct{}{})

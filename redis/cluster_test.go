@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,30 @@ func TestCluster(t *testing.T) {
 		}
 		if redis.LimiterKey("la:x"+sessiond.GroupSep+"y") == redis.LimiterKey("la:x"+"%7Cy") {
 			t.Fatal("a grouped key and an ungrouped one share a Redis key")
+		}
+	})
+	t.Run("writable probes every master", func(t *testing.T) {
+		st := newStore(t, redis.Options{URL: c.URL()})
+		ctx := context.Background()
+		if err := st.Writable(ctx); err != nil {
+			t.Fatalf("Writable: %v", err)
+		}
+		for _, n := range c.Nodes() {
+			if keys := n.MustDo("KEYS", "sd:probe*"); keys == "" {
+				t.Fatalf("node %s got no probe key", n.Addr())
+			}
+		}
+		// Any one master that refuses writes makes the store unwritable.
+		for _, n := range c.Nodes() {
+			n.MustDo("CONFIG", "SET", "min-replicas-to-write", "1")
+			err := st.Writable(ctx)
+			n.MustDo("CONFIG", "SET", "min-replicas-to-write", "0")
+			if !errors.Is(err, sessiond.ErrUnavailable) {
+				t.Fatalf("Writable with master %s refusing writes: got %v, want ErrUnavailable", n.Addr(), err)
+			}
+		}
+		if err := st.Writable(ctx); err != nil {
+			t.Fatalf("Writable once every master accepts writes: %v", err)
 		}
 	})
 	t.Run("users spread over the nodes", func(t *testing.T) {

@@ -30,6 +30,7 @@ func RunLimiter(t *testing.T, newLimiter func(t *testing.T) sessiond.Limiter) {
 		{"take without an event records nothing", testTakeDry},
 		{"release forgets the event", testTakeRelease},
 		{"concurrent takes never pass the limit", testTakeConcurrent},
+		{"writable accepts a write and counts nothing", testLimiterWritable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,6 +358,17 @@ func testTakeConcurrent(t *testing.T, l sessiond.Limiter) {
 			t.Fatalf("Count(%q): got %d, %v, want %d", b.Key, c, err, n)
 		}
 	}
+}
+
+func testLimiterWritable(t *testing.T, l sessiond.Limiter) {
+	t0 := limiterBase()
+	key := "li:" + randomID()
+	mustAdd(t, l, key, time.Minute, t0)
+	if err := l.Writable(context.Background()); err != nil {
+		t.Fatalf("Writable: got error %v, want nil", err)
+	}
+	wantCount(t, l, key, time.Minute, t0, 1, time.Minute)
+	wantCount(t, l, "", time.Minute, t0, 0, 0)
 }
 
 // MultiLimiter is a Limiter that also counts several keys in one call.
