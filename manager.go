@@ -384,7 +384,11 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 			m.observeRefresh(true)
 			return m.grant(next, now)
 		}
-		m.release(ctx, now, id, perSession)
+		if errors.Is(rerr, ErrGenerationMismatch) || errors.Is(rerr, ErrNotFound) {
+			// Not rotated; a store error may hide a rotation that
+			// happened, which keeps its place.
+			m.release(ctx, now, id, perSession)
+		}
 		switch {
 		case !errors.Is(rerr, ErrGenerationMismatch):
 			err = rerr
