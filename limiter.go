@@ -2,7 +2,6 @@ package sessiond
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -11,7 +10,7 @@ import (
 // chosen by the Manager (they hold hashes, never raw secrets).
 //
 // A key belongs to a group: its part before the first GroupSep, or the
-// whole key when it has none (see KeyGroup). The counters of one Take
+// whole key when it has none. The counters of one Take
 // share a group, and a store that spreads its keys over several shards
 // (Redis Cluster) keeps each group on one shard, so that a Take is one
 // atomic step there too.
@@ -58,13 +57,6 @@ type Limiter interface {
 
 // GroupSep separates a limiter key's group from the rest of it.
 const GroupSep = "|"
-
-// KeyGroup returns the group of a limiter key: its part before the first
-// GroupSep, or the whole key.
-func KeyGroup(key string) string {
-	g, _, _ := strings.Cut(key, GroupSep)
-	return g
-}
 
 // Budget is one counter of a Take: the events under Key in a sliding
 // Window, of which it admits at most N.

@@ -34,7 +34,7 @@ func EventsChannel(userID string) string {
 }
 
 // LimiterKey returns the Redis key of the throttle counter key. The hash
-// tag is the key's group (sessiond.KeyGroup), so that the counters a Take
+// tag is the key's group (its part before sessiond.GroupSep), so that the counters a Take
 // checks together share a Cluster slot and one script sees them all.
 func LimiterKey(key string) string {
 	group, rest, ok := strings.Cut(key, sessiond.GroupSep)
