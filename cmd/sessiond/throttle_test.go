@@ -364,7 +364,13 @@ func testThrottles(t *testing.T, proxied, direct *testServer, heavy bool) {
 		var next grantData
 		refresh(c).expect(t, 200).decode(t, &next)
 		expectThrottled(t, c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": forged}), minuteWindow, "failed refreshes")
-		c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": next.RefreshToken}).expect(t, 200)
+		var last grantData
+		c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": next.RefreshToken}).expect(t, 200).decode(t, &last)
+		// Nor is reuse detection: a superseded token from the throttled
+		// address ends the session (401), never a 429.
+		refresh(c).expect(t, 401)
+		from(t, proxied, newIP()).do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": last.RefreshToken}).expect(t, 401)
+		c.do("GET", "/api/v1/me", last.AccessToken, nil).expect(t, 401)
 	})
 
 	t.Run("ten refreshes of one session a minute", func(t *testing.T) {
