@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -15,8 +16,9 @@ import (
 
 // TestRefusedWritesAre503AndNotReady runs the program on a store that
 // accepts reads but refuses writes, for real: a Redis whose
-// min-replicas-to-write cannot be met (NOREPLICAS), and the embedded store
-// on a full disk (a small tmpfs the test mounts; it needs root). Then
+// min-replicas-to-write cannot be met (NOREPLICAS), the embedded store
+// on a full disk (a small tmpfs the test mounts; it needs root), and a
+// Redis made a replica of another (READONLY). Then
 // /readyz turns 503 within its probe interval, and every sign-in is
 // answered 503 with Retry-After whatever the password, never 401 or 200;
 // once writes are accepted again, /readyz is 200 and sign-ins are
@@ -33,6 +35,12 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 			return map[string]string{"SESSIOND_REDIS_URL": r.URL()},
 				func() { r.MustDo("CONFIG", "SET", "min-replicas-to-write", "1") },
 				func() { r.MustDo("CONFIG", "SET", "min-replicas-to-write", "0") }
+		}},
+		{"redis READONLY", func(t *testing.T) (map[string]string, func(), func()) {
+			r, primary := redistest.Start(t), redistest.Start(t)
+			return map[string]string{"SESSIOND_REDIS_URL": r.URL()},
+				func() { r.MustDo("REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port())) },
+				func() { r.MustDo("REPLICAOF", "NO", "ONE") }
 		}},
 		{"sqlite disk full", func(t *testing.T) (map[string]string, func(), func()) {
 			dir := t.TempDir()
@@ -55,7 +63,7 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 			ts := startServer(t, env)
 			c := newClient(t, ts.URL)
 			c.register("uma")
-			c.login("uma", nil)
+			g := c.login("uma", nil)
 			waitReadyz(t, c, http.StatusOK, probeInterval)
 
 			refuse()
@@ -71,6 +79,23 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 				if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
 					t.Fatalf("sign-in %d while writes are refused: got %d (Retry-After %q), want 503 with Retry-After: %s",
 						i+1, r.StatusCode, r.Header.Get("Retry-After"), r.Body)
+				}
+			}
+
+			// Every other throttle fails closed too.
+			for what, r := range map[string]*response{
+				"a forged refresh": c.postRefresh(forgeRefresh(g.RefreshToken)),
+				"a registration": c.do("POST", "/api/v1/auth/register", "", map[string]string{
+					"username": "newcomer", "email": "newcomer@example.com", "password": testPassword,
+				}),
+				"a wrong current password": c.do("POST", "/api/v1/auth/password", g.AccessToken, map[string]any{
+					"current_password": wrongPassword, "new_password": "another good password",
+				}),
+				"a revocation of an unknown session": c.do("DELETE", "/api/v1/sessions/"+randomSessionID(), g.AccessToken, nil),
+			} {
+				if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+					t.Fatalf("%s while writes are refused: got %d (Retry-After %q), want 503 with Retry-After: %s",
+						what, r.StatusCode, r.Header.Get("Retry-After"), r.Body)
 				}
 			}
 
