@@ -253,7 +253,9 @@ return {n, first[2]}
 // nothing), then for KEYS[i]: ARGV[3i] events at or before this leave
 // (ms), ARGV[3i+1] limit, ARGV[3i+2] window (ms). The pruning of every
 // counter is a write even when nothing is recorded, so a Redis that
-// refuses writes (READONLY, NOREPLICAS, MISCONF, OOM) refuses every Take.
+// refuses writes (READONLY, NOREPLICAS, MISCONF) refuses every Take. Out
+// of memory (OOM), Redis refuses a script only before its first write:
+// the pruning passes, and so does the event, which is then recorded.
 // It returns {0, '0'} when there was room, else {i, score of the oldest
 // event of KEYS[i]} for the first full counter. Each counter expires when
 // its newest event leaves the window.
