@@ -8,6 +8,12 @@ import (
 // Limiter keeps sliding-window counters of events under a key, shared by
 // every instance when the backing store is shared. Keys are opaque strings
 // chosen by the Manager (they hold hashes, never raw secrets).
+//
+// A key belongs to a group: its part before the first GroupSep, or the
+// whole key when it has none. The counters of one Take
+// share a group, and a store that spreads its keys over several shards
+// (Redis Cluster) keeps each group on one shard, so that a Take is one
+// atomic step there too.
 type Limiter interface {
 	// Count returns how many events were recorded under key in the window
 	// ending at now, and, when that count is not zero, how long until the
@@ -20,6 +26,56 @@ type Limiter interface {
 	Add(ctx context.Context, key string, window time.Duration, now time.Time) error
 	// Reset forgets every event under key.
 	Reset(ctx context.Context, key string) error
+
+	// Take is a throttle's check-and-add, one atomic step in the store: if
+	// every counter of bs holds fewer than its N events in its window
+	// ending at now (events stamped after now included, as for Count), it
+	// records one event named id at now under each of them and reports OK;
+	// otherwise it records nothing and reports the first counter of bs that
+	// is full. So however many Takes run at once, on every instance
+	// together, a counter never admits more than N events per window.
+	//
+	// With id "", Take records nothing and answers as it would have; it
+	// writes to the store all the same, so that it fails like a recording
+	// Take when the store refuses writes. Every counter of bs must be of
+	// one group. A store that cannot record (down, full, refusing writes)
+	// returns an error wrapping ErrUnavailable, and the throttle answers
+	// 503 rather than let the attempt through unrecorded.
+	Take(ctx context.Context, bs []Budget, id string, now time.Time) (Taken, error)
+
+	// Release forgets the event id that a Take at the time at recorded
+	// under each of keys, for an attempt that turned out not to count. A
+	// store may forget any one event of the key recorded at that time
+	// instead, which counts the same. Releasing what is not there is not
+	// an error.
+	Release(ctx context.Context, keys []string, id string, at time.Time) error
+
+	// Writable reports whether the store accepts writes now, as
+	// SessionStore.Writable does.
+	Writable(ctx context.Context) error
+}
+
+// GroupSep separates a limiter key's group from the rest of it.
+const GroupSep = "|"
+
+// Budget is one counter of a Take: the events under Key in a sliding
+// Window, of which it admits at most N.
+type Budget struct {
+	Key    string
+	Window time.Duration
+	N      int
+}
+
+// Taken is the answer of a Take.
+type Taken struct {
+	// OK reports that every counter had room (and, with an event id, that
+	// the event is recorded under each).
+	OK bool
+	// Full is, when OK is false, the index in the Take's budgets of a
+	// counter that holds its N events, and RetryAfter how long until the
+	// oldest of them leaves its window.
+	Full       int
+	RetryAfter time.Duration
 }
 
 // Counter names one counter of a CountMany call: a key and its window.
@@ -37,8 +93,8 @@ type Count struct {
 
 // MultiCounter is implemented by a Limiter that can count several keys in
 // one round trip to its store. The Manager uses it for the three counters
-// of a login, which it checks before and again after verifying the
-// password; a Limiter without it is asked once per key.
+// of a login, which it checks before verifying the password; a Limiter
+// without it is asked once per key.
 type MultiCounter interface {
 	// CountMany sets counts[i] to what Count(ctx, cs[i].Key, cs[i].Window,
 	// now) would return, for every i; counts has the length of cs. On an

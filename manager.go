@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -23,6 +24,7 @@ const (
 	DefaultRefreshGrace     = 10 * time.Second
 	DefaultMaxSessions      = 50
 	DefaultActivityInterval = time.Minute
+	DefaultReadyInterval    = 2 * time.Second
 )
 
 // Manager implements sign-up, sign-in, refresh, validation and revocation on
@@ -67,6 +69,9 @@ type Manager struct {
 	ActivityInterval time.Duration
 	// SignupOpen says whether Register accepts new users (default true).
 	SignupOpen bool
+	// ReadyInterval is the least time between two write probes of Ready
+	// (default 2 s); in between, Ready answers the last probe's result.
+	ReadyInterval time.Duration
 
 	// Observer is told about logins, refreshes and revocations; optional.
 	Observer Observer
@@ -74,6 +79,8 @@ type Manager struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	ready readiness
 }
 
 // Observer is told what the Manager does, for metrics. Its methods must be
@@ -111,6 +118,7 @@ func NewManager(sessions SessionStore, users UserStore, access *AccessTokens, re
 		LimitPolicy:      PolicyEvict,
 		ActivityInterval: DefaultActivityInterval,
 		SignupOpen:       true,
+		ReadyInterval:    DefaultReadyInterval,
 		Logger:           slog.Default(),
 		Now:              time.Now,
 	}
@@ -151,13 +159,11 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 		return nil, err
 	}
 	now := m.now()
-	regKey := "reg:" + addrKey(r.ClientIP)
-	if err := m.throttle(ctx, now, "registrations", m.Throttles.Register, regKey); err != nil {
-		return nil, err
-	}
 	// Every attempt counts, not only those that create a user: each costs a
 	// password hash and tells whether a username or email is taken.
-	m.count(ctx, now, m.Throttles.Register, regKey)
+	if err := m.take(ctx, now, randomID(), limit{"registrations", m.Throttles.Register, "reg:" + addrKey(r.ClientIP)}); err != nil {
+		return nil, err
+	}
 	hash, err := m.Hasher.Hash(ctx, r.Password)
 	if err != nil {
 		return nil, err
@@ -224,7 +230,8 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		return nil, err
 	}
 	keys := m.loginKeys(u, r.Login, r.IPAddress)
-	if err := m.throttleLogin(ctx, now, keys); err != nil {
+	held, err := m.checkLogin(ctx, now, keys)
+	if err != nil {
 		return nil, err
 	}
 	hash := ""
@@ -239,7 +246,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if o, ok := m.Observer.(PasswordObserver); ok {
 		o.PasswordVerified(time.Since(start))
 	}
-	if err := m.loginVerified(ctx, keys, ok); err != nil {
+	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
 		return nil, err
 	}
 	if !ok {
@@ -344,22 +351,22 @@ func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
 // current generation rotates; the previous generation inside the grace
 // window gets the current one; any older authentic token revokes the
 // session (reuse). A forged or malformed token changes nothing.
+//
+// The generation is decided before any throttle: reuse always ends the
+// session, whatever any counter says, so a thief who keeps the session's
+// refresh budget full, or a neighbour behind the same address who fills
+// its failed-refresh budget, cannot turn the victim's replay of a
+// superseded token into a 429. Only failures count toward (and are held
+// back by) the address's failed-refresh limit, and only real rotations
+// toward the session's refresh limit.
 func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*Grant, error) {
 	now := m.now()
-	failKey := "rf:" + addrKey(clientIP)
-	if err := m.throttle(ctx, now, "failed refreshes", m.Throttles.FailedRefresh, failKey); err != nil {
-		return nil, err
-	}
+	failed := limit{"failed refreshes", m.Throttles.FailedRefresh, "rf:" + addrKey(clientIP)}
 	c, err := m.Refresh.Parse(token)
 	if err != nil {
-		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
-		m.observeRefresh(false)
-		return nil, err
+		return nil, m.refreshFailed(ctx, now, failed, err)
 	}
-	if err := m.throttle(ctx, now, "refreshes of this session", m.Throttles.SessionRefresh, "rs:"+c.SessionID); err != nil {
-		return nil, err
-	}
-	m.count(ctx, now, m.Throttles.SessionRefresh, "rs:"+c.SessionID)
+	perSession := limit{"refreshes of this session", m.Throttles.SessionRefresh, "rs:" + c.SessionID}
 
 	// The current generation rotates, with a compare-and-set; when another
 	// refresh of the same token wins the race, decide again on the
@@ -369,11 +376,32 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		if attempt == 3 {
 			return nil, fmt.Errorf("refresh %s: lost the rotation race 3 times: %w", c.SessionID, ErrUnavailable)
 		}
+		// The rotation takes its place in the session's budget before it
+		// happens, and gives it back if another refresh rotates first.
+		id := randomID()
+		if terr := m.take(ctx, now, id, perSession); terr != nil {
+			var th *ThrottledError
+			if !errors.As(terr, &th) {
+				return nil, terr
+			}
+			// The budget is full, unless a concurrent refresh of this
+			// very token has just rotated: this one is then a replay.
+			if s, err = m.Sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
+				return nil, terr
+			}
+			break
+		}
 		next, rerr := m.Sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
-		switch {
-		case rerr == nil:
+		if rerr == nil {
 			m.observeRefresh(true)
 			return m.grant(next, now)
+		}
+		if errors.Is(rerr, ErrGenerationMismatch) || errors.Is(rerr, ErrNotFound) {
+			// Not rotated; a store error may hide a rotation that
+			// happened, which keeps its place.
+			m.release(ctx, now, id, perSession)
+		}
+		switch {
 		case !errors.Is(rerr, ErrGenerationMismatch):
 			err = rerr
 		case next != nil:
@@ -384,20 +412,18 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 	}
 	switch {
 	case errors.Is(err, ErrNotFound):
-		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
-		m.observeRefresh(false)
-		return nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
+		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: session ended", ErrInvalidToken))
 	case err != nil:
 		return nil, err
 	case c.Generation+1 == s.Generation && now.Sub(s.RotatedAt) <= m.RefreshGrace:
 		// The previous generation inside the grace window gets the
-		// current tokens again, never a second child.
+		// current tokens again, never a second child, and counts for
+		// nothing.
 		m.observeRefresh(true)
 		return m.grant(s, now)
 	case c.Generation < s.Generation:
 		// An authentic token of an older generation: someone else holds
-		// a copy. End the session.
-		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
+		// a copy. End the session, whatever the throttles say.
 		m.observeReuse()
 		switch err := m.Sessions.Revoke(ctx, s.UserID, s.ID); {
 		case err == nil:
@@ -405,14 +431,29 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		case !errors.Is(err, ErrNotFound):
 			return nil, err
 		}
+		// It is a failed refresh of this address all the same; its
+		// answer does not wait for the count, which only the session's
+		// end matters to.
+		if err := m.take(ctx, now, randomID(), failed); err != nil && !errors.As(err, new(*ThrottledError)) {
+			m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle count failed", slog.String("err", err.Error()))
+		}
 		return nil, fmt.Errorf("%w: refresh token reused", ErrInvalidToken)
 	default:
 		// A generation from the future cannot be authentic for this
 		// session; refuse and change nothing.
-		m.count(ctx, now, m.Throttles.FailedRefresh, failKey)
-		m.observeRefresh(false)
-		return nil, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken)
+		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken))
 	}
+}
+
+// refreshFailed counts a failed refresh of the address and returns cause,
+// or the 429 of an address past its limit, or the store's error when the
+// failure could not be recorded: a failure is only answered once counted.
+func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed limit, cause error) error {
+	m.observeRefresh(false)
+	if err := m.take(ctx, now, randomID(), failed); err != nil {
+		return err
+	}
+	return cause
 }
 
 // Authenticate verifies an access token and checks that its session is
@@ -601,12 +642,10 @@ func (m *Manager) Logout(ctx context.Context, s *Session) error {
 func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) error {
 	err := m.Sessions.Revoke(ctx, userID, id)
 	if errors.Is(err, ErrNotFound) {
-		now := m.now()
-		key := "rv:" + userID
-		if err := m.throttle(ctx, now, "revocations of unknown sessions", m.Throttles.UnknownRevoke, key); err != nil {
+		unknown := limit{"revocations of unknown sessions", m.Throttles.UnknownRevoke, "rv:" + userID}
+		if err := m.take(ctx, m.now(), randomID(), unknown); err != nil {
 			return err
 		}
-		m.count(ctx, now, m.Throttles.UnknownRevoke, key)
 		return fmt.Errorf("session %w", ErrNotFound)
 	}
 	if err != nil {
@@ -677,14 +716,15 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 	}
 	now := m.now()
 	keys := m.loginKeys(u, u.Username, r.ClientIP)
-	if err := m.throttleLogin(ctx, now, keys); err != nil {
+	held, err := m.checkLogin(ctx, now, keys)
+	if err != nil {
 		return 0, err
 	}
 	ok, err := m.Hasher.Verify(ctx, u.PasswordHash, r.Current)
 	if err != nil {
 		return 0, err
 	}
-	if err := m.loginVerified(ctx, keys, ok); err != nil {
+	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
 		return 0, err
 	}
 	if !ok {
@@ -869,4 +909,79 @@ func (m *Manager) Ping(ctx context.Context) error {
 		return fmt.Errorf("user store: %w", err)
 	}
 	return nil
+}
+
+// Ready reports whether the Manager can serve: both stores answer (Ping,
+// on every call) and the session store and the limiter store accept
+// writes. A store that answers reads but refuses writes (a full disk, a
+// Redis answering READONLY or NOREPLICAS) answers every sign-in and
+// revocation 503, so it is not ready. The write probes run at most once
+// per ReadyInterval, whatever the number of callers: calls in between get
+// the last result, and calls during a probe wait for it.
+func (m *Manager) Ready(ctx context.Context) error {
+	if err := m.Ping(ctx); err != nil {
+		return err
+	}
+	return m.ready.get(ctx, m.ReadyInterval, m.writable)
+}
+
+// writable probes the stores that take writes on the way of a request.
+func (m *Manager) writable(ctx context.Context) error {
+	if err := m.Sessions.Writable(ctx); err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	if m.Limiter != nil {
+		if err := m.Limiter.Writable(ctx); err != nil {
+			return fmt.Errorf("limiter store: %w", err)
+		}
+	}
+	return nil
+}
+
+// readiness caches the result of a probe. Its times are the monotonic
+// clock's, not the Manager's: they say how old a probe is, not how long a
+// session lives.
+type readiness struct {
+	mu      sync.Mutex
+	at      time.Time     // of the last result; zero: none yet
+	err     error         // the last result
+	running chan struct{} // closed when the probe under way ends; nil: none
+}
+
+// probeTimeout bounds one write probe, whoever waits for it.
+const probeTimeout = 2 * time.Second
+
+// get returns the last result of probe if it is younger than every, and
+// otherwise waits for a fresh one, started unless one is under way. A
+// caller whose ctx ends stops waiting; the probe goes on for the others.
+func (r *readiness) get(ctx context.Context, every time.Duration, probe func(context.Context) error) error {
+	r.mu.Lock()
+	if !r.at.IsZero() && time.Since(r.at) < every {
+		err := r.err
+		r.mu.Unlock()
+		return err
+	}
+	if r.running == nil {
+		done := make(chan struct{})
+		r.running = done
+		go func() {
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+			err := probe(pctx)
+			cancel()
+			r.mu.Lock()
+			r.at, r.err, r.running = time.Now(), err, nil
+			r.mu.Unlock()
+			close(done)
+		}()
+	}
+	done := r.running
+	r.mu.Unlock()
+	select {
+	case <-done:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("readiness probe: %w: %w", ErrUnavailable, ctx.Err())
+	}
 }

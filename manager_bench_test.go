@@ -135,3 +135,27 @@ func BenchmarkRefreshSession(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLogin is a successful sign-in with cheap hashing, throttles
+// included (their check before the hash, and after it the check that
+// writes, so that a store refusing writes refuses the sign-in), on a
+// device that replaces its own session each time.
+func BenchmarkLogin(b *testing.B) {
+	for _, st := range benchStores[:2] { // strict mode does not change a login
+		b.Run(st.name, func(b *testing.B) {
+			m, _, _ := benchManager(b, st.redis, st.strict)
+			benchGrant(b, m)
+			ctx := context.Background()
+			req := sessiond.LoginRequest{
+				Login: "bench", Password: "password123", DeviceID: "device-1",
+				Device: "Chrome on Windows", DeviceClass: sessiond.ClassDesktop, IPAddress: "203.0.113.7",
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Login(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

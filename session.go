@@ -219,4 +219,13 @@ type SessionStore interface {
 
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
+
+	// Writable reports whether the store accepts writes now, with one small
+	// real write that leaves nothing behind or expires within seconds; on
+	// a store spread over several servers (Redis Cluster), one on each
+	// primary, since one can refuse writes alone. A refused write wraps
+	// ErrUnavailable. It is the readiness check, run every few seconds,
+	// not on every request: a store that answers reads but refuses writes
+	// answers every sign-in and revocation 503, and is not ready.
+	Writable(ctx context.Context) error
 }

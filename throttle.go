@@ -4,9 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"time"
 )
 
@@ -51,16 +52,18 @@ type loginKeys struct{ account, accountIP, ip string }
 // user's id when the login names a user, so that a username and an email
 // address share one count, and otherwise the lowercased login as typed, so
 // that an unknown name counts like a real one; either is hashed, so no key
-// holds it in clear.
+// holds it in clear. The (account, address) counter is in the account's
+// group, so that both are taken in one atomic step: one address then adds
+// to the account's count only what its own budget admits.
 func (m *Manager) loginKeys(u *User, login, ip string) loginKeys {
-	name := "n:" + strings.ToLower(login)
+	name := "n:" + FoldLogin(login)
 	if u != nil {
 		name = "u:" + u.ID
 	}
 	sum := sha256.Sum256([]byte("sessiond login\x00" + name))
-	acct := base64.RawURLEncoding.EncodeToString(sum[:12])
+	acct := "la:" + base64.RawURLEncoding.EncodeToString(sum[:12])
 	ip = addrKey(ip)
-	return loginKeys{account: "la:" + acct, accountIP: "lai:" + acct + ":" + ip, ip: "li:" + ip}
+	return loginKeys{account: acct, accountIP: acct + GroupSep + ip, ip: "li:" + ip}
 }
 
 // addrKey names a client address for the throttles: an IPv6 address by its
@@ -84,7 +87,7 @@ type limit struct {
 }
 
 // loginLimits lists the login counters of k, in the order they are
-// checked.
+// checked: the first two are the account's group, the last the address's.
 func (m *Manager) loginLimits(k loginKeys) [3]limit {
 	t := m.Throttles
 	return [3]limit{
@@ -94,20 +97,13 @@ func (m *Manager) loginLimits(k loginKeys) [3]limit {
 	}
 }
 
-// throttleLogin checks the login counters before a password is verified,
-// so that an attempt past a limit costs no hash.
-func (m *Manager) throttleLogin(ctx context.Context, now time.Time, k loginKeys) error {
-	_, err := m.checkLogin(ctx, now, k, 0)
-	return err
-}
-
 // checkLogin returns the *ThrottledError of the first login counter of k
-// that, with adjust added, has reached its limit. It also reports whether
-// the (account, address) counter holds failures, which a correct password
-// then resets (none are recorded when that limit is off). A Limiter
-// that is a MultiCounter counts them all in one call: a login checks them
-// twice, and with a shared store each call is a round trip.
-func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, adjust int) (held bool, err error) {
+// that has reached its limit, before a password is verified, so that an
+// attempt past a limit costs no hash. It also reports whether the
+// (account, address) counter holds failures, which a correct password then
+// resets (none are recorded when that limit is off). A Limiter that is a
+// MultiCounter counts them all in one call.
+func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (held bool, err error) {
 	if m.Limiter == nil {
 		return false, nil
 	}
@@ -142,37 +138,49 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys, ad
 		if on[j] == 0 { // (account, address), the one a success resets
 			held = counts[j].N > 0
 		}
-		if err := limited(l.what, l.rate, counts[j].N+adjust, counts[j].OldestLeavesIn); err != nil {
-			return held, err
+		if counts[j].N >= l.rate.N {
+			return held, throttled(l.what, counts[j].OldestLeavesIn)
 		}
 	}
 	return held, nil
 }
 
-// loginVerified records a failed attempt (ok false) and checks the login
-// counters again once the password is verified. Concurrent attempts all
-// passed throttleLogin before any of them failed, so the answer, which
-// tells whether the password was right, is only given while the limits
-// hold: a failure when the counters, itself included, are within them, a
-// success when no limit is reached. Any other attempt gets the 429 it would
-// have got up front. Since every failure is recorded before it is counted,
-// at most N failures learn their answer per window, on every instance
-// together, however many were sent at once; and successes never hold
-// anyone back, since they are never counted.
-//
-// After a correct password that passed, the failures of this account from
-// this address are forgotten; a counter that was just counted empty is
-// left alone, which spares the common login a round trip.
-func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok bool) error {
-	self := 0
+// loginVerified answers a login once its password is verified (ok tells
+// whether it was right), and only while the limits hold. A failure is
+// recorded with a Take per group of counters, each one atomic
+// check-and-add: it learns that the password was wrong only if every
+// counter had room for it, so however many attempts run at once, on every
+// instance together, at most N failures per window are answered 401; the
+// others get the 429 they would have got up front. A success records
+// nothing (successes never count, and never hold anyone back) but passes
+// the same check, also a write: a right password past a limit gets the
+// 429 a wrong one gets, and when the limiter store cannot record, right
+// and wrong passwords alike get its error (503), so that no answer tells
+// them apart. held says whether the (account, address) counter held
+// failures before the hash: a success then forgets them.
+func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok, held bool) error {
 	if !ok {
-		m.loginFailed(ctx, m.now(), k)
-		self = -1
+		m.observeLogin(false)
 	}
-	// Every failure recorded so far, by any instance, is counted, however
-	// its clock stamped it: a Limiter counts events after its now too.
-	held, err := m.checkLogin(ctx, m.now(), k, self)
-	if err != nil {
+	if m.Limiter == nil {
+		return nil
+	}
+	now := m.now()
+	id := ""
+	if !ok {
+		id = randomID()
+	}
+	ls := m.loginLimits(k)
+	if err := m.take(ctx, now, id, ls[:2]...); err != nil {
+		return err
+	}
+	if err := m.take(ctx, now, id, ls[2]); err != nil {
+		var th *ThrottledError
+		if id != "" && errors.As(err, &th) {
+			// Refused: the attempt was not answered, so it does not
+			// count. A store error keeps it counted: fail closed.
+			m.release(ctx, now, id, ls[:2]...)
+		}
 		return err
 	}
 	if ok && held {
@@ -181,56 +189,67 @@ func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok bool) error
 	return nil
 }
 
-// loginFailed counts a failed attempt. The account's and the address's
-// counters only take failures that this address still had a right to make
-// on this account, so a burst from one address, however concurrent, adds
-// at most LoginAccountIP.N to the account's count: one address can never
-// lock a user out.
-func (m *Manager) loginFailed(ctx context.Context, now time.Time, k loginKeys) {
-	m.observeLogin(false)
-	t := m.Throttles
-	m.count(ctx, now, t.LoginAccountIP, k.accountIP)
-	if m.Limiter != nil && t.LoginAccountIP.N > 0 {
-		n, _, err := m.Limiter.Count(ctx, k.accountIP, t.LoginAccountIP.Window, now)
-		if err == nil && n > t.LoginAccountIP.N {
-			return
+// take is one atomic check-and-add over limits of one group (see
+// Limiter.Take; id "" records nothing): a *ThrottledError naming the first
+// full counter, or the store's error when it could not record, which the
+// caller answers instead of letting the attempt through.
+func (m *Manager) take(ctx context.Context, now time.Time, id string, limits ...limit) error {
+	if m.Limiter == nil {
+		return nil
+	}
+	var (
+		buf [3]Budget
+		on  [3]int
+		n   int
+	)
+	for i, l := range limits {
+		if l.rate.N > 0 {
+			buf[n], on[n] = Budget{Key: l.key, Window: l.rate.Window, N: l.rate.N}, i
+			n++
 		}
 	}
-	m.count(ctx, now, t.LoginAccount, k.account)
-	m.count(ctx, now, t.LoginIP, k.ip)
-}
-
-// throttle returns a *ThrottledError when key has reached rate.
-func (m *Manager) throttle(ctx context.Context, now time.Time, what string, rate Rate, key string) error {
-	if m.Limiter == nil || rate.N <= 0 {
+	if n == 0 {
 		return nil
 	}
-	n, wait, err := m.Limiter.Count(ctx, key, rate.Window, now)
+	t, err := m.Limiter.Take(ctx, buf[:n], id, now)
 	if err != nil {
-		return err
+		return fmt.Errorf("throttle: %w", err)
 	}
-	return limited(what, rate, n, wait)
+	if !t.OK {
+		return throttled(limits[on[t.Full]].what, t.RetryAfter)
+	}
+	return nil
 }
 
-// limited returns a *ThrottledError when n events have reached rate, wait
-// being how long until the oldest of them leaves its window.
-func limited(what string, rate Rate, n int, wait time.Duration) error {
-	if n < rate.N {
-		return nil
+// release gives back the event id that take recorded at now; a failure is
+// logged, since the event then only counts for nothing.
+func (m *Manager) release(ctx context.Context, now time.Time, id string, limits ...limit) {
+	if m.Limiter == nil {
+		return
 	}
+	var (
+		buf [3]string
+		n   int
+	)
+	for _, l := range limits {
+		if l.rate.N > 0 {
+			buf[n] = l.key
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	if err := m.Limiter.Release(context.WithoutCancel(ctx), buf[:n], id, now); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle release failed", slog.String("err", err.Error()))
+	}
+}
+
+// throttled returns the *ThrottledError of a full counter whose oldest
+// event leaves its window in wait.
+func throttled(what string, wait time.Duration) error {
 	if wait < time.Second {
 		wait = time.Second
 	}
 	return &ThrottledError{RetryAfter: wait, What: what}
-}
-
-// count records one event under key; a failure is logged, not returned,
-// since the answer to the client does not depend on it.
-func (m *Manager) count(ctx context.Context, now time.Time, rate Rate, key string) {
-	if m.Limiter == nil || rate.N <= 0 {
-		return
-	}
-	if err := m.Limiter.Add(ctx, key, rate.Window, now); err != nil {
-		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle count failed", slog.String("err", err.Error()))
-	}
 }

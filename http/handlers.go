@@ -335,11 +335,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	ready := s.Ready
 	if ready == nil {
-		ready = s.Manager.Ping
+		ready = s.Manager.Ready
 	}
 	if err := ready(ctx); err != nil {
 		s.logger().WarnContext(ctx, "not ready", "err", err)
-		writeAPIError(w, apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: "a store is unreachable", retryAfter: time.Second})
+		writeAPIError(w, apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: "a store is unreachable or refuses writes", retryAfter: time.Second})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, "ready", struct{}{})

@@ -62,8 +62,8 @@ type Server struct {
 	MetricsHandler http.Handler
 	// Metrics receives validation timings; optional.
 	Metrics Metrics
-	// Ready reports whether the stores answer, for /readyz; nil: the
-	// Manager's stores are pinged.
+	// Ready reports whether the stores answer and accept writes, for
+	// /readyz; nil: Manager.Ready.
 	Ready func(ctx context.Context) error
 	// Logger receives one line per request; default slog.Default().
 	Logger *slog.Logger

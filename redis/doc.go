@@ -13,6 +13,7 @@
 //	                           its greatest member
 //	sd:{u:<user>}:events       sharded pub/sub channel (Broker)
 //	sd:rl:{<key>}              one sliding-window counter (Limiter)
+//	sd:rl:{<group>}:<rest>     one counter of a key "<group>|<rest>", in its group's slot
 //
 // Ids are percent-encoded: every byte outside A-Z a-z 0-9 - . _ ~ becomes
 // %XX, so `{`, `}`, `:` and non-ASCII cannot break the layout and base64url

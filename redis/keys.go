@@ -1,6 +1,10 @@
 package redis
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/sessiond/sessiond"
+)
 
 // Keys (see the package documentation for the layout). User ids, session
 // ids and limiter keys are percent-encoded by encodeID: every byte outside
@@ -29,9 +33,15 @@ func EventsChannel(userID string) string {
 	return keyPrefix + encodeID(userID) + "}:events"
 }
 
-// LimiterKey returns the Redis key of the throttle counter key.
+// LimiterKey returns the Redis key of the throttle counter key. The hash
+// tag is the key's group (its part before sessiond.GroupSep), so that the counters a Take
+// checks together share a Cluster slot and one script sees them all.
 func LimiterKey(key string) string {
-	return "sd:rl:{" + encodeID(key) + "}"
+	group, rest, ok := strings.Cut(key, sessiond.GroupSep)
+	if !ok {
+		return "sd:rl:{" + encodeID(key) + "}"
+	}
+	return "sd:rl:{" + encodeID(group) + "}:" + encodeID(rest)
 }
 
 // userKeys returns the index key and the prefix of session keys of userID,

@@ -125,6 +125,59 @@ func (l *Limiter) Add(ctx context.Context, key string, window time.Duration, now
 	return wrap("limiter add", err)
 }
 
+// Take implements sessiond.Limiter: one script, on the one slot of the
+// budgets' group.
+func (l *Limiter) Take(ctx context.Context, bs []sessiond.Budget, id string, now time.Time) (sessiond.Taken, error) {
+	ctx, cancel := l.s.deadline(ctx)
+	defer cancel()
+	nowMS := now.UnixMilli()
+	keys := make([]string, len(bs))
+	args := make([]string, 2, 2+3*len(bs))
+	args[0], args[1] = strconv.FormatInt(nowMS, 10), id
+	for i, b := range bs {
+		keys[i] = LimiterKey(b.Key)
+		args = append(args, strconv.FormatInt(nowMS-b.Window.Milliseconds(), 10),
+			strconv.Itoa(b.N), strconv.FormatInt(max(b.Window.Milliseconds(), 1), 10))
+	}
+	arr, err := limiterTakeScript.Exec(ctx, l.s.client, keys, args).ToArray()
+	if err != nil {
+		return sessiond.Taken{}, wrap("limiter take", err)
+	}
+	if len(arr) != 2 {
+		return sessiond.Taken{}, fmt.Errorf("redis: limiter take: %w", errCodeUnexpected)
+	}
+	full, err := arr[0].AsInt64()
+	if err != nil || full < 0 || full > int64(len(bs)) {
+		return sessiond.Taken{}, fmt.Errorf("redis: limiter take: %w", errCodeUnexpected)
+	}
+	if full == 0 {
+		return sessiond.Taken{OK: true}, nil
+	}
+	oldest, err := arr[1].AsFloat64()
+	if err != nil {
+		return sessiond.Taken{}, fmt.Errorf("redis: limiter take: %w", errCodeUnexpected)
+	}
+	i := int(full - 1)
+	return sessiond.Taken{Full: i, RetryAfter: leavesIn(int64(oldest), bs[i].Window, nowMS)}, nil
+}
+
+// Release implements sessiond.Limiter: the event is the member id.
+func (l *Limiter) Release(ctx context.Context, keys []string, id string, _ time.Time) error {
+	ctx, cancel := l.s.deadline(ctx)
+	defer cancel()
+	c := l.s.client
+	cmds := make(rueidis.Commands, len(keys))
+	for i, k := range keys {
+		cmds[i] = c.B().Zrem().Key(LimiterKey(k)).Member(id).Build()
+	}
+	for _, r := range c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return wrap("limiter release", err)
+		}
+	}
+	return nil
+}
+
 // Reset implements sessiond.Limiter.
 func (l *Limiter) Reset(ctx context.Context, key string) error {
 	ctx, cancel := l.s.deadline(ctx)

@@ -343,3 +343,39 @@ if n == 0 then return {0, '0'} end
 local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 return {n, first[2]}
 `)
+
+// limiterTakeScript is a throttle's atomic check-and-add over counters of
+// one slot: if each holds fewer than its limit, it records one event under
+// each; otherwise it records nothing.
+//
+// KEYS counters. ARGV[1] now (ms), ARGV[2] event member ("": record
+// nothing), then for KEYS[i]: ARGV[3i] events at or before this leave
+// (ms), ARGV[3i+1] limit, ARGV[3i+2] window (ms). The pruning of every
+// counter is a write even when nothing is recorded, so a Redis that
+// refuses writes (READONLY, NOREPLICAS, MISCONF) refuses every Take. Out
+// of memory (OOM), Redis refuses a script only before its first write:
+// the pruning passes, and so does the event, which is then recorded.
+// It returns {0, '0'} when there was room, else {i, score of the oldest
+// event of KEYS[i]} for the first full counter. Each counter expires when
+// its newest event leaves the window.
+var limiterTakeScript = rueidis.NewLuaScript(`
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[3 * i])
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[3 * i + 1]) then
+    local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    return {i, first[2]}
+  end
+end
+if ARGV[2] ~= '' then
+  local now = tonumber(ARGV[1])
+  for i = 1, #KEYS do
+    local w = tonumber(ARGV[3 * i + 2])
+    redis.call('ZADD', KEYS[i], ARGV[1], ARGV[2])
+    local top = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+    local ttl = tonumber(top[2]) + w - now
+    if ttl < w then ttl = w end
+    redis.call('PEXPIRE', KEYS[i], string.format('%d', ttl))
+  end
+end
+return {0, '0'}
+`)

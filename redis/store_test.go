@@ -2,6 +2,8 @@ package redis_test
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -39,6 +41,33 @@ func TestSessionStoreStrict(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) sessiond.SessionStore {
 		return newStore(t, redis.Options{URL: srv.URL(), Strict: true})
 	})
+}
+
+// TestWritableWhenRedisRefusesWrites: Ping answers while Redis refuses
+// writes (NOREPLICAS, READONLY), and Writable does not.
+func TestWritableWhenRedisRefusesWrites(t *testing.T) {
+	srv, primary := redistest.Start(t), redistest.Start(t)
+	st := newStore(t, redis.Options{URL: srv.URL()})
+	ctx := context.Background()
+	if err := st.Writable(ctx); err != nil {
+		t.Fatalf("Writable: %v", err)
+	}
+	for _, c := range []struct{ refuse, accept []string }{
+		{[]string{"CONFIG", "SET", "min-replicas-to-write", "1"}, []string{"CONFIG", "SET", "min-replicas-to-write", "0"}},
+		{[]string{"REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port())}, []string{"REPLICAOF", "NO", "ONE"}},
+	} {
+		srv.MustDo(c.refuse...)
+		if err := st.Ping(ctx); err != nil {
+			t.Fatalf("Ping after %v: %v", c.refuse, err)
+		}
+		if err := st.Writable(ctx); !errors.Is(err, sessiond.ErrUnavailable) {
+			t.Fatalf("Writable after %v: got %v, want ErrUnavailable", c.refuse, err)
+		}
+		srv.MustDo(c.accept...)
+		if err := st.Writable(ctx); err != nil {
+			t.Fatalf("Writable after %v: %v", c.accept, err)
+		}
+	}
 }
 
 func TestLimiter(t *testing.T) {

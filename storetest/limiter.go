@@ -25,6 +25,12 @@ func RunLimiter(t *testing.T, newLimiter func(t *testing.T) sessiond.Limiter) {
 		{"windows of one key are independent of others' windows", testLimiterWindows},
 		{"concurrent adds are all counted", testLimiterConcurrent},
 		{"events stamped after now count", testLimiterFuture},
+		{"take admits up to the limit, then refuses until the oldest leaves", testTakeLimit},
+		{"take of several counters of a group is all or nothing", testTakeAllOrNothing},
+		{"take without an event records nothing", testTakeDry},
+		{"release forgets the event", testTakeRelease},
+		{"concurrent takes never pass the limit", testTakeConcurrent},
+		{"writable accepts a write and counts nothing", testLimiterWritable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,6 +203,172 @@ func testLimiterConcurrent(t *testing.T, l sessiond.Limiter) {
 		}
 	}
 	wantCount(t, l, key, window, t0.Add(time.Second), n, window-time.Second)
+}
+
+// mustTake takes bs with event id at now and fails the test on error.
+func mustTake(t *testing.T, l sessiond.Limiter, bs []sessiond.Budget, id string, now time.Time) sessiond.Taken {
+	t.Helper()
+	got, err := l.Take(context.Background(), bs, id, now)
+	if err != nil {
+		t.Fatalf("Take(%v): got error %v, want nil", bs, err)
+	}
+	return got
+}
+
+func testTakeLimit(t *testing.T, l sessiond.Limiter) {
+	const window = time.Minute
+	t0 := limiterBase()
+	b := []sessiond.Budget{{Key: "rf:" + randomID(), Window: window, N: 3}}
+	for i := range 3 {
+		if got := mustTake(t, l, b, randomID(), t0.Add(time.Duration(i)*time.Second)); !got.OK {
+			t.Fatalf("take %d of 3: got %+v, want OK", i+1, got)
+		}
+	}
+	now := t0.Add(3 * time.Second)
+	if got, want := mustTake(t, l, b, randomID(), now), (sessiond.Taken{Full: 0, RetryAfter: window - 3*time.Second}); got != want {
+		t.Fatalf("take past the limit: got %+v, want %+v", got, want)
+	}
+	// The refused take recorded nothing; Add and Count see the same events.
+	wantCount(t, l, b[0].Key, window, now, 3, window-3*time.Second)
+	if got := mustTake(t, l, b, randomID(), t0.Add(window)); !got.OK {
+		t.Fatalf("take once the oldest event left: got %+v, want OK", got)
+	}
+	wantCount(t, l, b[0].Key, window, t0.Add(window), 3, time.Second)
+	mustAdd(t, l, b[0].Key, window, t0.Add(window))
+	if got := mustTake(t, l, b, randomID(), t0.Add(window)); got.OK || got.RetryAfter != time.Second {
+		t.Fatalf("take after an Add filled the counter: got %+v, want refused for 1s", got)
+	}
+}
+
+func testTakeAllOrNothing(t *testing.T, l sessiond.Limiter) {
+	const window = 15 * time.Minute
+	t0 := limiterBase()
+	group := "la:" + randomID()
+	bs := []sessiond.Budget{
+		{Key: group + sessiond.GroupSep + "192.0.2.1", Window: window, N: 10},
+		{Key: group, Window: window, N: 2},
+		{Key: group + sessiond.GroupSep + "2001:db8::/64", Window: time.Minute, N: 10},
+	}
+	mustAdd(t, l, bs[1].Key, window, t0)
+	mustAdd(t, l, bs[1].Key, window, t0.Add(time.Second))
+	now := t0.Add(time.Minute)
+	if got, want := mustTake(t, l, bs, randomID(), now), (sessiond.Taken{Full: 1, RetryAfter: window - time.Minute}); got != want {
+		t.Fatalf("take with the second counter full: got %+v, want %+v", got, want)
+	}
+	wantCount(t, l, bs[0].Key, window, now, 0, 0)
+	wantCount(t, l, bs[2].Key, time.Minute, now, 0, 0)
+	bs[1].N = 3
+	if got := mustTake(t, l, bs, randomID(), now); !got.OK {
+		t.Fatalf("take with room in every counter: got %+v, want OK", got)
+	}
+	wantCount(t, l, bs[0].Key, window, now, 1, window)
+	wantCount(t, l, bs[1].Key, window, now, 3, window-time.Minute)
+	wantCount(t, l, bs[2].Key, time.Minute, now, 1, time.Minute)
+}
+
+func testTakeDry(t *testing.T, l sessiond.Limiter) {
+	const window = time.Minute
+	t0 := limiterBase()
+	b := []sessiond.Budget{{Key: "li:" + randomID(), Window: window, N: 1}}
+	for range 3 {
+		if got := mustTake(t, l, b, "", t0); !got.OK {
+			t.Fatalf("take without an event on an empty counter: got %+v, want OK", got)
+		}
+	}
+	wantCount(t, l, b[0].Key, window, t0, 0, 0)
+	mustAdd(t, l, b[0].Key, window, t0)
+	if got, want := mustTake(t, l, b, "", t0.Add(time.Second)), (sessiond.Taken{RetryAfter: window - time.Second}); got != want {
+		t.Fatalf("take without an event on a full counter: got %+v, want %+v", got, want)
+	}
+}
+
+func testTakeRelease(t *testing.T, l sessiond.Limiter) {
+	const window = time.Minute
+	t0 := limiterBase()
+	group := "la:" + randomID()
+	keys := []string{group, group + sessiond.GroupSep + "x"}
+	bs := []sessiond.Budget{{Key: keys[0], Window: window, N: 2}, {Key: keys[1], Window: window, N: 2}}
+	kept, released := randomID(), randomID()
+	mustTake(t, l, bs, kept, t0)
+	mustTake(t, l, bs, released, t0.Add(time.Second))
+	if got := mustTake(t, l, bs, randomID(), t0.Add(time.Second)); got.OK {
+		t.Fatalf("take past the limit: got %+v, want refused", got)
+	}
+	ctx := context.Background()
+	if err := l.Release(ctx, keys, released, t0.Add(time.Second)); err != nil {
+		t.Fatalf("Release: got error %v, want nil", err)
+	}
+	for _, k := range keys {
+		wantCount(t, l, k, window, t0.Add(time.Second), 1, window-time.Second)
+	}
+	// Twice, or an event that never was: nothing to forget.
+	if err := l.Release(ctx, keys, released, t0.Add(time.Second)); err != nil {
+		t.Fatalf("second Release: got error %v, want nil", err)
+	}
+	if err := l.Release(ctx, []string{"nothing:" + randomID()}, randomID(), t0); err != nil {
+		t.Fatalf("Release of an unknown key: got error %v, want nil", err)
+	}
+	for _, k := range keys {
+		wantCount(t, l, k, window, t0.Add(time.Second), 1, window-time.Second)
+	}
+	if got := mustTake(t, l, bs, randomID(), t0.Add(2*time.Second)); !got.OK {
+		t.Fatalf("take after the release: got %+v, want OK", got)
+	}
+}
+
+// testTakeConcurrent fires three times the limit at once, on a pair of
+// counters of one group as a login takes them: exactly the limit gets
+// through, and each counter holds exactly that.
+func testTakeConcurrent(t *testing.T, l sessiond.Limiter) {
+	const n, window = 10, time.Minute
+	group := "la:" + randomID()
+	bs := []sessiond.Budget{
+		{Key: group + sessiond.GroupSep + "198.51.100.7", Window: window, N: n},
+		{Key: group, Window: window, N: 10 * n},
+	}
+	t0 := limiterBase()
+	got := make([]sessiond.Taken, 3*n)
+	errs := make([]error, 3*n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			<-start
+			got[i], errs[i] = l.Take(context.Background(), bs, randomID(), t0.Add(time.Duration(i%5)*time.Millisecond))
+		})
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Take #%d: got error %v, want nil", i, err)
+		}
+		if got[i].OK {
+			ok++
+		} else if got[i].Full != 0 {
+			t.Fatalf("Take #%d: got %+v, want the first counter full", i, got[i])
+		}
+	}
+	if ok != n {
+		t.Fatalf("%d concurrent takes with room for %d: got %d through", 3*n, n, ok)
+	}
+	for _, b := range bs {
+		if c, _, err := l.Count(context.Background(), b.Key, window, t0.Add(time.Second)); err != nil || c != n {
+			t.Fatalf("Count(%q): got %d, %v, want %d", b.Key, c, err, n)
+		}
+	}
+}
+
+func testLimiterWritable(t *testing.T, l sessiond.Limiter) {
+	t0 := limiterBase()
+	key := "li:" + randomID()
+	mustAdd(t, l, key, time.Minute, t0)
+	if err := l.Writable(context.Background()); err != nil {
+		t.Fatalf("Writable: got error %v, want nil", err)
+	}
+	wantCount(t, l, key, time.Minute, t0, 1, time.Minute)
+	wantCount(t, l, "", time.Minute, t0, 0, 0)
 }
 
 // MultiLimiter is a Limiter that also counts several keys in one call.

@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sessiond.SessionStore) {
 		{"user ids with special characters are kept apart", testSpecialUserIDs},
 		{"a user at the hard maximum is listed, capped and revoked whole", testLargeUser},
 		{"ping answers", testPing},
+		{"writable accepts a write and keeps nothing a session call sees", testWritable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1163,6 +1164,24 @@ func testSpecialUserIDs(t *testing.T, st sessiond.SessionStore) {
 		t.Fatalf("Create(%q, same device): got error %v, want nil", "{u:1}", err)
 	}
 	wantEnded(t, "Create({u:1}, same device)", ended, []sessiond.Ended{{ID: s.ID, Reason: sessiond.ReasonReplaced}})
+}
+
+func testWritable(t *testing.T, st sessiond.SessionStore) {
+	ctx := context.Background()
+	now := base()
+	s := newSession("writable-user", now)
+	if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := st.Writable(ctx); err != nil {
+			t.Fatalf("Writable: got error %v, want nil", err)
+		}
+	}
+	list, err := st.List(ctx, "writable-user", now)
+	if err != nil || len(list) != 1 || list[0].ID != s.ID {
+		t.Fatalf("List after Writable: got %v, %v, want the one session", list, err)
+	}
 }
 
 func testPing(t *testing.T, st sessiond.SessionStore) {

@@ -359,10 +359,18 @@ func testThrottles(t *testing.T, proxied, direct *testServer, heavy bool) {
 			return c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken})
 		}
 		expectThrottled(t, c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": "garbage"}), minuteWindow, "failed refreshes")
-		expectThrottled(t, refresh(c), minuteWindow, "failed refreshes")
-		// The forgeries changed nothing: the session refreshes from
-		// another address.
-		refresh(from(t, proxied, newIP())).expect(t, 200)
+		// The limit holds failures back, not the authentic token of a user
+		// behind the same address; and the forgeries changed nothing.
+		var next grantData
+		refresh(c).expect(t, 200).decode(t, &next)
+		expectThrottled(t, c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": forged}), minuteWindow, "failed refreshes")
+		var last grantData
+		c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": next.RefreshToken}).expect(t, 200).decode(t, &last)
+		// Nor is reuse detection: a superseded token from the throttled
+		// address ends the session (401), never a 429.
+		refresh(c).expect(t, 401)
+		from(t, proxied, newIP()).do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": last.RefreshToken}).expect(t, 401)
+		c.do("GET", "/api/v1/me", last.AccessToken, nil).expect(t, 401)
 	})
 
 	t.Run("ten refreshes of one session a minute", func(t *testing.T) {
@@ -425,6 +433,53 @@ func testThrottles(t *testing.T, proxied, direct *testServer, heavy bool) {
 			"username": prefix + "x", "email": prefix + "x@example.com", "password": testPassword,
 		}), registerWindow, "registrations")
 		from(t, proxied, newIP()).register(prefix + "y")
+	})
+
+	t.Run("bursts of three times a limit get the limit through", func(t *testing.T) {
+		// Sent at once from one address: each throttle takes its place
+		// atomically before it answers.
+		statuses := func(n int, send func(i int) *response) map[int]int {
+			var mu sync.Mutex
+			got := map[int]int{}
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					r := send(i)
+					mu.Lock()
+					got[r.StatusCode]++
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			return got
+		}
+		want := func(what string, got map[int]int, status, n int) {
+			t.Helper()
+			t.Logf("%d %s at once: %v", 3*n, what, got)
+			if got[status] != n || got[429] != 2*n {
+				t.Fatalf("%d %s at once: got %v, want %d answered %d and %d answered 429", 3*n, what, got, n, status, 2*n)
+			}
+		}
+		c := from(t, proxied, newIP())
+		prefix := fmt.Sprintf("burst%d-", userSeq.Add(1))
+		want("registrations", statuses(60, func(i int) *response {
+			return c.do("POST", "/api/v1/auth/register", "", map[string]string{
+				"username": fmt.Sprintf("%s%d", prefix, i), "email": fmt.Sprintf("%s%d@example.com", prefix, i), "password": testPassword,
+			})
+		}), 201, 20)
+
+		user := newUser(t, proxied, "nia")
+		g := from(t, proxied, newIP()).login(user, nil)
+		c = from(t, proxied, newIP())
+		want("forged refreshes", statuses(90, func(int) *response {
+			return c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": forgeRefresh(g.RefreshToken)})
+		}), 401, 30)
+		want("revocations of unknown sessions", statuses(90, func(int) *response {
+			return c.do("DELETE", "/api/v1/sessions/"+randomSessionID(), g.AccessToken, nil)
+		}), 404, 30)
+		want("wrong passwords", statuses(30, func(int) *response {
+			return c.attempt(user, wrongPassword)
+		}), 401, 10)
 	})
 
 	t.Run("conflicting registrations count too", func(t *testing.T) {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"database/sql"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/redis/redistest"
+)
+
+// TestRefusedWritesAre503AndNotReady runs the program on a store that
+// accepts reads but refuses writes, for real: a Redis whose
+// min-replicas-to-write cannot be met (NOREPLICAS), the embedded store
+// on a full disk (a small tmpfs the test mounts; it needs root), and a
+// Redis made a replica of another (READONLY). Then
+// /readyz turns 503 within its probe interval, and every sign-in is
+// answered 503 with Retry-After whatever the password, never 401 or 200;
+// once writes are accepted again, /readyz is 200 and sign-ins are
+// answered as usual. Before, /readyz stayed 200 and wrong passwords got
+// 401 without limit while the right one got 503.
+func TestRefusedWritesAre503AndNotReady(t *testing.T) {
+	const probeInterval = 2 * time.Second
+	for _, tt := range []struct {
+		name  string
+		start func(t *testing.T) (env map[string]string, refuse, accept func())
+	}{
+		{"redis NOREPLICAS", func(t *testing.T) (map[string]string, func(), func()) {
+			r := redistest.Start(t)
+			return map[string]string{"SESSIOND_REDIS_URL": r.URL()},
+				func() { r.MustDo("CONFIG", "SET", "min-replicas-to-write", "1") },
+				func() { r.MustDo("CONFIG", "SET", "min-replicas-to-write", "0") }
+		}},
+		{"redis READONLY", func(t *testing.T) (map[string]string, func(), func()) {
+			r, primary := redistest.Start(t), redistest.Start(t)
+			return map[string]string{"SESSIOND_REDIS_URL": r.URL()},
+				func() { r.MustDo("REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port())) },
+				func() { r.MustDo("REPLICAOF", "NO", "ONE") }
+		}},
+		{"sqlite disk full", func(t *testing.T) (map[string]string, func(), func()) {
+			dir := t.TempDir()
+			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
+				t.Fatalf("mount a tmpfs for the full-disk case: %v (this test needs root or CAP_SYS_ADMIN)", err)
+			}
+			t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+			filler := filepath.Join(dir, "filler")
+			return map[string]string{"SESSIOND_DATA_DIR": dir},
+				func() { fillDisk(t, filepath.Join(dir, "sessiond.db"), filler) },
+				func() {
+					if err := os.Remove(filler); err != nil {
+						t.Fatal(err)
+					}
+				}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env, refuse, accept := tt.start(t)
+			ts := startServer(t, env)
+			c := newClient(t, ts.URL)
+			c.register("uma")
+			g := c.login("uma", nil)
+			waitReadyz(t, c, http.StatusOK, probeInterval)
+
+			refuse()
+			refused := time.Now()
+			waitReadyz(t, c, http.StatusServiceUnavailable, probeInterval+time.Second)
+			t.Logf("/readyz 503 after %s", time.Since(refused).Round(time.Millisecond))
+			for i := range 15 {
+				password := wrongPassword
+				if i%5 == 4 {
+					password = testPassword
+				}
+				r := c.attempt("uma", password)
+				if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+					t.Fatalf("sign-in %d while writes are refused: got %d (Retry-After %q), want 503 with Retry-After: %s",
+						i+1, r.StatusCode, r.Header.Get("Retry-After"), r.Body)
+				}
+			}
+
+			// Every other throttle fails closed too.
+			for what, r := range map[string]*response{
+				"a forged refresh": c.postRefresh(forgeRefresh(g.RefreshToken)),
+				"a registration": c.do("POST", "/api/v1/auth/register", "", map[string]string{
+					"username": "newcomer", "email": "newcomer@example.com", "password": testPassword,
+				}),
+				"a wrong current password": c.do("POST", "/api/v1/auth/password", g.AccessToken, map[string]any{
+					"current_password": wrongPassword, "new_password": "another good password",
+				}),
+				"a revocation of an unknown session": c.do("DELETE", "/api/v1/sessions/"+randomSessionID(), g.AccessToken, nil),
+			} {
+				if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+					t.Fatalf("%s while writes are refused: got %d (Retry-After %q), want 503 with Retry-After: %s",
+						what, r.StatusCode, r.Header.Get("Retry-After"), r.Body)
+				}
+			}
+
+			accept()
+			waitReadyz(t, c, http.StatusOK, probeInterval+time.Second)
+			c.attempt("uma", wrongPassword).expect(t, http.StatusUnauthorized)
+			c.attempt("uma", testPassword).expect(t, http.StatusOK)
+		})
+	}
+}
+
+// fillDisk empties the write-ahead log of the SQLite file db (so that the
+// next write must grow it) and fills the disk with filler to its last
+// byte.
+func fillDisk(t *testing.T, db, filler string) {
+	t.Helper()
+	c, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	c.Close()
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, size := range []int{1 << 16, 1 << 12, 1} {
+		buf := make([]byte, size)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("fill the disk: %v", err)
+				}
+				break
+			}
+		}
+	}
+}
