@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 )
 
-// Default lifetimes and limits (DESIGN section 2).
+// Default lifetimes and limits (docs/design.md, "Lifetimes and limits").
 const (
 	DefaultAccessTTL        = 15 * time.Minute
 	DefaultIdleTimeout      = 14 * 24 * time.Hour
@@ -39,7 +39,7 @@ type Manager struct {
 
 	// Broker carries session events; default: an in-process LocalBroker.
 	Broker Broker
-	// Limiter backs the throttles of DESIGN section 2; nil disables them.
+	// Limiter backs the throttles (docs/design.md, "Throttles"); nil disables them.
 	Limiter Limiter
 	// Hasher hashes passwords; default: argon2id with DefaultArgon2.
 	Hasher *PasswordHasher

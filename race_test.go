@@ -26,7 +26,7 @@ type raceEnv struct {
 	clk                 *clock
 	// wait bounds how long m may still accept a session that revoker
 	// revoked: 0 on the instance that revoked, up to a second elsewhere
-	// (DESIGN section 5).
+	// (docs/design.md, "Revocation across instances").
 	wait time.Duration
 	// exists reports whether the store still holds anything under the
 	// session's key, whatever Get and List make of it; nil when List is

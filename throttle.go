@@ -17,7 +17,7 @@ type Rate struct {
 	Window time.Duration
 }
 
-// Throttles are the limits of DESIGN section 2.
+// Throttles are the limits of docs/design.md, "Throttles".
 type Throttles struct {
 	// LoginAccountIP, LoginAccount and LoginIP count failed logins (and
 	// wrong current passwords) per (account, client IP), per account and
@@ -35,7 +35,7 @@ type Throttles struct {
 	UnknownRevoke Rate
 }
 
-// DefaultThrottles are the defaults of DESIGN section 2.
+// DefaultThrottles are the defaults of docs/design.md, "Throttles".
 var DefaultThrottles = Throttles{
 	LoginAccountIP: Rate{10, 15 * time.Minute},
 	LoginAccount:   Rate{100, 15 * time.Minute},

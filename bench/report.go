@@ -214,7 +214,8 @@ func (r *report) markdown(svgName, notes string) string {
 
 	if r.MemoryPerSession > 0 {
 		p("## Redis memory\n\n")
-		p("`go test ./redis -bench '^BenchmarkMemory$'` creates 100,000 sessions, 5 per user, with the fields of DESIGN section 1\n")
+		p("`go test ./redis -bench '^BenchmarkMemory$'` creates 100,000 sessions, 5 per user, with the fields docs/design.md lists under\n")
+		p("\"Sessions and users\" ")
 		p("(device id hash, device, class, mostly IPv4 addresses, usually a location, seldom a name; no raw User-Agent) in a\n")
 		p("fresh redis-server, and divides the growth of `INFO memory` `used_memory` by the sessions: session hashes, the\n")
 		p("per-user indexes and the keyspace's own overhead.\n\n")

@@ -27,7 +27,7 @@ type scaleResult struct {
 	ListBytes                    int
 }
 
-// sessionMaker makes realistic sessions (the fields of DESIGN section 1).
+// sessionMaker makes realistic sessions (the fields of docs/design.md, "Sessions and users").
 type sessionMaker struct {
 	mu  sync.Mutex
 	rng *rand.Rand

@@ -95,7 +95,7 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 // checkFuzzEnvelope fails t unless w holds a 2xx or 4xx answer in the
-// envelope of DESIGN section 4.
+// envelope (docs/design.md, "Envelope").
 func checkFuzzEnvelope(t *testing.T, w *httptest.ResponseRecorder, what string) {
 	t.Helper()
 	if w.Code >= 500 || w.Code < 200 {

@@ -90,7 +90,7 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 	})
 }
 
-// Cookie names of the web page (DESIGN section 4).
+// Cookie names of the web page (docs/design.md, "Cookies and CSRF").
 const (
 	AccessCookie  = "__Host-sessiond_at"
 	RefreshCookie = "__Host-sessiond_rt"

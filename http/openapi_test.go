@@ -94,7 +94,7 @@ func firstDifference(at string, a, b any) string {
 }
 
 // TestOpenAPICoversAPI checks that the document describes every endpoint of
-// the API (DESIGN section 4).
+// the API (docs/design.md, "HTTP API").
 func TestOpenAPICoversAPI(t *testing.T) {
 	doc, err := openapi3.NewLoader().LoadFromData(OpenAPIJSON)
 	if err != nil {

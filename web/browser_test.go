@@ -17,7 +17,7 @@ import (
 )
 
 // These tests load the page in Chromium against a small stand-in of the API
-// that follows DESIGN.md section 4 closely enough to drive the page: the
+// that follows docs/design.md ("HTTP API") closely enough to drive the page: the
 // cookies, the envelope, the event stream. The tests of the page against
 // the real server are in cmd/sessiond/web_e2e_test.go.
 

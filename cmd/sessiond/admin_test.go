@@ -46,7 +46,8 @@ func (r adminResult) ok(t *testing.T) adminResult {
 
 // refusedWithin1s asserts that the server refuses token within 1 s: the
 // admin command wrote through another connection to the SQLite file, and
-// DESIGN section 5 bounds how long the server may still accept it.
+// docs/design.md ("Revocation across instances") bounds how long the
+// server may still accept it.
 func refusedWithin1s(t *testing.T, c *client, token string) {
 	t.Helper()
 	start := time.Now()

@@ -17,7 +17,7 @@ import (
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
-// Faults of a real Redis under the real program (DESIGN sections 4 and 5;
+// Faults of a real Redis under the real program (docs/design.md, "Fail closed";
 // issue 5, part 4). Redis being killed under load is
 // TestRedisDownIsUnavailableThenRecovers in redis_e2e_test.go.
 

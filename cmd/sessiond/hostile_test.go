@@ -43,7 +43,7 @@ type hostileCase struct {
 	raw  func() []byte
 	want int
 	// goAnswer says the answer is Go's own (400 or 431 before any
-	// handler runs), outside the envelope (DESIGN section 4).
+	// handler runs), outside the envelope (docs/design.md, "Envelope").
 	goAnswer bool
 	// page says the answer is the web page's, outside /api.
 	page bool

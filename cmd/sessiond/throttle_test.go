@@ -16,7 +16,7 @@ import (
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
-// TestThrottle drives every throttle of DESIGN section 2 through the real
+// TestThrottle drives every throttle (docs/design.md, "Throttles") through the real
 // binary, once with the embedded store and once with Redis. Client
 // addresses are simulated with X-Forwarded-For from a trusted proxy
 // (127.0.0.1), except where the point is that an untrusted peer cannot do

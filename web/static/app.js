@@ -2,7 +2,7 @@
 // dependencies.
 //
 // The tokens live only in HttpOnly cookies that the API sets when a login or
-// refresh sends "X-Sessiond-Cookies: 1" (DESIGN.md section 4): this script
+// refresh sends "X-Sessiond-Cookies: 1" (docs/design.md, "Cookies and CSRF"): this script
 // never sees them and keeps nothing in storage. Everything it shows from the
 // API is set with textContent or as an attribute value, never parsed as HTML:
 // device names and User-Agent derived strings are hostile input. The page's
