@@ -5,7 +5,7 @@
 //
 // It builds the sessiond binary of the working tree, starts its own
 // instances (SQLite, and Redis through redis-server processes it starts on
-// random loopback ports), runs every scenario of issue 8 and writes the
+// random loopback ports), runs every scenario and writes the
 // report and its chart. Against a server that is already running, it
 // measures throughput only:
 //

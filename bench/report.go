@@ -43,7 +43,7 @@ type took struct {
 // comparison is one benchstat comparison within the run.
 type comparison struct{ title, out string }
 
-// Targets of issue 8.
+// Performance targets the report checks.
 const (
 	targetRatio      = 0.85
 	targetVisibleP99 = 2 * time.Millisecond

@@ -17,8 +17,8 @@ import (
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
-// Faults of a real Redis under the real program (docs/design.md, "Fail closed";
-// issue 5, part 4). Redis being killed under load is
+// Faults of a real Redis under the real program (docs/design.md, "Fail
+// closed"). Redis being killed under load is
 // TestRedisDownIsUnavailableThenRecovers in redis_e2e_test.go.
 
 // waitReadyz polls /readyz until it answers want, and fails the test after

@@ -31,7 +31,7 @@ const (
 )
 
 // revokeDeadline is how soon a signed-out device's open page must return
-// to the sign-in form (issue 6).
+// to the sign-in form.
 const revokeDeadline = 2 * time.Second
 
 // replay sends a request that carries only the given cookies, as a stolen
