@@ -27,20 +27,20 @@ const (
 	DefaultReadyInterval    = 2 * time.Second
 )
 
-// Manager implements sign-up, sign-in, refresh, validation and revocation on
-// top of a SessionStore and a UserStore. Create it with NewManager, then
-// adjust the exported settings before first use; it is safe for concurrent
-// use afterwards.
+// Manager implements sign-up, sign-in, refresh, validation and revocation.
+// It is the only way in: the HTTP layer and the binary call its methods and
+// never its stores, broker, limiter or token issuers, which go in through
+// NewManager and stay its own. Build it with NewManager, adjust the exported
+// settings before first use; it is safe for concurrent use afterwards.
 type Manager struct {
-	Sessions SessionStore
-	Users    UserStore
-	Access   *AccessTokens
-	Refresh  *RefreshTokens
+	sessions SessionStore
+	users    UserStore
+	access   *AccessTokens
+	refresh  *RefreshTokens
+	broker   Broker
+	limiter  Limiter
+	observer Observer
 
-	// Broker carries session events; default: an in-process LocalBroker.
-	Broker Broker
-	// Limiter backs the throttles of DESIGN section 2; nil disables them.
-	Limiter Limiter
 	// Hasher hashes passwords; default: argon2id with DefaultArgon2.
 	Hasher *PasswordHasher
 	// Throttles are the throttle limits; default: DefaultThrottles.
@@ -73,14 +73,32 @@ type Manager struct {
 	// (default 2 s); in between, Ready answers the last probe's result.
 	ReadyInterval time.Duration
 
-	// Observer is told about logins, refreshes and revocations; optional.
-	Observer Observer
 	// Logger receives audit lines; default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock; default time.Now.
+	// Now is the clock; default time.Now. It is the only clock that
+	// decides lifetimes, the HTTP layer's included.
 	Now func() time.Time
 
 	ready readiness
+}
+
+// Parts are what a Manager is built on. Sessions, Users, Access and
+// Refresh are required; the rest are optional.
+type Parts struct {
+	Sessions SessionStore
+	Users    UserStore
+	// Access issues and verifies access tokens.
+	Access *AccessTokens
+	// Refresh mints and parses refresh tokens.
+	Refresh *RefreshTokens
+	// Limiter backs the throttles; nil disables them.
+	Limiter Limiter
+	// Broker carries session events; nil: an in-process LocalBroker, for a
+	// single instance.
+	Broker Broker
+	// Observer is told about logins, refreshes and revocations, for
+	// metrics; nil: nobody is.
+	Observer Observer
 }
 
 // Observer is told what the Manager does, for metrics. Its methods must be
@@ -100,14 +118,16 @@ type PasswordObserver interface {
 	PasswordVerified(d time.Duration)
 }
 
-// NewManager returns a Manager with the default settings.
-func NewManager(sessions SessionStore, users UserStore, access *AccessTokens, refresh *RefreshTokens) *Manager {
-	return &Manager{
-		Sessions:         sessions,
-		Users:            users,
-		Access:           access,
-		Refresh:          refresh,
-		Broker:           NewLocalBroker(),
+// NewManager returns a Manager on p with the default settings.
+func NewManager(p Parts) *Manager {
+	m := &Manager{
+		sessions:         p.Sessions,
+		users:            p.Users,
+		access:           p.Access,
+		refresh:          p.Refresh,
+		broker:           p.Broker,
+		limiter:          p.Limiter,
+		observer:         p.Observer,
 		Hasher:           NewPasswordHasher(DefaultArgon2),
 		Throttles:        DefaultThrottles,
 		AccessTTL:        DefaultAccessTTL,
@@ -122,6 +142,10 @@ func NewManager(sessions SessionStore, users UserStore, access *AccessTokens, re
 		Logger:           slog.Default(),
 		Now:              time.Now,
 	}
+	if m.broker == nil {
+		m.broker = NewLocalBroker()
+	}
+	return m
 }
 
 func (m *Manager) now() time.Time { return m.Now().UTC().Truncate(time.Millisecond) }
@@ -169,7 +193,7 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 		return nil, err
 	}
 	u := &User{ID: randomID(), Username: r.Username, Email: r.Email, PasswordHash: hash, CreatedAt: now}
-	if err := m.Users.CreateUser(ctx, u); err != nil {
+	if err := m.users.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "user registered", slog.String("user_id", u.ID))
@@ -193,18 +217,21 @@ type LoginRequest struct {
 	Location    string
 }
 
-// Grant is the answer to a login or a refresh.
+// Grant is the answer to a login or a refresh. Its durations are measured
+// from the grant by the Manager's clock, so a transport that sends them
+// needs no clock of its own.
 type Grant struct {
 	AccessToken  string
 	RefreshToken string
 	// AccessExpiresAt is when AccessToken expires.
 	AccessExpiresAt time.Time
-	Session         *Session
-}
-
-// ExpiresIn returns the access token's remaining lifetime in whole seconds.
-func (g *Grant) ExpiresIn(now time.Time) int64 {
-	return int64(g.AccessExpiresAt.Sub(now) / time.Second)
+	// ExpiresIn is AccessToken's lifetime (the OAuth expires_in).
+	ExpiresIn time.Duration
+	// RefreshExpiresIn is the longest RefreshToken can serve: until the
+	// session's absolute end, or with no absolute lifetime until its
+	// current expiry (a cookie holding it may live that long).
+	RefreshExpiresIn time.Duration
+	Session          *Session
 }
 
 // Login verifies the credentials and creates a session for the device.
@@ -243,7 +270,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o, ok := m.Observer.(PasswordObserver); ok {
+	if o, ok := m.observer.(PasswordObserver); ok {
 		o.PasswordVerified(time.Since(start))
 	}
 	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
@@ -276,7 +303,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		s.DeviceClass = ClassUnknown
 	}
 	s.ExpiresAt = m.expiry(s, now)
-	ended, err := m.Sessions.Create(ctx, s, Limit{Max: m.maxSessions(), Policy: m.LimitPolicy}, now)
+	ended, err := m.sessions.Create(ctx, s, Limit{Max: m.maxSessions(), Policy: m.LimitPolicy}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -298,11 +325,11 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 
 // recheckUser ends session id if the user changed since u was read.
 func (m *Manager) recheckUser(ctx context.Context, u *User, id string) error {
-	cur, err := m.Users.UserByID(ctx, u.ID)
+	cur, err := m.users.UserByID(ctx, u.ID)
 	if err == nil && !cur.Locked && cur.PasswordHash == u.PasswordHash {
 		return nil
 	}
-	if rerr := m.Sessions.Revoke(context.WithoutCancel(ctx), u.ID, id); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+	if rerr := m.sessions.Revoke(context.WithoutCancel(ctx), u.ID, id); rerr != nil && !errors.Is(rerr, ErrNotFound) {
 		return rerr
 	}
 	switch {
@@ -339,12 +366,19 @@ func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
 	if s.ExpiresAt.Before(exp) {
 		exp = s.ExpiresAt
 	}
-	at, err := m.Access.Issue(s.UserID, s.ID, now, exp)
+	at, err := m.access.Issue(s.UserID, s.ID, now, exp)
 	if err != nil {
 		return nil, fmt.Errorf("issue access token: %w", err)
 	}
-	rt := m.Refresh.Mint(RefreshClaims{UserID: s.UserID, SessionID: s.ID, Generation: s.Generation})
-	return &Grant{AccessToken: at, RefreshToken: rt, AccessExpiresAt: exp, Session: s}, nil
+	rt := m.refresh.Mint(RefreshClaims{UserID: s.UserID, SessionID: s.ID, Generation: s.Generation})
+	rtEnd := s.ExpiresAt
+	if m.AbsoluteLifetime > 0 {
+		rtEnd = s.CreatedAt.Add(m.AbsoluteLifetime)
+	}
+	return &Grant{
+		AccessToken: at, RefreshToken: rt, AccessExpiresAt: exp,
+		ExpiresIn: exp.Sub(now), RefreshExpiresIn: rtEnd.Sub(now), Session: s,
+	}, nil
 }
 
 // RefreshSession exchanges a refresh token for new tokens. The token of the
@@ -362,7 +396,7 @@ func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
 func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*Grant, error) {
 	now := m.now()
 	failed := limit{"failed refreshes", m.Throttles.FailedRefresh, "rf:" + addrKey(clientIP)}
-	c, err := m.Refresh.Parse(token)
+	c, err := m.refresh.Parse(token)
 	if err != nil {
 		return nil, m.refreshFailed(ctx, now, failed, err)
 	}
@@ -371,7 +405,7 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 	// The current generation rotates, with a compare-and-set; when another
 	// refresh of the same token wins the race, decide again on the
 	// session it left.
-	s, err := m.Sessions.Get(ctx, c.UserID, c.SessionID, now)
+	s, err := m.sessions.Get(ctx, c.UserID, c.SessionID, now)
 	for attempt := 0; err == nil && c.Generation == s.Generation; attempt++ {
 		if attempt == 3 {
 			return nil, fmt.Errorf("refresh %s: lost the rotation race 3 times: %w", c.SessionID, ErrUnavailable)
@@ -386,12 +420,12 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 			}
 			// The budget is full, unless a concurrent refresh of this
 			// very token has just rotated: this one is then a replay.
-			if s, err = m.Sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
+			if s, err = m.sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
 				return nil, terr
 			}
 			break
 		}
-		next, rerr := m.Sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
+		next, rerr := m.sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
 		if rerr == nil {
 			m.observeRefresh(true)
 			return m.grant(next, now)
@@ -407,7 +441,7 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		case next != nil:
 			s = next
 		default:
-			s, err = m.Sessions.Get(ctx, c.UserID, c.SessionID, now)
+			s, err = m.sessions.Get(ctx, c.UserID, c.SessionID, now)
 		}
 	}
 	switch {
@@ -425,7 +459,7 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		// An authentic token of an older generation: someone else holds
 		// a copy. End the session, whatever the throttles say.
 		m.observeReuse()
-		switch err := m.Sessions.Revoke(ctx, s.UserID, s.ID); {
+		switch err := m.sessions.Revoke(ctx, s.UserID, s.ID); {
 		case err == nil:
 			m.ended(ctx, s.UserID, []string{s.ID}, ReasonReuseDetected)
 		case !errors.Is(err, ErrNotFound):
@@ -461,11 +495,11 @@ func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed limit
 // session and claims are the caller's.
 func (m *Manager) Authenticate(ctx context.Context, token string) (*Session, *AccessClaims, error) {
 	now := m.now()
-	c, err := m.Access.Verify(token, now)
+	c, err := m.access.Verify(token, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := m.Sessions.Get(ctx, c.Subject, c.SessionID, now)
+	s, err := m.sessions.Get(ctx, c.Subject, c.SessionID, now)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
 	}
@@ -474,7 +508,7 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (*Session, *Ac
 	}
 	if now.Sub(s.LastActive) >= m.ActivityInterval {
 		exp := m.expiry(s, now)
-		switch err := m.Sessions.Touch(ctx, s.UserID, s.ID, now, exp); {
+		switch err := m.sessions.Touch(ctx, s.UserID, s.ID, now, exp); {
 		case errors.Is(err, ErrNotFound):
 			return nil, nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
 		case err != nil:
@@ -487,13 +521,39 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (*Session, *Ac
 
 // User returns the user with id.
 func (m *Manager) User(ctx context.Context, id string) (*User, error) {
-	return m.Users.UserByID(ctx, id)
+	return m.users.UserByID(ctx, id)
+}
+
+// FindUser returns the user whose username or email is login (compared as
+// at sign-in), or ErrNotFound.
+func (m *Manager) FindUser(ctx context.Context, login string) (*User, error) {
+	return m.userByLogin(ctx, login)
+}
+
+// Live reports whether the session s has not ended. A store that does not
+// answer counts as ended: whoever asks stops serving the session.
+func (m *Manager) Live(ctx context.Context, s *Session) bool {
+	_, err := m.sessions.Get(ctx, s.UserID, s.ID, m.now())
+	return err == nil
+}
+
+// Subscribe returns a channel of the events of userID's sessions and a
+// function that ends the subscription and closes the channel (see
+// Broker.Subscribe).
+func (m *Manager) Subscribe(ctx context.Context, userID string) (<-chan Event, func(), error) {
+	return m.broker.Subscribe(ctx, userID)
+}
+
+// JWKS returns the JSON Web Key Set of the keys that verify access tokens,
+// for services that verify them themselves.
+func (m *Manager) JWKS() []byte {
+	return m.access.JWKS()
 }
 
 // List returns the live sessions of userID: currentID first, then in list
 // order (see ListPage).
 func (m *Manager) List(ctx context.Context, userID, currentID string) ([]*Session, error) {
-	list, err := m.Sessions.List(ctx, userID, m.now())
+	list, err := m.sessions.List(ctx, userID, m.now())
 	if err != nil {
 		return nil, err
 	}
@@ -550,7 +610,7 @@ func (m *Manager) ListPage(ctx context.Context, userID, currentID string, limit 
 	now := m.now()
 	var first []*Session
 	if after == nil && currentID != "" {
-		cur, err := m.Sessions.Get(ctx, userID, currentID, now)
+		cur, err := m.sessions.Get(ctx, userID, currentID, now)
 		switch {
 		case err == nil:
 			first = []*Session{cur}
@@ -563,7 +623,7 @@ func (m *Manager) ListPage(ctx context.Context, userID, currentID string, limit 
 		pos = &after.pos
 	}
 	// One more than the page holds tells whether another follows.
-	rest, err := m.Sessions.ListPage(ctx, userID, now, pos, currentID, limit-len(first)+1)
+	rest, err := m.sessions.ListPage(ctx, userID, now, pos, currentID, limit-len(first)+1)
 	if err != nil {
 		return nil, err
 	}
@@ -626,7 +686,7 @@ func parseListCursor(cursor string) (*listCursor, error) {
 // Logout ends the session s. A session that ended meanwhile is already
 // logged out: that is not an error.
 func (m *Manager) Logout(ctx context.Context, s *Session) error {
-	err := m.Sessions.Revoke(ctx, s.UserID, s.ID)
+	err := m.sessions.Revoke(ctx, s.UserID, s.ID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -640,7 +700,7 @@ func (m *Manager) Logout(ctx context.Context, s *Session) error {
 // Revoke ends one session of userID. An unknown id and another user's id
 // both give ErrNotFound; too many of those in a row are throttled.
 func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) error {
-	err := m.Sessions.Revoke(ctx, userID, id)
+	err := m.sessions.Revoke(ctx, userID, id)
 	if errors.Is(err, ErrNotFound) {
 		unknown := limit{"revocations of unknown sessions", m.Throttles.UnknownRevoke, "rv:" + userID}
 		if err := m.take(ctx, m.now(), randomID(), unknown); err != nil {
@@ -660,7 +720,7 @@ func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) 
 // chunks): they are logged and published all the same, and the count says
 // how many.
 func (m *Manager) RevokeOthers(ctx context.Context, userID, keepID string, reason Reason) (int, error) {
-	ids, err := m.Sessions.RevokeOthers(ctx, userID, keepID)
+	ids, err := m.sessions.RevokeOthers(ctx, userID, keepID)
 	m.ended(ctx, userID, ids, reason)
 	return len(ids), err
 }
@@ -668,7 +728,7 @@ func (m *Manager) RevokeOthers(ctx context.Context, userID, keepID string, reaso
 // RevokeAll ends every session of userID and returns how many it ended,
 // with the same answer on an error as RevokeOthers.
 func (m *Manager) RevokeAll(ctx context.Context, userID string, reason Reason) (int, error) {
-	ids, err := m.Sessions.RevokeAll(ctx, userID)
+	ids, err := m.sessions.RevokeAll(ctx, userID)
 	m.ended(ctx, userID, ids, reason)
 	return len(ids), err
 }
@@ -678,7 +738,7 @@ func (m *Manager) Rename(ctx context.Context, userID, id, name string) (*Session
 	if err := CheckDeviceName("name", name); err != nil {
 		return nil, err
 	}
-	s, err := m.Sessions.Rename(ctx, userID, id, name)
+	s, err := m.sessions.Rename(ctx, userID, id, name)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("session %w", ErrNotFound)
 	}
@@ -707,7 +767,7 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 	if err := CheckPassword("new_password", r.New); err != nil {
 		return 0, err
 	}
-	u, err := m.Users.UserByID(ctx, s.UserID)
+	u, err := m.users.UserByID(ctx, s.UserID)
 	if errors.Is(err, ErrNotFound) {
 		return 0, fmt.Errorf("%w: user deleted", ErrInvalidToken)
 	}
@@ -734,7 +794,7 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 	if err != nil {
 		return 0, err
 	}
-	if err := m.Users.SetPassword(ctx, u.ID, hash); err != nil {
+	if err := m.users.SetPassword(ctx, u.ID, hash); err != nil {
 		return 0, err
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "password changed", slog.String("user_id", u.ID), slog.String("session_id", s.ID))
@@ -757,10 +817,10 @@ func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 // resetAttempts forgets the failures of this account from this address
 // after a correct password.
 func (m *Manager) resetAttempts(ctx context.Context, k loginKeys) {
-	if m.Limiter == nil {
+	if m.limiter == nil {
 		return
 	}
-	if err := m.Limiter.Reset(ctx, k.accountIP); err != nil {
+	if err := m.limiter.Reset(ctx, k.accountIP); err != nil {
 		m.Logger.WarnContext(ctx, "throttle reset failed", "err", err)
 	}
 }
@@ -775,7 +835,7 @@ func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (i
 	if err != nil {
 		return 0, err
 	}
-	if err := m.Users.SetPassword(ctx, userID, hash); err != nil {
+	if err := m.users.SetPassword(ctx, userID, hash); err != nil {
 		return 0, err
 	}
 	ctx, cancel := detach(ctx)
@@ -785,7 +845,7 @@ func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (i
 
 // SetLocked locks (ending every session) or unlocks the account userID.
 func (m *Manager) SetLocked(ctx context.Context, userID string, locked bool) (int, error) {
-	if err := m.Users.SetLocked(ctx, userID, locked); err != nil {
+	if err := m.users.SetLocked(ctx, userID, locked); err != nil {
 		return 0, err
 	}
 	if !locked {
@@ -799,7 +859,7 @@ func (m *Manager) SetLocked(ctx context.Context, userID string, locked bool) (in
 // DeleteUser deletes the account userID and ends every session of it. The
 // account goes first, so a login racing the deletion cannot keep a session.
 func (m *Manager) DeleteUser(ctx context.Context, userID string) (int, error) {
-	if err := m.Users.DeleteUser(ctx, userID); err != nil {
+	if err := m.users.DeleteUser(ctx, userID); err != nil {
 		return 0, err
 	}
 	ctx, cancel := detach(ctx)
@@ -813,14 +873,14 @@ func (m *Manager) Sweep(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := m.Sessions.DeleteExpired(ctx, m.now())
+		n, err := m.sessions.DeleteExpired(ctx, m.now())
 		if err != nil && ctx.Err() == nil {
 			m.Logger.WarnContext(ctx, "sweep expired sessions", "err", err)
 		}
 		if n > 0 {
 			m.Logger.InfoContext(ctx, "expired sessions deleted", "count", n, "reason", ReasonExpired)
-			if m.Observer != nil {
-				m.Observer.Ended(ReasonExpired, n)
+			if m.observer != nil {
+				m.observer.Ended(ReasonExpired, n)
 			}
 		}
 		select {
@@ -836,13 +896,13 @@ func (m *Manager) ended(ctx context.Context, userID string, ids []string, reason
 	if len(ids) == 0 {
 		return
 	}
-	if m.Observer != nil {
-		m.Observer.Ended(reason, len(ids))
+	if m.observer != nil {
+		m.observer.Ended(reason, len(ids))
 	}
 	for _, id := range ids {
 		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session ended", slog.String("user_id", userID), slog.String("session_id", id), slog.String("reason", string(reason)))
 	}
-	if b, ok := m.Broker.(batchPublisher); ok && len(ids) > 1 {
+	if b, ok := m.broker.(batchPublisher); ok && len(ids) > 1 {
 		events := make([]Event, len(ids))
 		for i, id := range ids {
 			events[i] = Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason}
@@ -865,29 +925,29 @@ type batchPublisher interface {
 }
 
 func (m *Manager) publish(ctx context.Context, e Event) {
-	if m.Broker == nil {
+	if m.broker == nil {
 		return
 	}
-	if err := m.Broker.Publish(context.WithoutCancel(ctx), e); err != nil {
+	if err := m.broker.Publish(context.WithoutCancel(ctx), e); err != nil {
 		m.Logger.WarnContext(ctx, "publish session event", "type", e.Type, "session_id", e.SessionID, "err", err)
 	}
 }
 
 func (m *Manager) observeLogin(ok bool) {
-	if m.Observer != nil {
-		m.Observer.Login(ok)
+	if m.observer != nil {
+		m.observer.Login(ok)
 	}
 }
 
 func (m *Manager) observeRefresh(ok bool) {
-	if m.Observer != nil {
-		m.Observer.Refresh(ok)
+	if m.observer != nil {
+		m.observer.Refresh(ok)
 	}
 }
 
 func (m *Manager) observeReuse() {
-	if m.Observer != nil {
-		m.Observer.ReuseDetected()
+	if m.observer != nil {
+		m.observer.ReuseDetected()
 	}
 }
 
@@ -902,10 +962,10 @@ func randomID() string {
 
 // Ping reports whether both stores answer.
 func (m *Manager) Ping(ctx context.Context) error {
-	if err := m.Sessions.Ping(ctx); err != nil {
+	if err := m.sessions.Ping(ctx); err != nil {
 		return fmt.Errorf("session store: %w", err)
 	}
-	if err := m.Users.Ping(ctx); err != nil {
+	if err := m.users.Ping(ctx); err != nil {
 		return fmt.Errorf("user store: %w", err)
 	}
 	return nil
@@ -927,11 +987,11 @@ func (m *Manager) Ready(ctx context.Context) error {
 
 // writable probes the stores that take writes on the way of a request.
 func (m *Manager) writable(ctx context.Context) error {
-	if err := m.Sessions.Writable(ctx); err != nil {
+	if err := m.sessions.Writable(ctx); err != nil {
 		return fmt.Errorf("session store: %w", err)
 	}
-	if m.Limiter != nil {
-		if err := m.Limiter.Writable(ctx); err != nil {
+	if m.limiter != nil {
+		if err := m.limiter.Writable(ctx); err != nil {
 			return fmt.Errorf("limiter store: %w", err)
 		}
 	}

@@ -104,7 +104,7 @@ func (m *Manager) loginLimits(k loginKeys) [3]limit {
 // resets (none are recorded when that limit is off). A Limiter that is a
 // MultiCounter counts them all in one call.
 func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (held bool, err error) {
-	if m.Limiter == nil {
+	if m.limiter == nil {
 		return false, nil
 	}
 	limits := m.loginLimits(k)
@@ -120,7 +120,7 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (h
 			n++
 		}
 	}
-	mc, batch := m.Limiter.(MultiCounter)
+	mc, batch := m.limiter.(MultiCounter)
 	if batch && n > 0 {
 		if err := mc.CountMany(ctx, cs[:n], now, counts[:n]); err != nil {
 			return false, err
@@ -128,7 +128,7 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (h
 	}
 	for j := range n {
 		if !batch {
-			c, w, err := m.Limiter.Count(ctx, cs[j].Key, cs[j].Window, now)
+			c, w, err := m.limiter.Count(ctx, cs[j].Key, cs[j].Window, now)
 			if err != nil {
 				return held, err
 			}
@@ -162,7 +162,7 @@ func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok, held bool)
 	if !ok {
 		m.observeLogin(false)
 	}
-	if m.Limiter == nil {
+	if m.limiter == nil {
 		return nil
 	}
 	now := m.now()
@@ -194,7 +194,7 @@ func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok, held bool)
 // full counter, or the store's error when it could not record, which the
 // caller answers instead of letting the attempt through.
 func (m *Manager) take(ctx context.Context, now time.Time, id string, limits ...limit) error {
-	if m.Limiter == nil {
+	if m.limiter == nil {
 		return nil
 	}
 	var (
@@ -211,7 +211,7 @@ func (m *Manager) take(ctx context.Context, now time.Time, id string, limits ...
 	if n == 0 {
 		return nil
 	}
-	t, err := m.Limiter.Take(ctx, buf[:n], id, now)
+	t, err := m.limiter.Take(ctx, buf[:n], id, now)
 	if err != nil {
 		return fmt.Errorf("throttle: %w", err)
 	}
@@ -224,7 +224,7 @@ func (m *Manager) take(ctx context.Context, now time.Time, id string, limits ...
 // release gives back the event id that take recorded at now; a failure is
 // logged, since the event then only counts for nothing.
 func (m *Manager) release(ctx context.Context, now time.Time, id string, limits ...limit) {
-	if m.Limiter == nil {
+	if m.limiter == nil {
 		return
 	}
 	var (
@@ -240,7 +240,7 @@ func (m *Manager) release(ctx context.Context, now time.Time, id string, limits 
 	if n == 0 {
 		return
 	}
-	if err := m.Limiter.Release(context.WithoutCancel(ctx), buf[:n], id, now); err != nil {
+	if err := m.limiter.Release(context.WithoutCancel(ctx), buf[:n], id, now); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle release failed", slog.String("err", err.Error()))
 	}
 }

@@ -50,8 +50,8 @@ func (c *callCounter) CountMany(ctx context.Context, cs []sessiond.Counter, now 
 func TestLoginCountsItsThrottlesOnceEachSideOfTheHash(t *testing.T) {
 	m, _ := newManager(t)
 	signIn(t, m, "quinn")
-	c := &callCounter{MultiLimiter: m.Limiter.(storetest.MultiLimiter)}
-	m.Limiter = c
+	c := &callCounter{MultiLimiter: m.LimiterForTest().(storetest.MultiLimiter)}
+	m.SetLimiterForTest(c)
 	ctx := context.Background()
 	login := func(password string) error {
 		_, err := m.Login(ctx, sessiond.LoginRequest{Login: "quinn", Password: password, IPAddress: "192.0.2.4"})
@@ -109,8 +109,8 @@ func TestLoginThrottlesWithEitherLimiter(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, clk := newManager(t)
-			m.Limiter = tt.wrap(m.Limiter)
-			_, multi := m.Limiter.(sessiond.MultiCounter)
+			m.SetLimiterForTest(tt.wrap(m.LimiterForTest()))
+			_, multi := m.LimiterForTest().(sessiond.MultiCounter)
 			if multi == (tt.name == "one key per call") {
 				t.Fatalf("the limiter is a MultiCounter: %v", multi)
 			}

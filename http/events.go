@@ -117,7 +117,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *sessiond.S
 		return err
 	}
 	defer release()
-	ch, cancel, err := s.Manager.Broker.Subscribe(ctx, sess.UserID)
+	ch, cancel, err := s.Manager.Subscribe(ctx, sess.UserID)
 	if err != nil {
 		return err
 	}
@@ -134,10 +134,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *sessiond.S
 	// live reports whether the stream's session still exists: its revoked
 	// event may never arrive (a full buffer, an admin command on another
 	// process), and a signed-out device must not go on seeing events.
-	live := func() bool {
-		_, err := s.Manager.Sessions.Get(ctx, sess.UserID, sess.ID, s.Manager.Now())
-		return err == nil
-	}
+	live := func() bool { return s.Manager.Live(ctx, sess) }
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -148,7 +145,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *sessiond.S
 	}
 	var until <-chan time.Time
 	if c, ok := ctx.Value(authKey{}).(*sessiond.AccessClaims); ok && c.ExpiresAt != nil {
-		t := time.NewTimer(time.Until(c.ExpiresAt.Time))
+		t := time.NewTimer(c.ExpiresAt.Time.Sub(s.Manager.Now()))
 		defer t.Stop()
 		until = t.C
 	}

@@ -146,11 +146,10 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 // writeGrant answers a login or refresh, with the tokens in the body or,
 // when the client asked for cookies, in cookies only.
 func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bool, msg string) {
-	now := time.Now()
 	out := grantJSON{
 		AccessToken:  g.AccessToken,
 		TokenType:    "Bearer",
-		ExpiresIn:    max(g.ExpiresIn(now), 0),
+		ExpiresIn:    max(int64(g.ExpiresIn/time.Second), 0),
 		RefreshToken: g.RefreshToken,
 		Session:      newSessionJSON(g.Session, g.Session.ID),
 	}
@@ -160,12 +159,8 @@ func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bo
 			Name: AccessCookie, Value: g.AccessToken, Path: "/", MaxAge: int(max(out.ExpiresIn, 1)),
 			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		})
-		rtEnd := g.Session.ExpiresAt
-		if m := s.Manager; m.AbsoluteLifetime > 0 {
-			rtEnd = g.Session.CreatedAt.Add(m.AbsoluteLifetime)
-		}
 		http.SetCookie(w, &http.Cookie{
-			Name: RefreshCookie, Value: g.RefreshToken, Path: "/", MaxAge: int(max(time.Until(rtEnd)/time.Second, 1)),
+			Name: RefreshCookie, Value: g.RefreshToken, Path: "/", MaxAge: int(max(g.RefreshExpiresIn/time.Second, 1)),
 			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		})
 	}
@@ -327,7 +322,7 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
-	w.Write(s.Manager.Access.JWKS())
+	w.Write(s.Manager.JWKS())
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {

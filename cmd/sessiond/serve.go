@@ -75,14 +75,14 @@ func openStores(ctx context.Context, c *config, log *slog.Logger) (*stores, erro
 	return st, nil
 }
 
-// open opens the configured stores and builds a Manager on them; the
-// caller closes the stores.
-func open(ctx context.Context, c *config, log *slog.Logger) (*sessiond.Manager, *stores, error) {
+// open opens the configured stores and builds a Manager on them, with the
+// parts that adjust changes (nil: none); the caller closes the stores.
+func open(ctx context.Context, c *config, log *slog.Logger, adjust func(*sessiond.Parts)) (*sessiond.Manager, *stores, error) {
 	st, err := openStores(ctx, c, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := newManager(c, st, log)
+	m, err := newManager(c, st, log, adjust)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -90,8 +90,9 @@ func open(ctx context.Context, c *config, log *slog.Logger) (*sessiond.Manager, 
 	return m, st, nil
 }
 
-// newManager builds the Manager of a configuration on opened stores.
-func newManager(c *config, st *stores, log *slog.Logger) (*sessiond.Manager, error) {
+// newManager builds the Manager of a configuration on opened stores, with
+// the parts that adjust changes (nil: none).
+func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.Parts)) (*sessiond.Manager, error) {
 	var sk *sessiond.SigningKey
 	var previous []ed25519.PublicKey
 	var err error
@@ -113,9 +114,18 @@ func newManager(c *config, st *stores, log *slog.Logger) (*sessiond.Manager, err
 	if err != nil {
 		return nil, fmt.Errorf("refresh key: %w", err)
 	}
-	m := sessiond.NewManager(st.sessions, st.users, sessiond.NewAccessTokens(c.Issuer, sk, previous...), sessiond.NewRefreshTokens(rk, retired...))
-	m.Broker = st.broker
-	m.Limiter = st.limiter
+	parts := sessiond.Parts{
+		Sessions: st.sessions,
+		Users:    st.users,
+		Access:   sessiond.NewAccessTokens(c.Issuer, sk, previous...),
+		Refresh:  sessiond.NewRefreshTokens(rk, retired...),
+		Limiter:  st.limiter,
+		Broker:   st.broker,
+	}
+	if adjust != nil {
+		adjust(&parts)
+	}
+	m := sessiond.NewManager(parts)
 	m.AccessTTL = c.AccessTTL
 	m.IdleTimeout = c.IdleTimeout
 	m.AbsoluteLifetime = c.AbsoluteLifetime
@@ -151,7 +161,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("SESSIOND_TRUSTED_PROXIES: %w", err)
 	}
 	log := newLogger(c, stdout)
-	m, st, err := open(ctx, c, log)
+	metrics := prometheus.New()
+	m, st, err := open(ctx, c, log, func(p *sessiond.Parts) { p.Observer = metrics })
 	if err != nil {
 		return err
 	}
@@ -177,8 +188,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer g.Close()
 		srv.Locator = g
 	}
-	metrics := prometheus.New()
-	m.Observer = metrics
 	srv.Metrics = metrics
 	srv.MetricsHandler = metrics.Handler()
 
