@@ -31,6 +31,11 @@ type Broker interface {
 	// Publish delivers e to the subscribers of e.UserID. It does not block
 	// on slow subscribers: a subscriber that cannot keep up misses events.
 	Publish(ctx context.Context, e Event) error
+	// PublishMany publishes events as Publish does, each in order; a
+	// shared broker sends them at once (a revoke-all of 10,000 sessions
+	// otherwise waits for 10,000 round trips one after the other). With an
+	// error, some events may have been delivered.
+	PublishMany(ctx context.Context, events []Event) error
 	// Subscribe returns a channel of the user's events and a function that
 	// ends the subscription and closes the channel.
 	Subscribe(ctx context.Context, userID string) (<-chan Event, func(), error)
@@ -52,6 +57,14 @@ func NewLocalBroker() *LocalBroker {
 // Publish implements Broker.
 func (b *LocalBroker) Publish(_ context.Context, e Event) error {
 	b.Deliver(e)
+	return nil
+}
+
+// PublishMany implements Broker.
+func (b *LocalBroker) PublishMany(_ context.Context, events []Event) error {
+	for _, e := range events {
+		b.Deliver(e)
+	}
 	return nil
 }
 

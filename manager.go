@@ -108,15 +108,21 @@ type Observer interface {
 	Refresh(ok bool)
 	ReuseDetected()
 	Ended(reason Reason, n int)
-}
-
-// PasswordObserver is an Observer that is also told how long each login's
-// password verification took (the argon2id hash, or the dummy hash of an
-// unknown user, with any wait for a free hashing slot), so that the rest
-// of a login's time can be told apart from it.
-type PasswordObserver interface {
+	// PasswordVerified is told how long a login's password verification
+	// took (the argon2id hash, or the dummy hash of an unknown user, with
+	// any wait for a free hashing slot), so that the rest of a login's
+	// time can be told apart from it.
 	PasswordVerified(d time.Duration)
 }
+
+// noObserver is the Observer of a Manager built without one.
+type noObserver struct{}
+
+func (noObserver) Login(bool)                     {}
+func (noObserver) Refresh(bool)                   {}
+func (noObserver) ReuseDetected()                 {}
+func (noObserver) Ended(Reason, int)              {}
+func (noObserver) PasswordVerified(time.Duration) {}
 
 // NewManager returns a Manager on p with the default settings.
 func NewManager(p Parts) *Manager {
@@ -144,6 +150,12 @@ func NewManager(p Parts) *Manager {
 	}
 	if m.broker == nil {
 		m.broker = NewLocalBroker()
+	}
+	if m.observer == nil {
+		m.observer = noObserver{}
+	}
+	if m.limiter == nil {
+		m.limiter = noLimiter{}
 	}
 	return m
 }
@@ -270,9 +282,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o, ok := m.observer.(PasswordObserver); ok {
-		o.PasswordVerified(time.Since(start))
-	}
+	m.observer.PasswordVerified(time.Since(start))
 	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
 		return nil, err
 	}
@@ -280,7 +290,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		return nil, ErrInvalidCredentials
 	}
 	if u.Locked {
-		m.observeLogin(false)
+		m.observer.Login(false)
 		return nil, ErrAccountLocked
 	}
 	s := &Session{
@@ -317,7 +327,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if err := m.recheckUser(ctx, u, s.ID); err != nil {
 		return nil, err
 	}
-	m.observeLogin(true)
+	m.observer.Login(true)
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", u.ID), slog.String("session_id", s.ID), slog.String("device", s.Device))
 	m.publish(ctx, Event{Type: EventCreated, UserID: u.ID, SessionID: s.ID, Session: s.Clone()})
 	return m.grant(s, now)
@@ -427,7 +437,7 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		}
 		next, rerr := m.sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
 		if rerr == nil {
-			m.observeRefresh(true)
+			m.observer.Refresh(true)
 			return m.grant(next, now)
 		}
 		if errors.Is(rerr, ErrGenerationMismatch) || errors.Is(rerr, ErrNotFound) {
@@ -453,12 +463,12 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		// The previous generation inside the grace window gets the
 		// current tokens again, never a second child, and counts for
 		// nothing.
-		m.observeRefresh(true)
+		m.observer.Refresh(true)
 		return m.grant(s, now)
 	case c.Generation < s.Generation:
 		// An authentic token of an older generation: someone else holds
 		// a copy. End the session, whatever the throttles say.
-		m.observeReuse()
+		m.observer.ReuseDetected()
 		switch err := m.sessions.Revoke(ctx, s.UserID, s.ID); {
 		case err == nil:
 			m.ended(ctx, s.UserID, []string{s.ID}, ReasonReuseDetected)
@@ -483,7 +493,7 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 // or the 429 of an address past its limit, or the store's error when the
 // failure could not be recorded: a failure is only answered once counted.
 func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed limit, cause error) error {
-	m.observeRefresh(false)
+	m.observer.Refresh(false)
 	if err := m.take(ctx, now, randomID(), failed); err != nil {
 		return err
 	}
@@ -817,9 +827,6 @@ func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 // resetAttempts forgets the failures of this account from this address
 // after a correct password.
 func (m *Manager) resetAttempts(ctx context.Context, k loginKeys) {
-	if m.limiter == nil {
-		return
-	}
 	if err := m.limiter.Reset(ctx, k.accountIP); err != nil {
 		m.Logger.WarnContext(ctx, "throttle reset failed", "err", err)
 	}
@@ -879,9 +886,7 @@ func (m *Manager) Sweep(ctx context.Context, interval time.Duration) {
 		}
 		if n > 0 {
 			m.Logger.InfoContext(ctx, "expired sessions deleted", "count", n, "reason", ReasonExpired)
-			if m.observer != nil {
-				m.observer.Ended(ReasonExpired, n)
-			}
+			m.observer.Ended(ReasonExpired, n)
 		}
 		select {
 		case <-ctx.Done():
@@ -896,58 +901,26 @@ func (m *Manager) ended(ctx context.Context, userID string, ids []string, reason
 	if len(ids) == 0 {
 		return
 	}
-	if m.observer != nil {
-		m.observer.Ended(reason, len(ids))
-	}
+	m.observer.Ended(reason, len(ids))
 	for _, id := range ids {
 		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session ended", slog.String("user_id", userID), slog.String("session_id", id), slog.String("reason", string(reason)))
 	}
-	if b, ok := m.broker.(batchPublisher); ok && len(ids) > 1 {
-		events := make([]Event, len(ids))
-		for i, id := range ids {
-			events[i] = Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason}
-		}
-		if err := b.PublishMany(context.WithoutCancel(ctx), events); err != nil {
-			m.Logger.WarnContext(ctx, "publish session events", "type", EventRevoked, "count", len(events), "err", err)
-		}
+	if len(ids) == 1 {
+		m.publish(ctx, Event{Type: EventRevoked, UserID: userID, SessionID: ids[0], Reason: reason})
 		return
 	}
-	for _, id := range ids {
-		m.publish(ctx, Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason})
+	events := make([]Event, len(ids))
+	for i, id := range ids {
+		events[i] = Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason}
 	}
-}
-
-// batchPublisher is a Broker that publishes many events at once (the Redis
-// broker pipelines them): a revoke-all of 10,000 sessions otherwise waits
-// for 10,000 round trips one after the other.
-type batchPublisher interface {
-	PublishMany(ctx context.Context, events []Event) error
+	if err := m.broker.PublishMany(context.WithoutCancel(ctx), events); err != nil {
+		m.Logger.WarnContext(ctx, "publish session events", "type", EventRevoked, "count", len(events), "err", err)
+	}
 }
 
 func (m *Manager) publish(ctx context.Context, e Event) {
-	if m.broker == nil {
-		return
-	}
 	if err := m.broker.Publish(context.WithoutCancel(ctx), e); err != nil {
 		m.Logger.WarnContext(ctx, "publish session event", "type", e.Type, "session_id", e.SessionID, "err", err)
-	}
-}
-
-func (m *Manager) observeLogin(ok bool) {
-	if m.observer != nil {
-		m.observer.Login(ok)
-	}
-}
-
-func (m *Manager) observeRefresh(ok bool) {
-	if m.observer != nil {
-		m.observer.Refresh(ok)
-	}
-}
-
-func (m *Manager) observeReuse() {
-	if m.observer != nil {
-		m.observer.ReuseDetected()
 	}
 }
 
@@ -990,10 +963,8 @@ func (m *Manager) writable(ctx context.Context) error {
 	if err := m.sessions.Writable(ctx); err != nil {
 		return fmt.Errorf("session store: %w", err)
 	}
-	if m.limiter != nil {
-		if err := m.limiter.Writable(ctx); err != nil {
-			return fmt.Errorf("limiter store: %w", err)
-		}
+	if err := m.limiter.Writable(ctx); err != nil {
+		return fmt.Errorf("limiter store: %w", err)
 	}
 	return nil
 }

@@ -101,16 +101,13 @@ func (m *Manager) loginLimits(k loginKeys) [3]limit {
 // that has reached its limit, before a password is verified, so that an
 // attempt past a limit costs no hash. It also reports whether the
 // (account, address) counter holds failures, which a correct password then
-// resets (none are recorded when that limit is off). A Limiter that is a
-// MultiCounter counts them all in one call.
+// resets (none are recorded when that limit is off). The counters are
+// counted in one call, one round trip to a shared store.
 func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (held bool, err error) {
-	if m.limiter == nil {
-		return false, nil
-	}
 	limits := m.loginLimits(k)
 	var (
 		cs     [len(limits)]Counter
-		counts [len(limits)]Count
+		counts [len(limits)]Counted
 		on     [len(limits)]int // indexes into limits of the counted
 		n      int
 	)
@@ -120,20 +117,12 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (h
 			n++
 		}
 	}
-	mc, batch := m.limiter.(MultiCounter)
-	if batch && n > 0 {
-		if err := mc.CountMany(ctx, cs[:n], now, counts[:n]); err != nil {
+	if n > 0 {
+		if err := m.limiter.Count(ctx, cs[:n], now, counts[:n]); err != nil {
 			return false, err
 		}
 	}
 	for j := range n {
-		if !batch {
-			c, w, err := m.limiter.Count(ctx, cs[j].Key, cs[j].Window, now)
-			if err != nil {
-				return held, err
-			}
-			counts[j] = Count{N: c, OldestLeavesIn: w}
-		}
 		l := limits[on[j]]
 		if on[j] == 0 { // (account, address), the one a success resets
 			held = counts[j].N > 0
@@ -160,10 +149,7 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (h
 // failures before the hash: a success then forgets them.
 func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok, held bool) error {
 	if !ok {
-		m.observeLogin(false)
-	}
-	if m.limiter == nil {
-		return nil
+		m.observer.Login(false)
 	}
 	now := m.now()
 	id := ""
@@ -194,9 +180,6 @@ func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok, held bool)
 // full counter, or the store's error when it could not record, which the
 // caller answers instead of letting the attempt through.
 func (m *Manager) take(ctx context.Context, now time.Time, id string, limits ...limit) error {
-	if m.limiter == nil {
-		return nil
-	}
 	var (
 		buf [3]Budget
 		on  [3]int
@@ -224,9 +207,6 @@ func (m *Manager) take(ctx context.Context, now time.Time, id string, limits ...
 // release gives back the event id that take recorded at now; a failure is
 // logged, since the event then only counts for nothing.
 func (m *Manager) release(ctx context.Context, now time.Time, id string, limits ...limit) {
-	if m.limiter == nil {
-		return
-	}
 	var (
 		buf [3]string
 		n   int

@@ -33,9 +33,8 @@ type Metrics struct {
 }
 
 var (
-	_ sessiond.Observer         = (*Metrics)(nil)
-	_ sessiond.PasswordObserver = (*Metrics)(nil)
-	_ sessiondhttp.Metrics      = (*Metrics)(nil)
+	_ sessiond.Observer    = (*Metrics)(nil)
+	_ sessiondhttp.Metrics = (*Metrics)(nil)
 )
 
 // New returns Metrics registered on a new registry, with the Go runtime
