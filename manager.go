@@ -108,10 +108,11 @@ type Observer interface {
 	Refresh(ok bool)
 	ReuseDetected()
 	Ended(reason Reason, n int)
-	// PasswordVerified is told how long a login's password verification
-	// took (the argon2id hash, or the dummy hash of an unknown user, with
-	// any wait for a free hashing slot), so that the rest of a login's
-	// time can be told apart from it.
+	// PasswordVerified is told how long a password verification took (the
+	// argon2id hash, or the dummy hash of an unknown user, with any wait
+	// for a free hashing slot) for a login or for the current password of
+	// a password change, which counts as a login attempt; so that the rest
+	// of a login's time can be told apart from it.
 	PasswordVerified(d time.Duration)
 }
 
@@ -197,7 +198,7 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 	now := m.now()
 	// Every attempt counts, not only those that create a user: each costs a
 	// password hash and tells whether a username or email is taken.
-	if err := m.take(ctx, now, randomID(), limit{"registrations", m.Throttles.Register, "reg:" + addrKey(r.ClientIP)}); err != nil {
+	if err := m.take(ctx, now, randomID(), registrations.of(addrKey(r.ClientIP))); err != nil {
 		return nil, err
 	}
 	hash, err := m.Hasher.Hash(ctx, r.Password)
@@ -248,19 +249,7 @@ type Grant struct {
 
 // Login verifies the credentials and creates a session for the device.
 func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
-	switch {
-	case r.Login == "":
-		return nil, invalid("username", "is required")
-	case len(r.Login) > MaxEmailLen || !utf8.ValidString(r.Login):
-		return nil, invalid("username", "must be a username or an email address")
-	case r.Password == "":
-		return nil, invalid("password", "is required")
-	case len(r.Password) > 4*MaxPasswordLen || !utf8.ValidString(r.Password):
-		return nil, invalid("password", "must be valid UTF-8 of at most %d characters", MaxPasswordLen)
-	case len(r.DeviceID) > MaxDeviceIDLen:
-		return nil, invalid("device_id", "must be at most %d bytes", MaxDeviceIDLen)
-	}
-	if err := CheckDeviceName("device_name", r.DeviceName); err != nil {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
 	now := m.now()
@@ -268,31 +257,45 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	keys := m.loginKeys(u, r.Login, r.IPAddress)
-	held, err := m.checkLogin(ctx, now, keys)
-	if err != nil {
+	ok, err := m.verifyPassword(ctx, now, u, r.Login, r.Password, r.IPAddress)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	hash := ""
-	if u != nil {
-		hash = u.PasswordHash
-	}
-	start := time.Now()
-	ok, err := m.Hasher.Verify(ctx, hash, r.Password)
-	if err != nil {
-		return nil, err
-	}
-	m.observer.PasswordVerified(time.Since(start))
-	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
-		return nil, err
-	}
-	if !ok {
+	case !ok:
 		return nil, ErrInvalidCredentials
-	}
-	if u.Locked {
+	case u.Locked:
 		m.observer.Login(false)
 		return nil, ErrAccountLocked
 	}
+	s := m.newSession(u, r, now)
+	if err := m.createSession(ctx, u, s, now); err != nil {
+		return nil, err
+	}
+	m.observer.Login(true)
+	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", u.ID), slog.String("session_id", s.ID), slog.String("device", s.Device))
+	m.publish(ctx, Event{Type: EventCreated, UserID: u.ID, SessionID: s.ID, Session: s.Clone()})
+	return m.grant(s, now)
+}
+
+// check refuses a LoginRequest whose fields no account could match.
+func (r *LoginRequest) check() error {
+	switch {
+	case r.Login == "":
+		return invalid("username", "is required")
+	case len(r.Login) > MaxEmailLen || !utf8.ValidString(r.Login):
+		return invalid("username", "must be a username or an email address")
+	case r.Password == "":
+		return invalid("password", "is required")
+	case len(r.Password) > 4*MaxPasswordLen || !utf8.ValidString(r.Password):
+		return invalid("password", "must be valid UTF-8 of at most %d characters", MaxPasswordLen)
+	case len(r.DeviceID) > MaxDeviceIDLen:
+		return invalid("device_id", "must be at most %d bytes", MaxDeviceIDLen)
+	}
+	return CheckDeviceName("device_name", r.DeviceName)
+}
+
+// newSession returns the session that login r of user u creates at now.
+func (m *Manager) newSession(u *User, r LoginRequest, now time.Time) *Session {
 	s := &Session{
 		ID:          randomID(),
 		UserID:      u.ID,
@@ -313,9 +316,15 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		s.DeviceClass = ClassUnknown
 	}
 	s.ExpiresAt = m.expiry(s, now)
+	return s
+}
+
+// createSession stores s, a new session of u, under the session cap, and
+// ends the sessions it replaces or evicts.
+func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now time.Time) error {
 	ended, err := m.sessions.Create(ctx, s, Limit{Max: m.maxSessions(), Policy: m.LimitPolicy}, now)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, e := range ended {
 		m.ended(ctx, u.ID, []string{e.ID}, e.Reason)
@@ -324,13 +333,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	// was hashing has already ended the user's sessions; it must end this
 	// one too. Those acts change the user before they revoke, so reading
 	// the user after creating the session sees them.
-	if err := m.recheckUser(ctx, u, s.ID); err != nil {
-		return nil, err
-	}
-	m.observer.Login(true)
-	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", u.ID), slog.String("session_id", s.ID), slog.String("device", s.Device))
-	m.publish(ctx, Event{Type: EventCreated, UserID: u.ID, SessionID: s.ID, Session: s.Clone()})
-	return m.grant(s, now)
+	return m.recheckUser(ctx, u, s.ID)
 }
 
 // recheckUser ends session id if the user changed since u was read.
@@ -405,40 +408,65 @@ func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
 // toward the session's refresh limit.
 func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*Grant, error) {
 	now := m.now()
-	failed := limit{"failed refreshes", m.Throttles.FailedRefresh, "rf:" + addrKey(clientIP)}
+	failed := failedRefreshes.of(addrKey(clientIP))
 	c, err := m.refresh.Parse(token)
 	if err != nil {
 		return nil, m.refreshFailed(ctx, now, failed, err)
 	}
-	perSession := limit{"refreshes of this session", m.Throttles.SessionRefresh, "rs:" + c.SessionID}
+	s, rotated, err := m.rotate(ctx, c, now)
+	switch {
+	case rotated:
+		m.observer.Refresh(true)
+		return m.grant(s, now)
+	case errors.Is(err, ErrNotFound):
+		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: session ended", ErrInvalidToken))
+	case err != nil:
+		return nil, err
+	case c.Generation+1 == s.Generation && now.Sub(s.RotatedAt) <= m.RefreshGrace:
+		// The previous generation inside the grace window gets the
+		// current tokens again, never a second child, and counts for
+		// nothing.
+		m.observer.Refresh(true)
+		return m.grant(s, now)
+	case c.Generation < s.Generation:
+		return nil, m.reused(ctx, s, now, failed)
+	default:
+		// A generation from the future cannot be authentic for this
+		// session; refuse and change nothing.
+		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken))
+	}
+}
 
-	// The current generation rotates, with a compare-and-set; when another
-	// refresh of the same token wins the race, decide again on the
-	// session it left.
+// rotate advances the session of c to the next generation if c is of its
+// current one, with a compare-and-set, and reports whether it did, with
+// the rotated session. Otherwise it returns the session as it is, for the
+// caller to judge c against: when another refresh of the same token wins
+// the race, it decides again on the session that refresh left. A rotation
+// takes its place in the session's refresh budget before it happens, and
+// gives it back if another refresh rotates first.
+func (m *Manager) rotate(ctx context.Context, c RefreshClaims, now time.Time) (*Session, bool, error) {
+	perSession := sessionRefreshes.of(c.SessionID)
 	s, err := m.sessions.Get(ctx, c.UserID, c.SessionID, now)
 	for attempt := 0; err == nil && c.Generation == s.Generation; attempt++ {
 		if attempt == 3 {
-			return nil, fmt.Errorf("refresh %s: lost the rotation race 3 times: %w", c.SessionID, ErrUnavailable)
+			return nil, false, fmt.Errorf("refresh %s: lost the rotation race 3 times: %w", c.SessionID, ErrUnavailable)
 		}
-		// The rotation takes its place in the session's budget before it
-		// happens, and gives it back if another refresh rotates first.
 		id := randomID()
 		if terr := m.take(ctx, now, id, perSession); terr != nil {
 			var th *ThrottledError
 			if !errors.As(terr, &th) {
-				return nil, terr
+				return nil, false, terr
 			}
 			// The budget is full, unless a concurrent refresh of this
 			// very token has just rotated: this one is then a replay.
 			if s, err = m.sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
-				return nil, terr
+				return nil, false, terr
 			}
 			break
 		}
 		next, rerr := m.sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
 		if rerr == nil {
-			m.observer.Refresh(true)
-			return m.grant(next, now)
+			return next, true, nil
 		}
 		if errors.Is(rerr, ErrGenerationMismatch) || errors.Is(rerr, ErrNotFound) {
 			// Not rotated; a store error may hide a rotation that
@@ -454,45 +482,33 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 			s, err = m.sessions.Get(ctx, c.UserID, c.SessionID, now)
 		}
 	}
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: session ended", ErrInvalidToken))
-	case err != nil:
-		return nil, err
-	case c.Generation+1 == s.Generation && now.Sub(s.RotatedAt) <= m.RefreshGrace:
-		// The previous generation inside the grace window gets the
-		// current tokens again, never a second child, and counts for
-		// nothing.
-		m.observer.Refresh(true)
-		return m.grant(s, now)
-	case c.Generation < s.Generation:
-		// An authentic token of an older generation: someone else holds
-		// a copy. End the session, whatever the throttles say.
-		m.observer.ReuseDetected()
-		switch err := m.sessions.Revoke(ctx, s.UserID, s.ID); {
-		case err == nil:
-			m.ended(ctx, s.UserID, []string{s.ID}, ReasonReuseDetected)
-		case !errors.Is(err, ErrNotFound):
-			return nil, err
-		}
-		// It is a failed refresh of this address all the same; its
-		// answer does not wait for the count, which only the session's
-		// end matters to.
-		if err := m.take(ctx, now, randomID(), failed); err != nil && !errors.As(err, new(*ThrottledError)) {
-			m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle count failed", slog.String("err", err.Error()))
-		}
-		return nil, fmt.Errorf("%w: refresh token reused", ErrInvalidToken)
-	default:
-		// A generation from the future cannot be authentic for this
-		// session; refuse and change nothing.
-		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken))
+	return s, false, err
+}
+
+// reused answers an authentic refresh token of a generation older than
+// the session's: someone else holds a copy. It ends the session, whatever
+// the throttles say.
+func (m *Manager) reused(ctx context.Context, s *Session, now time.Time, failed counter) error {
+	m.observer.ReuseDetected()
+	switch err := m.sessions.Revoke(ctx, s.UserID, s.ID); {
+	case err == nil:
+		m.ended(ctx, s.UserID, []string{s.ID}, ReasonReuseDetected)
+	case !errors.Is(err, ErrNotFound):
+		return err
 	}
+	// It is a failed refresh of this address all the same; its answer
+	// does not wait for the count, which only the session's end matters
+	// to.
+	if err := m.take(ctx, now, randomID(), failed); err != nil && !errors.As(err, new(*ThrottledError)) {
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle count failed", slog.String("err", err.Error()))
+	}
+	return fmt.Errorf("%w: refresh token reused", ErrInvalidToken)
 }
 
 // refreshFailed counts a failed refresh of the address and returns cause,
 // or the 429 of an address past its limit, or the store's error when the
 // failure could not be recorded: a failure is only answered once counted.
-func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed limit, cause error) error {
+func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed counter, cause error) error {
 	m.observer.Refresh(false)
 	if err := m.take(ctx, now, randomID(), failed); err != nil {
 		return err
@@ -712,8 +728,7 @@ func (m *Manager) Logout(ctx context.Context, s *Session) error {
 func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) error {
 	err := m.sessions.Revoke(ctx, userID, id)
 	if errors.Is(err, ErrNotFound) {
-		unknown := limit{"revocations of unknown sessions", m.Throttles.UnknownRevoke, "rv:" + userID}
-		if err := m.take(ctx, m.now(), randomID(), unknown); err != nil {
+		if err := m.take(ctx, m.now(), randomID(), unknownRevocations.of(userID)); err != nil {
 			return err
 		}
 		return fmt.Errorf("session %w", ErrNotFound)
@@ -784,17 +799,8 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 	if err != nil {
 		return 0, err
 	}
-	now := m.now()
-	keys := m.loginKeys(u, u.Username, r.ClientIP)
-	held, err := m.checkLogin(ctx, now, keys)
+	ok, err := m.verifyPassword(ctx, m.now(), u, u.Username, r.Current, r.ClientIP)
 	if err != nil {
-		return 0, err
-	}
-	ok, err := m.Hasher.Verify(ctx, u.PasswordHash, r.Current)
-	if err != nil {
-		return 0, err
-	}
-	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
 		return 0, err
 	}
 	if !ok {
@@ -822,14 +828,6 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 // than 30 s, for the second half of an act whose first half is done.
 func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-}
-
-// resetAttempts forgets the failures of this account from this address
-// after a correct password.
-func (m *Manager) resetAttempts(ctx context.Context, k loginKeys) {
-	if err := m.limiter.Reset(ctx, k.accountIP); err != nil {
-		m.Logger.WarnContext(ctx, "throttle reset failed", "err", err)
-	}
 }
 
 // ResetPassword sets a new password for userID (an administrator's act)
