@@ -17,12 +17,13 @@ const (
 
 // Event is a change to one of a user's sessions.
 type Event struct {
-	Type      EventType `json:"type"`
-	UserID    string    `json:"-"`
-	SessionID string    `json:"session_id"`
-	Reason    Reason    `json:"reason,omitempty"`
+	Type      EventType
+	UserID    string
+	SessionID string
+	// Reason is set for revoked events.
+	Reason Reason
 	// Session is set for created and renamed events.
-	Session *Session `json:"-"`
+	Session *Session
 }
 
 // Broker carries session events to subscribers of the same user, on this
@@ -102,11 +103,4 @@ func (b *LocalBroker) Subscribe(_ context.Context, userID string) (<-chan Event,
 			close(ch)
 		})
 	}, nil
-}
-
-// Subscribers reports how many subscriptions userID has on this process.
-func (b *LocalBroker) Subscribers(userID string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.subs[userID])
 }

@@ -23,8 +23,8 @@ const (
 	DefaultAbsoluteLifetime = 30 * 24 * time.Hour
 	DefaultRefreshGrace     = 10 * time.Second
 	DefaultMaxSessions      = 50
-	DefaultActivityInterval = time.Minute
-	DefaultReadyInterval    = 2 * time.Second
+	defaultActivityInterval = time.Minute
+	defaultReadyInterval    = 2 * time.Second
 )
 
 // Manager implements sign-up, sign-in, refresh, validation and revocation.
@@ -43,7 +43,8 @@ type Manager struct {
 
 	// Hasher hashes passwords; default: argon2id with DefaultArgon2.
 	Hasher *PasswordHasher
-	// Throttles are the throttle limits; default: DefaultThrottles.
+	// Throttles are the throttle limits; the default of each is in its
+	// comment.
 	Throttles Throttles
 
 	// AccessTTL is the access token lifetime (default 15 min); a token
@@ -60,10 +61,10 @@ type Manager struct {
 	RefreshGrace time.Duration
 	// MaxSessions caps the sessions of one user (default 50). It is never
 	// more than HardMaxSessions: a value <= 0 or above it means
-	// HardMaxSessions, and LimitPolicy applies there as at any cap.
+	// HardMaxSessions, and CapPolicy applies there as at any cap.
 	MaxSessions int
-	// LimitPolicy says what happens at the cap (default PolicyEvict).
-	LimitPolicy LimitPolicy
+	// CapPolicy says what happens at the cap (default PolicyEvict).
+	CapPolicy CapPolicy
 	// ActivityInterval is the least time between two activity writes of
 	// one session (default 1 min).
 	ActivityInterval time.Duration
@@ -136,16 +137,16 @@ func NewManager(p Parts) *Manager {
 		limiter:          p.Limiter,
 		observer:         p.Observer,
 		Hasher:           NewPasswordHasher(DefaultArgon2),
-		Throttles:        DefaultThrottles,
+		Throttles:        defaultThrottles,
 		AccessTTL:        DefaultAccessTTL,
 		IdleTimeout:      DefaultIdleTimeout,
 		AbsoluteLifetime: DefaultAbsoluteLifetime,
 		RefreshGrace:     DefaultRefreshGrace,
 		MaxSessions:      DefaultMaxSessions,
-		LimitPolicy:      PolicyEvict,
-		ActivityInterval: DefaultActivityInterval,
+		CapPolicy:        PolicyEvict,
+		ActivityInterval: defaultActivityInterval,
 		SignupOpen:       true,
-		ReadyInterval:    DefaultReadyInterval,
+		ReadyInterval:    defaultReadyInterval,
 		Logger:           slog.Default(),
 		Now:              time.Now,
 	}
@@ -186,10 +187,10 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 	if !m.SignupOpen {
 		return nil, ErrSignupClosed
 	}
-	if err := CheckUsername(r.Username); err != nil {
+	if err := checkUsername(r.Username); err != nil {
 		return nil, err
 	}
-	if err := CheckEmail(r.Email); err != nil {
+	if err := checkEmail(r.Email); err != nil {
 		return nil, err
 	}
 	if err := CheckPassword("password", r.Password); err != nil {
@@ -282,16 +283,16 @@ func (r *LoginRequest) check() error {
 	switch {
 	case r.Login == "":
 		return invalid("username", "is required")
-	case len(r.Login) > MaxEmailLen || !utf8.ValidString(r.Login):
+	case len(r.Login) > maxEmailLen || !utf8.ValidString(r.Login):
 		return invalid("username", "must be a username or an email address")
 	case r.Password == "":
 		return invalid("password", "is required")
-	case len(r.Password) > 4*MaxPasswordLen || !utf8.ValidString(r.Password):
-		return invalid("password", "must be valid UTF-8 of at most %d characters", MaxPasswordLen)
+	case len(r.Password) > 4*maxPasswordLen || !utf8.ValidString(r.Password):
+		return invalid("password", "must be valid UTF-8 of at most %d characters", maxPasswordLen)
 	case len(r.DeviceID) > MaxDeviceIDLen:
 		return invalid("device_id", "must be at most %d bytes", MaxDeviceIDLen)
 	}
-	return CheckDeviceName("device_name", r.DeviceName)
+	return checkDeviceName("device_name", r.DeviceName)
 }
 
 // newSession returns the session that login r of user u creates at now.
@@ -312,9 +313,7 @@ func (m *Manager) newSession(u *User, r LoginRequest, now time.Time) *Session {
 	if r.DeviceID != "" {
 		s.DeviceID = DeviceHash(u.ID, r.DeviceID)
 	}
-	if s.DeviceClass == "" {
-		s.DeviceClass = ClassUnknown
-	}
+	s.DeviceClass = s.Class()
 	s.ExpiresAt = m.expiry(s, now)
 	return s
 }
@@ -322,7 +321,7 @@ func (m *Manager) newSession(u *User, r LoginRequest, now time.Time) *Session {
 // createSession stores s, a new session of u, under the session cap, and
 // ends the sessions it replaces or evicts.
 func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now time.Time) error {
-	ended, err := m.sessions.Create(ctx, s, Limit{Max: m.maxSessions(), Policy: m.LimitPolicy}, now)
+	ended, err := m.sessions.Create(ctx, s, SessionCap{Max: m.maxSessions(), Policy: m.CapPolicy}, now)
 	if err != nil {
 		return err
 	}
@@ -760,7 +759,7 @@ func (m *Manager) RevokeAll(ctx context.Context, userID string, reason Reason) (
 
 // Rename sets the name of one session of userID ("" clears it).
 func (m *Manager) Rename(ctx context.Context, userID, id, name string) (*Session, error) {
-	if err := CheckDeviceName("name", name); err != nil {
+	if err := checkDeviceName("name", name); err != nil {
 		return nil, err
 	}
 	s, err := m.sessions.Rename(ctx, userID, id, name)

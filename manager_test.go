@@ -243,7 +243,7 @@ type hookedSessions struct {
 	before func()
 }
 
-func (h *hookedSessions) Create(ctx context.Context, s *sessiond.Session, l sessiond.Limit, now time.Time) ([]sessiond.Ended, error) {
+func (h *hookedSessions) Create(ctx context.Context, s *sessiond.Session, l sessiond.SessionCap, now time.Time) ([]sessiond.Ended, error) {
 	if h.before != nil {
 		h.before()
 	}

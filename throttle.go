@@ -21,22 +21,24 @@ type Rate struct {
 type Throttles struct {
 	// LoginAccountIP, LoginAccount and LoginIP count failed logins (and
 	// wrong current passwords) per (account, client IP), per account and
-	// per client IP. Unknown accounts count exactly like real ones.
+	// per client IP (defaults 10, 100 and 30 per 15 min). Unknown accounts
+	// count exactly like real ones.
 	LoginAccountIP, LoginAccount, LoginIP Rate
-	// Register counts registrations per client IP.
+	// Register counts registrations per client IP (default 20 per hour).
 	Register Rate
 	// FailedRefresh counts unknown, forged or reused refresh tokens per
-	// client IP.
+	// client IP (default 30 per minute).
 	FailedRefresh Rate
-	// SessionRefresh counts refreshes of one session.
+	// SessionRefresh counts refreshes of one session (default 10 per
+	// minute).
 	SessionRefresh Rate
 	// UnknownRevoke counts revocations of unknown or foreign session ids
-	// per user.
+	// per user (default 30 per minute).
 	UnknownRevoke Rate
 }
 
-// DefaultThrottles are the defaults of DESIGN section 2.
-var DefaultThrottles = Throttles{
+// defaultThrottles are the defaults of DESIGN section 2.
+var defaultThrottles = Throttles{
 	LoginAccountIP: Rate{10, 15 * time.Minute},
 	LoginAccount:   Rate{100, 15 * time.Minute},
 	LoginIP:        Rate{30, 15 * time.Minute},

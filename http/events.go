@@ -97,8 +97,15 @@ func (s *Server) OpenStreams() int {
 	return s.streams.total
 }
 
-// HeartbeatInterval is how often the event stream sends a comment line.
-var HeartbeatInterval = 25 * time.Second
+// DefaultHeartbeatInterval is the default of Server.HeartbeatInterval.
+const DefaultHeartbeatInterval = 25 * time.Second
+
+func (s *Server) heartbeat() time.Duration {
+	if s.HeartbeatInterval <= 0 {
+		return DefaultHeartbeatInterval
+	}
+	return s.HeartbeatInterval
+}
 
 // events streams the user's session events as Server-Sent Events until the
 // stream's own session ends, its access token expires, the server shuts
@@ -122,12 +129,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *sessiond.S
 		return err
 	}
 	defer cancel()
+	beatEvery := s.heartbeat()
 	rc := http.NewResponseController(w)
 	// The stream outlives the server's write timeout by design; each write
 	// gets its own deadline instead, so a client that stops reading does
 	// not hold the stream forever.
 	write := func(format string, args ...any) bool {
-		rc.SetWriteDeadline(time.Now().Add(HeartbeatInterval + 10*time.Second))
+		rc.SetWriteDeadline(time.Now().Add(beatEvery + 10*time.Second))
 		fmt.Fprintf(w, format, args...)
 		return rc.Flush() == nil
 	}
@@ -149,7 +157,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *sessiond.S
 		defer t.Stop()
 		until = t.C
 	}
-	beat := time.NewTicker(HeartbeatInterval)
+	beat := time.NewTicker(beatEvery)
 	defer beat.Stop()
 	for {
 		select {

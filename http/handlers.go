@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/english"
 )
 
 const jsonType = "application/json"
@@ -265,7 +266,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sess
 		next := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {page.Next}}
 		w.Header().Set("Link", "<"+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
 	}
-	writeJSON(w, http.StatusOK, plural(len(out), "signed-in device"), out)
+	writeJSON(w, http.StatusOK, english.Plural(len(out), "signed-in device"), out)
 	return nil
 }
 
@@ -277,7 +278,7 @@ func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request, sess *sess
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, "signed out "+plural(n, "other device"), map[string]int{"revoked": n})
+	writeJSON(w, http.StatusOK, "signed out "+english.Plural(n, "other device"), map[string]int{"revoked": n})
 	return nil
 }
 
@@ -328,11 +329,7 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	ready := s.Ready
-	if ready == nil {
-		ready = s.Manager.Ready
-	}
-	if err := ready(ctx); err != nil {
+	if err := s.Manager.Ready(ctx); err != nil {
 		s.logger().WarnContext(ctx, "not ready", "err", err)
 		writeAPIError(w, apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: "a store is unreachable or refuses writes", retryAfter: time.Second})
 		return nil
@@ -346,14 +343,6 @@ func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
 	w.Write(OpenAPIJSON)
-}
-
-// plural renders "1 device" or "2 devices".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // noBody refuses a body these endpoints do not take unless it is JSON

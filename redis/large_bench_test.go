@@ -50,7 +50,7 @@ func BenchmarkLargeUserNeighbours(b *testing.B) {
 				for i := w; i < sessiond.HardMaxSessions; i += 8 {
 					s := testSession(large, now.Add(-time.Duration(i)*time.Second))
 					s.DeviceID = ""
-					if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+					if _, err := st.Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
 						errs <- err
 						return
 					}

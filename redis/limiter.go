@@ -59,7 +59,7 @@ func (l *Limiter) Count(ctx context.Context, cs []sessiond.Counter, now time.Tim
 	res := c.DoMulti(ctx, cmds...)
 	for _, r := range res {
 		if err := r.Error(); err != nil {
-			return wrap("limiter count", err)
+			return wrap(err, "limiter count")
 		}
 	}
 	for i, k := range cs {
@@ -95,7 +95,7 @@ func (l *Limiter) Take(ctx context.Context, bs []sessiond.Budget, id string, now
 	}
 	arr, err := limiterTakeScript.Exec(ctx, l.s.client, keys, args).ToArray()
 	if err != nil {
-		return sessiond.Taken{}, wrap("limiter take", err)
+		return sessiond.Taken{}, wrap(err, "limiter take")
 	}
 	if len(arr) != 2 {
 		return sessiond.Taken{}, fmt.Errorf("redis: limiter take: %w", errCodeUnexpected)
@@ -126,7 +126,7 @@ func (l *Limiter) Release(ctx context.Context, keys []string, id string, _ time.
 	}
 	for _, r := range c.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
-			return wrap("limiter release", err)
+			return wrap(err, "limiter release")
 		}
 	}
 	return nil
@@ -136,5 +136,5 @@ func (l *Limiter) Release(ctx context.Context, keys []string, id string, _ time.
 func (l *Limiter) Reset(ctx context.Context, key string) error {
 	ctx, cancel := l.s.deadline(ctx)
 	defer cancel()
-	return wrap("limiter reset", l.s.client.Do(ctx, l.s.client.B().Del().Key(LimiterKey(key)).Build()).Error())
+	return wrap(l.s.client.Do(ctx, l.s.client.B().Del().Key(LimiterKey(key)).Build()).Error(), "limiter reset")
 }

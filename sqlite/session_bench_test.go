@@ -32,7 +32,7 @@ func benchSessionStore(b *testing.B) (*sqlite.SessionStore, *sessiond.Session) {
 		IPAddress: "203.0.113.42", Location: "Lagos, Nigeria",
 		CreatedAt: now, LastActive: now, ExpiresAt: now.Add(14 * 24 * time.Hour), Generation: 1, RotatedAt: now,
 	}
-	if _, err := st.Create(ctx, s, sessiond.Limit{Max: 50}, now); err != nil {
+	if _, err := st.Create(ctx, s, sessiond.SessionCap{Max: 50}, now); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := st.Get(ctx, s.UserID, s.ID, now); err != nil {
@@ -181,7 +181,7 @@ func benchLogin(b *testing.B, cold, writes bool) {
 				IPAddress: "203.0.113.42", Location: "Lagos, Nigeria",
 				CreatedAt: now, LastActive: now, ExpiresAt: now.Add(14 * 24 * time.Hour), Generation: 1, RotatedAt: now,
 			}
-			if _, err := sessions.Create(ctx, s, sessiond.Limit{Max: 50}, now); err != nil {
+			if _, err := sessions.Create(ctx, s, sessiond.SessionCap{Max: 50}, now); err != nil {
 				b.Fatal(err)
 			}
 		}

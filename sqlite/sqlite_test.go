@@ -97,7 +97,7 @@ func newLiveSession(userID, id string, now time.Time) *sessiond.Session {
 func mustCreate(t *testing.T, st *sqlite.SessionStore, userID, id string, now time.Time) *sessiond.Session {
 	t.Helper()
 	s := newLiveSession(userID, id, now)
-	if _, err := st.Create(context.Background(), s, sessiond.Limit{}, now); err != nil {
+	if _, err := st.Create(context.Background(), s, sessiond.SessionCap{}, now); err != nil {
 		t.Fatalf("Create(%s): got error %v, want nil", id, err)
 	}
 	return s
@@ -320,7 +320,7 @@ func TestDeleteExpiredInBatches(t *testing.T) {
 	for i := range 10 {
 		s := newLiveSession("u1", fmt.Sprintf("expired%d", i), now)
 		s.ExpiresAt = now.Add(time.Minute)
-		if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+		if _, err := st.Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
 			t.Fatalf("Create: got error %v, want nil", err)
 		}
 	}

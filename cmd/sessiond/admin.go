@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/english"
 )
 
 // admin runs the user and sessions subcommands against the configured
@@ -83,7 +84,7 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: %s ended\n", u.Username, plural(n, "session"))
+		fmt.Fprintf(stdout, "%s: %s ended\n", u.Username, english.Plural(n, "session"))
 		return nil
 	}
 	switch cmd {
@@ -186,17 +187,10 @@ func looksLikeID(w string) bool {
 func argCount(n [2]int) string {
 	switch {
 	case n[0] == n[1]:
-		return plural(n[0], "argument")
+		return english.Plural(n[0], "argument")
 	default:
 		return fmt.Sprintf("%d or %d arguments", n[0], n[1])
 	}
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func dash(s string) string {

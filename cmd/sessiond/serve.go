@@ -24,6 +24,10 @@ import (
 	"github.com/sessiond/sessiond/web"
 )
 
+// heartbeat is the event streams' heartbeat interval, 0 for the server's
+// default; tests shorten it.
+var heartbeat time.Duration
+
 // stores is what a configuration opens.
 type stores struct {
 	sessions sessiond.SessionStore
@@ -131,7 +135,7 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 	m.AbsoluteLifetime = c.AbsoluteLifetime
 	m.RefreshGrace = c.RefreshGrace
 	m.MaxSessions = c.MaxSessions
-	m.LimitPolicy = sessiond.LimitPolicy(c.LimitPolicy)
+	m.CapPolicy = sessiond.CapPolicy(c.LimitPolicy)
 	m.SignupOpen = c.Signup
 	m.Logger = log
 	return m, nil
@@ -173,6 +177,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv.Logger = log
 	srv.Page = web.Handler(web.Options{Signup: c.Signup, PublicURL: c.PublicURL})
 	srv.MaxStreams = c.MaxStreams
+	srv.HeartbeatInterval = heartbeat
 	if lim := openFileLimit(); lim > 0 {
 		var lowered bool
 		if srv.MaxStreams, lowered = streamsWithin(c.MaxStreams, lim); lowered {
