@@ -30,9 +30,13 @@ func exampleManager(dir string) (*sessiond.Manager, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db),
-		sessiond.NewAccessTokens("example", sk), sessiond.NewRefreshTokens(rk))
-	m.Limiter = sqlite.NewLimiter(db) // login and refresh throttles
+	m := sessiond.NewManager(sessiond.Parts{
+		Sessions: sqlite.NewSessionStore(db),
+		Users:    sqlite.NewUserStore(db),
+		Access:   sessiond.NewAccessTokens("example", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+		Limiter:  sqlite.NewLimiter(db), // login and refresh throttles
+	})
 	m.Logger = slog.New(slog.DiscardHandler)
 	return m, func() { db.Close() }
 }
@@ -59,9 +63,13 @@ func ExampleNewManager() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db),
-		sessiond.NewAccessTokens("https://auth.example.com", sk), sessiond.NewRefreshTokens(rk))
-	m.Limiter = sqlite.NewLimiter(db)
+	m := sessiond.NewManager(sessiond.Parts{
+		Sessions: sqlite.NewSessionStore(db),
+		Users:    sqlite.NewUserStore(db),
+		Access:   sessiond.NewAccessTokens("https://auth.example.com", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+		Limiter:  sqlite.NewLimiter(db),
+	})
 	m.Logger = slog.New(slog.DiscardHandler)
 
 	ctx := context.Background()

@@ -107,7 +107,7 @@ func TestThrottlesFailClosed(t *testing.T) {
 	for _, rl := range refusingLimiters() {
 		t.Run(rl.name, func(t *testing.T) {
 			m, _ := newManager(t)
-			m.Limiter = rl.limiter(t)
+			m.SetLimiterForTest(rl.limiter(t))
 			ctx := context.Background()
 			g := signIn(t, m, "pat")
 			rl.refuse(t)

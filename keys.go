@@ -42,16 +42,16 @@ func newSigningKey(priv ed25519.PrivateKey) (*SigningKey, error) {
 	if len(priv) != ed25519.PrivateKeySize {
 		return nil, errors.New("signing key: wrong Ed25519 private key length")
 	}
-	id, err := SigningKeyID(priv.Public().(ed25519.PublicKey))
+	id, err := signingKeyID(priv.Public().(ed25519.PublicKey))
 	if err != nil {
 		return nil, err
 	}
 	return &SigningKey{ID: id, Key: priv}, nil
 }
 
-// SigningKeyID returns the RFC 7638 JWK thumbprint (SHA-256, base64url
+// signingKeyID returns the RFC 7638 JWK thumbprint (SHA-256, base64url
 // without padding) of an Ed25519 public key: the kid sessiond gives it.
-func SigningKeyID(pub ed25519.PublicKey) (string, error) {
+func signingKeyID(pub ed25519.PublicKey) (string, error) {
 	if len(pub) != ed25519.PublicKeySize {
 		return "", errors.New("signing key: wrong Ed25519 public key length")
 	}
@@ -174,7 +174,7 @@ func loadOrCreate[K any](path, what string, parse func([]byte) (K, error), gener
 
 // RefreshKey is the secret under which refresh tokens are authenticated.
 type RefreshKey struct {
-	// ID is derived from Secret (see RefreshKeyID) and travels in every
+	// ID is derived from Secret (see refreshKeyID) and travels in every
 	// refresh token, so a retired key can still be found.
 	ID string
 	// Secret is 32 random bytes.
@@ -184,10 +184,10 @@ type RefreshKey struct {
 // refreshKeySize is the length of a refresh key's secret in bytes.
 const refreshKeySize = 32
 
-// RefreshKeyID returns the id of a refresh key secret: the first 8
+// refreshKeyID returns the id of a refresh key secret: the first 8
 // base64url characters (48 bits) of SHA-256 over a domain-separation prefix
 // and the secret. It identifies the key without revealing anything usable.
-func RefreshKeyID(secret []byte) string {
+func refreshKeyID(secret []byte) string {
 	h := sha256.New()
 	h.Write([]byte("sessiond refresh key id v1\x00"))
 	h.Write(secret)
@@ -202,7 +202,7 @@ func GenerateRefreshKey() (*RefreshKey, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("refresh key: generate: %w", err)
 	}
-	return &RefreshKey{ID: RefreshKeyID(secret), Secret: secret}, nil
+	return &RefreshKey{ID: refreshKeyID(secret), Secret: secret}, nil
 }
 
 // ParseRefreshKey reads a refresh key: base64 (standard or URL alphabet,
@@ -230,7 +230,7 @@ func ParseRefreshKey(data []byte) (*RefreshKey, error) {
 	if bytes.Equal(secret, make([]byte, refreshKeySize)) {
 		return nil, errors.New("refresh key: all bytes are zero, want 32 random bytes")
 	}
-	return &RefreshKey{ID: RefreshKeyID(secret), Secret: secret}, nil
+	return &RefreshKey{ID: refreshKeyID(secret), Secret: secret}, nil
 }
 
 // marshal returns the file form of the key: base64 and a newline.

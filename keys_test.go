@@ -290,7 +290,7 @@ func checkKeyFile(t *testing.T, path string) {
 
 func TestRefreshKeyParse(t *testing.T) {
 	k := mustRefreshKey(t)
-	if len(k.Secret) != 32 || len(k.ID) != 8 || k.ID != RefreshKeyID(k.Secret) {
+	if len(k.Secret) != 32 || len(k.ID) != 8 || k.ID != refreshKeyID(k.Secret) {
 		t.Fatalf("GenerateRefreshKey: %d-byte secret, id %q", len(k.Secret), k.ID)
 	}
 	for _, enc := range []struct {
@@ -346,8 +346,8 @@ func TestRefreshKeyID(t *testing.T) {
 	if a.ID == b.ID {
 		t.Error("two random keys share an id")
 	}
-	if RefreshKeyID(a.Secret) != RefreshKeyID(bytes.Clone(a.Secret)) {
-		t.Error("RefreshKeyID is not deterministic")
+	if refreshKeyID(a.Secret) != refreshKeyID(bytes.Clone(a.Secret)) {
+		t.Error("refreshKeyID is not deterministic")
 	}
 	if strings.Contains(base64.RawURLEncoding.EncodeToString(a.Secret), a.ID) {
 		t.Error("the id is a piece of the secret")

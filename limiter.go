@@ -15,15 +15,16 @@ import (
 // (Redis Cluster) keeps each group on one shard, so that a Take is one
 // atomic step there too.
 type Limiter interface {
-	// Count returns how many events were recorded under key in the window
-	// ending at now, and, when that count is not zero, how long until the
-	// oldest of them leaves the window. Events stamped after now count too:
-	// an instance whose clock runs ahead records them in the future, and
-	// they happened.
-	Count(ctx context.Context, key string, window time.Duration, now time.Time) (n int, oldestLeavesIn time.Duration, err error)
-	// Add records one event under key at now. The key expires with the
-	// window.
-	Add(ctx context.Context, key string, window time.Duration, now time.Time) error
+	// Count sets counts[i] to how many events were recorded under
+	// cs[i].Key in the window of cs[i] ending at now, and, when that count
+	// is not zero, how long until the oldest of them leaves the window, for
+	// every i; counts has the length of cs, and the counters may be of any
+	// groups. Events stamped after now count too: an instance whose clock
+	// runs ahead records them in the future, and they happened. A store
+	// counts them all in one round trip (the Manager checks a login's three
+	// counters before verifying its password). On an error no count is to
+	// be trusted.
+	Count(ctx context.Context, cs []Counter, now time.Time, counts []Counted) error
 	// Reset forgets every event under key.
 	Reset(ctx context.Context, key string) error
 
@@ -78,26 +79,30 @@ type Taken struct {
 	RetryAfter time.Duration
 }
 
-// Counter names one counter of a CountMany call: a key and its window.
+// Counter names one counter of a Count: a key and its window.
 type Counter struct {
 	Key    string
 	Window time.Duration
 }
 
-// Count is what a Limiter reports of one counter: as Limiter.Count's n and
-// oldestLeavesIn.
-type Count struct {
+// Counted is what Count reports of one counter: how many events are in its
+// window, and how long until the oldest of them leaves it.
+type Counted struct {
 	N              int
 	OldestLeavesIn time.Duration
 }
 
-// MultiCounter is implemented by a Limiter that can count several keys in
-// one round trip to its store. The Manager uses it for the three counters
-// of a login, which it checks before verifying the password; a Limiter
-// without it is asked once per key.
-type MultiCounter interface {
-	// CountMany sets counts[i] to what Count(ctx, cs[i].Key, cs[i].Window,
-	// now) would return, for every i; counts has the length of cs. On an
-	// error no count is to be trusted.
-	CountMany(ctx context.Context, cs []Counter, now time.Time, counts []Count) error
+// noLimiter is the Limiter of a Manager built without one: every counter
+// is empty and every Take has room, so no throttle ever refuses.
+type noLimiter struct{}
+
+func (noLimiter) Count(_ context.Context, _ []Counter, _ time.Time, counts []Counted) error {
+	clear(counts)
+	return nil
 }
+func (noLimiter) Reset(context.Context, string) error { return nil }
+func (noLimiter) Take(context.Context, []Budget, string, time.Time) (Taken, error) {
+	return Taken{OK: true}, nil
+}
+func (noLimiter) Release(context.Context, []string, string, time.Time) error { return nil }
+func (noLimiter) Writable(context.Context) error                             { return nil }

@@ -23,8 +23,8 @@ func TestMaxSessionsNeverExceedsTheHardMaximum(t *testing.T) {
 		{sessiond.HardMaxSessions, sessiond.HardMaxSessions},
 	} {
 		m, _ := newManager(t)
-		var got sessiond.Limit
-		m.Sessions = &limitRecorder{SessionStore: m.Sessions, got: &got}
+		var got sessiond.SessionCap
+		m.SetSessionsForTest(&limitRecorder{SessionStore: m.SessionsForTest(), got: &got})
 		m.MaxSessions = tc.set
 		signIn(t, m, "max")
 		if got.Max != tc.want {
@@ -36,10 +36,10 @@ func TestMaxSessionsNeverExceedsTheHardMaximum(t *testing.T) {
 // limitRecorder records the limit of the last Create.
 type limitRecorder struct {
 	sessiond.SessionStore
-	got *sessiond.Limit
+	got *sessiond.SessionCap
 }
 
-func (r *limitRecorder) Create(ctx context.Context, s *sessiond.Session, l sessiond.Limit, now time.Time) ([]sessiond.Ended, error) {
+func (r *limitRecorder) Create(ctx context.Context, s *sessiond.Session, l sessiond.SessionCap, now time.Time) ([]sessiond.Ended, error) {
 	*r.got = l
 	return r.SessionStore.Create(ctx, s, l, now)
 }
@@ -61,7 +61,7 @@ func TestListPagesWalkEverySessionOnce(t *testing.T) {
 			ID: fmt.Sprintf("id-%02d-%d", 57-i, i%5), UserID: user, Device: "curl", DeviceClass: sessiond.ClassCLI,
 			CreatedAt: created, LastActive: at, ExpiresAt: now.Add(time.Hour), Generation: 1, RotatedAt: at,
 		}
-		if _, err := m.Sessions.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+		if _, err := m.SessionsForTest().Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
 			t.Fatal(err)
 		}
 		if i == 30 {
@@ -168,11 +168,11 @@ func TestRevokeFailingPartWayReportsWhatEnded(t *testing.T) {
 		for range 4 {
 			signIn(t, m, "partial")
 		}
-		events, stop, err := m.Broker.Subscribe(ctx, keep.Session.UserID)
+		events, stop, err := m.Subscribe(ctx, keep.Session.UserID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.Sessions = partialRevoker{m.Sessions}
+		m.SetSessionsForTest(partialRevoker{m.SessionsForTest()})
 		var n int
 		if all {
 			n, err = m.RevokeAll(ctx, keep.Session.UserID, sessiond.ReasonAdmin)

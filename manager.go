@@ -23,27 +23,28 @@ const (
 	DefaultAbsoluteLifetime = 30 * 24 * time.Hour
 	DefaultRefreshGrace     = 10 * time.Second
 	DefaultMaxSessions      = 50
-	DefaultActivityInterval = time.Minute
-	DefaultReadyInterval    = 2 * time.Second
+	defaultActivityInterval = time.Minute
+	defaultReadyInterval    = 2 * time.Second
 )
 
-// Manager implements sign-up, sign-in, refresh, validation and revocation on
-// top of a SessionStore and a UserStore. Create it with NewManager, then
-// adjust the exported settings before first use; it is safe for concurrent
-// use afterwards.
+// Manager implements sign-up, sign-in, refresh, validation and revocation.
+// It is the only way in: the HTTP layer and the binary call its methods and
+// never its stores, broker, limiter or token issuers, which go in through
+// NewManager and stay its own. Build it with NewManager, adjust the exported
+// settings before first use; it is safe for concurrent use afterwards.
 type Manager struct {
-	Sessions SessionStore
-	Users    UserStore
-	Access   *AccessTokens
-	Refresh  *RefreshTokens
+	sessions SessionStore
+	users    UserStore
+	access   *AccessTokens
+	refresh  *RefreshTokens
+	broker   Broker
+	limiter  Limiter
+	observer Observer
 
-	// Broker carries session events; default: an in-process LocalBroker.
-	Broker Broker
-	// Limiter backs the throttles (docs/design.md, "Throttles"); nil disables them.
-	Limiter Limiter
 	// Hasher hashes passwords; default: argon2id with DefaultArgon2.
 	Hasher *PasswordHasher
-	// Throttles are the throttle limits; default: DefaultThrottles.
+	// Throttles are the throttle limits; the default of each is in its
+	// comment.
 	Throttles Throttles
 
 	// AccessTTL is the access token lifetime (default 15 min); a token
@@ -60,10 +61,10 @@ type Manager struct {
 	RefreshGrace time.Duration
 	// MaxSessions caps the sessions of one user (default 50). It is never
 	// more than HardMaxSessions: a value <= 0 or above it means
-	// HardMaxSessions, and LimitPolicy applies there as at any cap.
+	// HardMaxSessions, and CapPolicy applies there as at any cap.
 	MaxSessions int
-	// LimitPolicy says what happens at the cap (default PolicyEvict).
-	LimitPolicy LimitPolicy
+	// CapPolicy says what happens at the cap (default PolicyEvict).
+	CapPolicy CapPolicy
 	// ActivityInterval is the least time between two activity writes of
 	// one session (default 1 min).
 	ActivityInterval time.Duration
@@ -73,14 +74,32 @@ type Manager struct {
 	// (default 2 s); in between, Ready answers the last probe's result.
 	ReadyInterval time.Duration
 
-	// Observer is told about logins, refreshes and revocations; optional.
-	Observer Observer
 	// Logger receives audit lines; default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock; default time.Now.
+	// Now is the clock; default time.Now. It is the only clock that
+	// decides lifetimes, the HTTP layer's included.
 	Now func() time.Time
 
 	ready readiness
+}
+
+// Parts are what a Manager is built on. Sessions, Users, Access and
+// Refresh are required; the rest are optional.
+type Parts struct {
+	Sessions SessionStore
+	Users    UserStore
+	// Access issues and verifies access tokens.
+	Access *AccessTokens
+	// Refresh mints and parses refresh tokens.
+	Refresh *RefreshTokens
+	// Limiter backs the throttles; nil disables them.
+	Limiter Limiter
+	// Broker carries session events; nil: an in-process LocalBroker, for a
+	// single instance.
+	Broker Broker
+	// Observer is told about logins, refreshes and revocations, for
+	// metrics; nil: nobody is.
+	Observer Observer
 }
 
 // Observer is told what the Manager does, for metrics. Its methods must be
@@ -90,38 +109,57 @@ type Observer interface {
 	Refresh(ok bool)
 	ReuseDetected()
 	Ended(reason Reason, n int)
-}
-
-// PasswordObserver is an Observer that is also told how long each login's
-// password verification took (the argon2id hash, or the dummy hash of an
-// unknown user, with any wait for a free hashing slot), so that the rest
-// of a login's time can be told apart from it.
-type PasswordObserver interface {
+	// PasswordVerified is told how long a password verification took (the
+	// argon2id hash, or the dummy hash of an unknown user, with any wait
+	// for a free hashing slot) for a login or for the current password of
+	// a password change, which counts as a login attempt; so that the rest
+	// of a login's time can be told apart from it.
 	PasswordVerified(d time.Duration)
 }
 
-// NewManager returns a Manager with the default settings.
-func NewManager(sessions SessionStore, users UserStore, access *AccessTokens, refresh *RefreshTokens) *Manager {
-	return &Manager{
-		Sessions:         sessions,
-		Users:            users,
-		Access:           access,
-		Refresh:          refresh,
-		Broker:           NewLocalBroker(),
+// noObserver is the Observer of a Manager built without one.
+type noObserver struct{}
+
+func (noObserver) Login(bool)                     {}
+func (noObserver) Refresh(bool)                   {}
+func (noObserver) ReuseDetected()                 {}
+func (noObserver) Ended(Reason, int)              {}
+func (noObserver) PasswordVerified(time.Duration) {}
+
+// NewManager returns a Manager on p with the default settings.
+func NewManager(p Parts) *Manager {
+	m := &Manager{
+		sessions:         p.Sessions,
+		users:            p.Users,
+		access:           p.Access,
+		refresh:          p.Refresh,
+		broker:           p.Broker,
+		limiter:          p.Limiter,
+		observer:         p.Observer,
 		Hasher:           NewPasswordHasher(DefaultArgon2),
-		Throttles:        DefaultThrottles,
+		Throttles:        defaultThrottles,
 		AccessTTL:        DefaultAccessTTL,
 		IdleTimeout:      DefaultIdleTimeout,
 		AbsoluteLifetime: DefaultAbsoluteLifetime,
 		RefreshGrace:     DefaultRefreshGrace,
 		MaxSessions:      DefaultMaxSessions,
-		LimitPolicy:      PolicyEvict,
-		ActivityInterval: DefaultActivityInterval,
+		CapPolicy:        PolicyEvict,
+		ActivityInterval: defaultActivityInterval,
 		SignupOpen:       true,
-		ReadyInterval:    DefaultReadyInterval,
+		ReadyInterval:    defaultReadyInterval,
 		Logger:           slog.Default(),
 		Now:              time.Now,
 	}
+	if m.broker == nil {
+		m.broker = NewLocalBroker()
+	}
+	if m.observer == nil {
+		m.observer = noObserver{}
+	}
+	if m.limiter == nil {
+		m.limiter = noLimiter{}
+	}
+	return m
 }
 
 func (m *Manager) now() time.Time { return m.Now().UTC().Truncate(time.Millisecond) }
@@ -149,10 +187,10 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 	if !m.SignupOpen {
 		return nil, ErrSignupClosed
 	}
-	if err := CheckUsername(r.Username); err != nil {
+	if err := checkUsername(r.Username); err != nil {
 		return nil, err
 	}
-	if err := CheckEmail(r.Email); err != nil {
+	if err := checkEmail(r.Email); err != nil {
 		return nil, err
 	}
 	if err := CheckPassword("password", r.Password); err != nil {
@@ -161,7 +199,7 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 	now := m.now()
 	// Every attempt counts, not only those that create a user: each costs a
 	// password hash and tells whether a username or email is taken.
-	if err := m.take(ctx, now, randomID(), limit{"registrations", m.Throttles.Register, "reg:" + addrKey(r.ClientIP)}); err != nil {
+	if err := m.take(ctx, now, randomID(), registrations.of(addrKey(r.ClientIP))); err != nil {
 		return nil, err
 	}
 	hash, err := m.Hasher.Hash(ctx, r.Password)
@@ -169,7 +207,7 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 		return nil, err
 	}
 	u := &User{ID: randomID(), Username: r.Username, Email: r.Email, PasswordHash: hash, CreatedAt: now}
-	if err := m.Users.CreateUser(ctx, u); err != nil {
+	if err := m.users.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "user registered", slog.String("user_id", u.ID))
@@ -193,35 +231,26 @@ type LoginRequest struct {
 	Location    string
 }
 
-// Grant is the answer to a login or a refresh.
+// Grant is the answer to a login or a refresh. Its durations are measured
+// from the grant by the Manager's clock, so a transport that sends them
+// needs no clock of its own.
 type Grant struct {
 	AccessToken  string
 	RefreshToken string
 	// AccessExpiresAt is when AccessToken expires.
 	AccessExpiresAt time.Time
-	Session         *Session
-}
-
-// ExpiresIn returns the access token's remaining lifetime in whole seconds.
-func (g *Grant) ExpiresIn(now time.Time) int64 {
-	return int64(g.AccessExpiresAt.Sub(now) / time.Second)
+	// ExpiresIn is AccessToken's lifetime (the OAuth expires_in).
+	ExpiresIn time.Duration
+	// RefreshExpiresIn is the longest RefreshToken can serve: until the
+	// session's absolute end, or with no absolute lifetime until its
+	// current expiry (a cookie holding it may live that long).
+	RefreshExpiresIn time.Duration
+	Session          *Session
 }
 
 // Login verifies the credentials and creates a session for the device.
 func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
-	switch {
-	case r.Login == "":
-		return nil, invalid("username", "is required")
-	case len(r.Login) > MaxEmailLen || !utf8.ValidString(r.Login):
-		return nil, invalid("username", "must be a username or an email address")
-	case r.Password == "":
-		return nil, invalid("password", "is required")
-	case len(r.Password) > 4*MaxPasswordLen || !utf8.ValidString(r.Password):
-		return nil, invalid("password", "must be valid UTF-8 of at most %d characters", MaxPasswordLen)
-	case len(r.DeviceID) > MaxDeviceIDLen:
-		return nil, invalid("device_id", "must be at most %d bytes", MaxDeviceIDLen)
-	}
-	if err := CheckDeviceName("device_name", r.DeviceName); err != nil {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
 	now := m.now()
@@ -229,33 +258,45 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	keys := m.loginKeys(u, r.Login, r.IPAddress)
-	held, err := m.checkLogin(ctx, now, keys)
-	if err != nil {
+	ok, err := m.verifyPassword(ctx, now, u, r.Login, r.Password, r.IPAddress)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	hash := ""
-	if u != nil {
-		hash = u.PasswordHash
-	}
-	start := time.Now()
-	ok, err := m.Hasher.Verify(ctx, hash, r.Password)
-	if err != nil {
-		return nil, err
-	}
-	if o, ok := m.Observer.(PasswordObserver); ok {
-		o.PasswordVerified(time.Since(start))
-	}
-	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
-		return nil, err
-	}
-	if !ok {
+	case !ok:
 		return nil, ErrInvalidCredentials
-	}
-	if u.Locked {
-		m.observeLogin(false)
+	case u.Locked:
+		m.observer.Login(false)
 		return nil, ErrAccountLocked
 	}
+	s := m.newSession(u, r, now)
+	if err := m.createSession(ctx, u, s, now); err != nil {
+		return nil, err
+	}
+	m.observer.Login(true)
+	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", u.ID), slog.String("session_id", s.ID), slog.String("device", s.Device))
+	m.publish(ctx, Event{Type: EventCreated, UserID: u.ID, SessionID: s.ID, Session: s.Clone()})
+	return m.grant(s, now)
+}
+
+// check refuses a LoginRequest whose fields no account could match.
+func (r *LoginRequest) check() error {
+	switch {
+	case r.Login == "":
+		return invalid("username", "is required")
+	case len(r.Login) > maxEmailLen || !utf8.ValidString(r.Login):
+		return invalid("username", "must be a username or an email address")
+	case r.Password == "":
+		return invalid("password", "is required")
+	case len(r.Password) > 4*maxPasswordLen || !utf8.ValidString(r.Password):
+		return invalid("password", "must be valid UTF-8 of at most %d characters", maxPasswordLen)
+	case len(r.DeviceID) > MaxDeviceIDLen:
+		return invalid("device_id", "must be at most %d bytes", MaxDeviceIDLen)
+	}
+	return checkDeviceName("device_name", r.DeviceName)
+}
+
+// newSession returns the session that login r of user u creates at now.
+func (m *Manager) newSession(u *User, r LoginRequest, now time.Time) *Session {
 	s := &Session{
 		ID:          randomID(),
 		UserID:      u.ID,
@@ -272,13 +313,17 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if r.DeviceID != "" {
 		s.DeviceID = DeviceHash(u.ID, r.DeviceID)
 	}
-	if s.DeviceClass == "" {
-		s.DeviceClass = ClassUnknown
-	}
+	s.DeviceClass = s.Class()
 	s.ExpiresAt = m.expiry(s, now)
-	ended, err := m.Sessions.Create(ctx, s, Limit{Max: m.maxSessions(), Policy: m.LimitPolicy}, now)
+	return s
+}
+
+// createSession stores s, a new session of u, under the session cap, and
+// ends the sessions it replaces or evicts.
+func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now time.Time) error {
+	ended, err := m.sessions.Create(ctx, s, SessionCap{Max: m.maxSessions(), Policy: m.CapPolicy}, now)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, e := range ended {
 		m.ended(ctx, u.ID, []string{e.ID}, e.Reason)
@@ -287,22 +332,16 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	// was hashing has already ended the user's sessions; it must end this
 	// one too. Those acts change the user before they revoke, so reading
 	// the user after creating the session sees them.
-	if err := m.recheckUser(ctx, u, s.ID); err != nil {
-		return nil, err
-	}
-	m.observeLogin(true)
-	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", u.ID), slog.String("session_id", s.ID), slog.String("device", s.Device))
-	m.publish(ctx, Event{Type: EventCreated, UserID: u.ID, SessionID: s.ID, Session: s.Clone()})
-	return m.grant(s, now)
+	return m.recheckUser(ctx, u, s.ID)
 }
 
 // recheckUser ends session id if the user changed since u was read.
 func (m *Manager) recheckUser(ctx context.Context, u *User, id string) error {
-	cur, err := m.Users.UserByID(ctx, u.ID)
+	cur, err := m.users.UserByID(ctx, u.ID)
 	if err == nil && !cur.Locked && cur.PasswordHash == u.PasswordHash {
 		return nil
 	}
-	if rerr := m.Sessions.Revoke(context.WithoutCancel(ctx), u.ID, id); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+	if rerr := m.sessions.Revoke(context.WithoutCancel(ctx), u.ID, id); rerr != nil && !errors.Is(rerr, ErrNotFound) {
 		return rerr
 	}
 	switch {
@@ -339,12 +378,19 @@ func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
 	if s.ExpiresAt.Before(exp) {
 		exp = s.ExpiresAt
 	}
-	at, err := m.Access.Issue(s.UserID, s.ID, now, exp)
+	at, err := m.access.Issue(s.UserID, s.ID, now, exp)
 	if err != nil {
 		return nil, fmt.Errorf("issue access token: %w", err)
 	}
-	rt := m.Refresh.Mint(RefreshClaims{UserID: s.UserID, SessionID: s.ID, Generation: s.Generation})
-	return &Grant{AccessToken: at, RefreshToken: rt, AccessExpiresAt: exp, Session: s}, nil
+	rt := m.refresh.Mint(RefreshClaims{UserID: s.UserID, SessionID: s.ID, Generation: s.Generation})
+	rtEnd := s.ExpiresAt
+	if m.AbsoluteLifetime > 0 {
+		rtEnd = s.CreatedAt.Add(m.AbsoluteLifetime)
+	}
+	return &Grant{
+		AccessToken: at, RefreshToken: rt, AccessExpiresAt: exp,
+		ExpiresIn: exp.Sub(now), RefreshExpiresIn: rtEnd.Sub(now), Session: s,
+	}, nil
 }
 
 // RefreshSession exchanges a refresh token for new tokens. The token of the
@@ -361,40 +407,65 @@ func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
 // toward the session's refresh limit.
 func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*Grant, error) {
 	now := m.now()
-	failed := limit{"failed refreshes", m.Throttles.FailedRefresh, "rf:" + addrKey(clientIP)}
-	c, err := m.Refresh.Parse(token)
+	failed := failedRefreshes.of(addrKey(clientIP))
+	c, err := m.refresh.Parse(token)
 	if err != nil {
 		return nil, m.refreshFailed(ctx, now, failed, err)
 	}
-	perSession := limit{"refreshes of this session", m.Throttles.SessionRefresh, "rs:" + c.SessionID}
+	s, rotated, err := m.rotate(ctx, c, now)
+	switch {
+	case rotated:
+		m.observer.Refresh(true)
+		return m.grant(s, now)
+	case errors.Is(err, ErrNotFound):
+		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: session ended", ErrInvalidToken))
+	case err != nil:
+		return nil, err
+	case c.Generation+1 == s.Generation && now.Sub(s.RotatedAt) <= m.RefreshGrace:
+		// The previous generation inside the grace window gets the
+		// current tokens again, never a second child, and counts for
+		// nothing.
+		m.observer.Refresh(true)
+		return m.grant(s, now)
+	case c.Generation < s.Generation:
+		return nil, m.reused(ctx, s, now, failed)
+	default:
+		// A generation from the future cannot be authentic for this
+		// session; refuse and change nothing.
+		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken))
+	}
+}
 
-	// The current generation rotates, with a compare-and-set; when another
-	// refresh of the same token wins the race, decide again on the
-	// session it left.
-	s, err := m.Sessions.Get(ctx, c.UserID, c.SessionID, now)
+// rotate advances the session of c to the next generation if c is of its
+// current one, with a compare-and-set, and reports whether it did, with
+// the rotated session. Otherwise it returns the session as it is, for the
+// caller to judge c against: when another refresh of the same token wins
+// the race, it decides again on the session that refresh left. A rotation
+// takes its place in the session's refresh budget before it happens, and
+// gives it back if another refresh rotates first.
+func (m *Manager) rotate(ctx context.Context, c RefreshClaims, now time.Time) (*Session, bool, error) {
+	perSession := sessionRefreshes.of(c.SessionID)
+	s, err := m.sessions.Get(ctx, c.UserID, c.SessionID, now)
 	for attempt := 0; err == nil && c.Generation == s.Generation; attempt++ {
 		if attempt == 3 {
-			return nil, fmt.Errorf("refresh %s: lost the rotation race 3 times: %w", c.SessionID, ErrUnavailable)
+			return nil, false, fmt.Errorf("refresh %s: lost the rotation race 3 times: %w", c.SessionID, ErrUnavailable)
 		}
-		// The rotation takes its place in the session's budget before it
-		// happens, and gives it back if another refresh rotates first.
 		id := randomID()
 		if terr := m.take(ctx, now, id, perSession); terr != nil {
 			var th *ThrottledError
 			if !errors.As(terr, &th) {
-				return nil, terr
+				return nil, false, terr
 			}
 			// The budget is full, unless a concurrent refresh of this
 			// very token has just rotated: this one is then a replay.
-			if s, err = m.Sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
-				return nil, terr
+			if s, err = m.sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
+				return nil, false, terr
 			}
 			break
 		}
-		next, rerr := m.Sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
+		next, rerr := m.sessions.Rotate(ctx, s.UserID, s.ID, c.Generation, now, m.expiry(s, now))
 		if rerr == nil {
-			m.observeRefresh(true)
-			return m.grant(next, now)
+			return next, true, nil
 		}
 		if errors.Is(rerr, ErrGenerationMismatch) || errors.Is(rerr, ErrNotFound) {
 			// Not rotated; a store error may hide a rotation that
@@ -407,49 +478,37 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		case next != nil:
 			s = next
 		default:
-			s, err = m.Sessions.Get(ctx, c.UserID, c.SessionID, now)
+			s, err = m.sessions.Get(ctx, c.UserID, c.SessionID, now)
 		}
 	}
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: session ended", ErrInvalidToken))
-	case err != nil:
-		return nil, err
-	case c.Generation+1 == s.Generation && now.Sub(s.RotatedAt) <= m.RefreshGrace:
-		// The previous generation inside the grace window gets the
-		// current tokens again, never a second child, and counts for
-		// nothing.
-		m.observeRefresh(true)
-		return m.grant(s, now)
-	case c.Generation < s.Generation:
-		// An authentic token of an older generation: someone else holds
-		// a copy. End the session, whatever the throttles say.
-		m.observeReuse()
-		switch err := m.Sessions.Revoke(ctx, s.UserID, s.ID); {
-		case err == nil:
-			m.ended(ctx, s.UserID, []string{s.ID}, ReasonReuseDetected)
-		case !errors.Is(err, ErrNotFound):
-			return nil, err
-		}
-		// It is a failed refresh of this address all the same; its
-		// answer does not wait for the count, which only the session's
-		// end matters to.
-		if err := m.take(ctx, now, randomID(), failed); err != nil && !errors.As(err, new(*ThrottledError)) {
-			m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle count failed", slog.String("err", err.Error()))
-		}
-		return nil, fmt.Errorf("%w: refresh token reused", ErrInvalidToken)
-	default:
-		// A generation from the future cannot be authentic for this
-		// session; refuse and change nothing.
-		return nil, m.refreshFailed(ctx, now, failed, fmt.Errorf("%w: unknown refresh generation", ErrInvalidToken))
+	return s, false, err
+}
+
+// reused answers an authentic refresh token of a generation older than
+// the session's: someone else holds a copy. It ends the session, whatever
+// the throttles say.
+func (m *Manager) reused(ctx context.Context, s *Session, now time.Time, failed counter) error {
+	m.observer.ReuseDetected()
+	switch err := m.sessions.Revoke(ctx, s.UserID, s.ID); {
+	case err == nil:
+		m.ended(ctx, s.UserID, []string{s.ID}, ReasonReuseDetected)
+	case !errors.Is(err, ErrNotFound):
+		return err
 	}
+	// It is a failed refresh of this address all the same; its answer
+	// does not wait for the count, which only the session's end matters
+	// to.
+	if err := m.take(ctx, now, randomID(), failed); err != nil && !errors.As(err, new(*ThrottledError)) {
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle count failed", slog.String("err", err.Error()))
+	}
+	return fmt.Errorf("%w: refresh token reused", ErrInvalidToken)
 }
 
 // refreshFailed counts a failed refresh of the address and returns cause,
 // or the 429 of an address past its limit, or the store's error when the
 // failure could not be recorded: a failure is only answered once counted.
-func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed limit, cause error) error {
-	m.observeRefresh(false)
+func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed counter, cause error) error {
+	m.observer.Refresh(false)
 	if err := m.take(ctx, now, randomID(), failed); err != nil {
 		return err
 	}
@@ -461,11 +520,11 @@ func (m *Manager) refreshFailed(ctx context.Context, now time.Time, failed limit
 // session and claims are the caller's.
 func (m *Manager) Authenticate(ctx context.Context, token string) (*Session, *AccessClaims, error) {
 	now := m.now()
-	c, err := m.Access.Verify(token, now)
+	c, err := m.access.Verify(token, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := m.Sessions.Get(ctx, c.Subject, c.SessionID, now)
+	s, err := m.sessions.Get(ctx, c.Subject, c.SessionID, now)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
 	}
@@ -474,7 +533,7 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (*Session, *Ac
 	}
 	if now.Sub(s.LastActive) >= m.ActivityInterval {
 		exp := m.expiry(s, now)
-		switch err := m.Sessions.Touch(ctx, s.UserID, s.ID, now, exp); {
+		switch err := m.sessions.Touch(ctx, s.UserID, s.ID, now, exp); {
 		case errors.Is(err, ErrNotFound):
 			return nil, nil, fmt.Errorf("%w: session ended", ErrInvalidToken)
 		case err != nil:
@@ -487,13 +546,39 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (*Session, *Ac
 
 // User returns the user with id.
 func (m *Manager) User(ctx context.Context, id string) (*User, error) {
-	return m.Users.UserByID(ctx, id)
+	return m.users.UserByID(ctx, id)
+}
+
+// FindUser returns the user whose username or email is login (compared as
+// at sign-in), or ErrNotFound.
+func (m *Manager) FindUser(ctx context.Context, login string) (*User, error) {
+	return m.userByLogin(ctx, login)
+}
+
+// Live reports whether the session s has not ended. A store that does not
+// answer counts as ended: whoever asks stops serving the session.
+func (m *Manager) Live(ctx context.Context, s *Session) bool {
+	_, err := m.sessions.Get(ctx, s.UserID, s.ID, m.now())
+	return err == nil
+}
+
+// Subscribe returns a channel of the events of userID's sessions and a
+// function that ends the subscription and closes the channel (see
+// Broker.Subscribe).
+func (m *Manager) Subscribe(ctx context.Context, userID string) (<-chan Event, func(), error) {
+	return m.broker.Subscribe(ctx, userID)
+}
+
+// JWKS returns the JSON Web Key Set of the keys that verify access tokens,
+// for services that verify them themselves.
+func (m *Manager) JWKS() []byte {
+	return m.access.JWKS()
 }
 
 // List returns the live sessions of userID: currentID first, then in list
 // order (see ListPage).
 func (m *Manager) List(ctx context.Context, userID, currentID string) ([]*Session, error) {
-	list, err := m.Sessions.List(ctx, userID, m.now())
+	list, err := m.sessions.List(ctx, userID, m.now())
 	if err != nil {
 		return nil, err
 	}
@@ -550,7 +635,7 @@ func (m *Manager) ListPage(ctx context.Context, userID, currentID string, limit 
 	now := m.now()
 	var first []*Session
 	if after == nil && currentID != "" {
-		cur, err := m.Sessions.Get(ctx, userID, currentID, now)
+		cur, err := m.sessions.Get(ctx, userID, currentID, now)
 		switch {
 		case err == nil:
 			first = []*Session{cur}
@@ -563,7 +648,7 @@ func (m *Manager) ListPage(ctx context.Context, userID, currentID string, limit 
 		pos = &after.pos
 	}
 	// One more than the page holds tells whether another follows.
-	rest, err := m.Sessions.ListPage(ctx, userID, now, pos, currentID, limit-len(first)+1)
+	rest, err := m.sessions.ListPage(ctx, userID, now, pos, currentID, limit-len(first)+1)
 	if err != nil {
 		return nil, err
 	}
@@ -626,7 +711,7 @@ func parseListCursor(cursor string) (*listCursor, error) {
 // Logout ends the session s. A session that ended meanwhile is already
 // logged out: that is not an error.
 func (m *Manager) Logout(ctx context.Context, s *Session) error {
-	err := m.Sessions.Revoke(ctx, s.UserID, s.ID)
+	err := m.sessions.Revoke(ctx, s.UserID, s.ID)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
@@ -640,10 +725,9 @@ func (m *Manager) Logout(ctx context.Context, s *Session) error {
 // Revoke ends one session of userID. An unknown id and another user's id
 // both give ErrNotFound; too many of those in a row are throttled.
 func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) error {
-	err := m.Sessions.Revoke(ctx, userID, id)
+	err := m.sessions.Revoke(ctx, userID, id)
 	if errors.Is(err, ErrNotFound) {
-		unknown := limit{"revocations of unknown sessions", m.Throttles.UnknownRevoke, "rv:" + userID}
-		if err := m.take(ctx, m.now(), randomID(), unknown); err != nil {
+		if err := m.take(ctx, m.now(), randomID(), unknownRevocations.of(userID)); err != nil {
 			return err
 		}
 		return fmt.Errorf("session %w", ErrNotFound)
@@ -660,7 +744,7 @@ func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) 
 // chunks): they are logged and published all the same, and the count says
 // how many.
 func (m *Manager) RevokeOthers(ctx context.Context, userID, keepID string, reason Reason) (int, error) {
-	ids, err := m.Sessions.RevokeOthers(ctx, userID, keepID)
+	ids, err := m.sessions.RevokeOthers(ctx, userID, keepID)
 	m.ended(ctx, userID, ids, reason)
 	return len(ids), err
 }
@@ -668,17 +752,17 @@ func (m *Manager) RevokeOthers(ctx context.Context, userID, keepID string, reaso
 // RevokeAll ends every session of userID and returns how many it ended,
 // with the same answer on an error as RevokeOthers.
 func (m *Manager) RevokeAll(ctx context.Context, userID string, reason Reason) (int, error) {
-	ids, err := m.Sessions.RevokeAll(ctx, userID)
+	ids, err := m.sessions.RevokeAll(ctx, userID)
 	m.ended(ctx, userID, ids, reason)
 	return len(ids), err
 }
 
 // Rename sets the name of one session of userID ("" clears it).
 func (m *Manager) Rename(ctx context.Context, userID, id, name string) (*Session, error) {
-	if err := CheckDeviceName("name", name); err != nil {
+	if err := checkDeviceName("name", name); err != nil {
 		return nil, err
 	}
-	s, err := m.Sessions.Rename(ctx, userID, id, name)
+	s, err := m.sessions.Rename(ctx, userID, id, name)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("session %w", ErrNotFound)
 	}
@@ -707,24 +791,15 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 	if err := CheckPassword("new_password", r.New); err != nil {
 		return 0, err
 	}
-	u, err := m.Users.UserByID(ctx, s.UserID)
+	u, err := m.users.UserByID(ctx, s.UserID)
 	if errors.Is(err, ErrNotFound) {
 		return 0, fmt.Errorf("%w: user deleted", ErrInvalidToken)
 	}
 	if err != nil {
 		return 0, err
 	}
-	now := m.now()
-	keys := m.loginKeys(u, u.Username, r.ClientIP)
-	held, err := m.checkLogin(ctx, now, keys)
+	ok, err := m.verifyPassword(ctx, m.now(), u, u.Username, r.Current, r.ClientIP)
 	if err != nil {
-		return 0, err
-	}
-	ok, err := m.Hasher.Verify(ctx, u.PasswordHash, r.Current)
-	if err != nil {
-		return 0, err
-	}
-	if err := m.loginVerified(ctx, keys, ok, held); err != nil {
 		return 0, err
 	}
 	if !ok {
@@ -734,7 +809,7 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 	if err != nil {
 		return 0, err
 	}
-	if err := m.Users.SetPassword(ctx, u.ID, hash); err != nil {
+	if err := m.users.SetPassword(ctx, u.ID, hash); err != nil {
 		return 0, err
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "password changed", slog.String("user_id", u.ID), slog.String("session_id", s.ID))
@@ -754,17 +829,6 @@ func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 }
 
-// resetAttempts forgets the failures of this account from this address
-// after a correct password.
-func (m *Manager) resetAttempts(ctx context.Context, k loginKeys) {
-	if m.Limiter == nil {
-		return
-	}
-	if err := m.Limiter.Reset(ctx, k.accountIP); err != nil {
-		m.Logger.WarnContext(ctx, "throttle reset failed", "err", err)
-	}
-}
-
 // ResetPassword sets a new password for userID (an administrator's act)
 // and ends every session of the user.
 func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (int, error) {
@@ -775,7 +839,7 @@ func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (i
 	if err != nil {
 		return 0, err
 	}
-	if err := m.Users.SetPassword(ctx, userID, hash); err != nil {
+	if err := m.users.SetPassword(ctx, userID, hash); err != nil {
 		return 0, err
 	}
 	ctx, cancel := detach(ctx)
@@ -785,7 +849,7 @@ func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (i
 
 // SetLocked locks (ending every session) or unlocks the account userID.
 func (m *Manager) SetLocked(ctx context.Context, userID string, locked bool) (int, error) {
-	if err := m.Users.SetLocked(ctx, userID, locked); err != nil {
+	if err := m.users.SetLocked(ctx, userID, locked); err != nil {
 		return 0, err
 	}
 	if !locked {
@@ -799,7 +863,7 @@ func (m *Manager) SetLocked(ctx context.Context, userID string, locked bool) (in
 // DeleteUser deletes the account userID and ends every session of it. The
 // account goes first, so a login racing the deletion cannot keep a session.
 func (m *Manager) DeleteUser(ctx context.Context, userID string) (int, error) {
-	if err := m.Users.DeleteUser(ctx, userID); err != nil {
+	if err := m.users.DeleteUser(ctx, userID); err != nil {
 		return 0, err
 	}
 	ctx, cancel := detach(ctx)
@@ -813,15 +877,13 @@ func (m *Manager) Sweep(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := m.Sessions.DeleteExpired(ctx, m.now())
+		n, err := m.sessions.DeleteExpired(ctx, m.now())
 		if err != nil && ctx.Err() == nil {
 			m.Logger.WarnContext(ctx, "sweep expired sessions", "err", err)
 		}
 		if n > 0 {
 			m.Logger.InfoContext(ctx, "expired sessions deleted", "count", n, "reason", ReasonExpired)
-			if m.Observer != nil {
-				m.Observer.Ended(ReasonExpired, n)
-			}
+			m.observer.Ended(ReasonExpired, n)
 		}
 		select {
 		case <-ctx.Done():
@@ -836,58 +898,26 @@ func (m *Manager) ended(ctx context.Context, userID string, ids []string, reason
 	if len(ids) == 0 {
 		return
 	}
-	if m.Observer != nil {
-		m.Observer.Ended(reason, len(ids))
-	}
+	m.observer.Ended(reason, len(ids))
 	for _, id := range ids {
 		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session ended", slog.String("user_id", userID), slog.String("session_id", id), slog.String("reason", string(reason)))
 	}
-	if b, ok := m.Broker.(batchPublisher); ok && len(ids) > 1 {
-		events := make([]Event, len(ids))
-		for i, id := range ids {
-			events[i] = Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason}
-		}
-		if err := b.PublishMany(context.WithoutCancel(ctx), events); err != nil {
-			m.Logger.WarnContext(ctx, "publish session events", "type", EventRevoked, "count", len(events), "err", err)
-		}
+	if len(ids) == 1 {
+		m.publish(ctx, Event{Type: EventRevoked, UserID: userID, SessionID: ids[0], Reason: reason})
 		return
 	}
-	for _, id := range ids {
-		m.publish(ctx, Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason})
+	events := make([]Event, len(ids))
+	for i, id := range ids {
+		events[i] = Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason}
 	}
-}
-
-// batchPublisher is a Broker that publishes many events at once (the Redis
-// broker pipelines them): a revoke-all of 10,000 sessions otherwise waits
-// for 10,000 round trips one after the other.
-type batchPublisher interface {
-	PublishMany(ctx context.Context, events []Event) error
+	if err := m.broker.PublishMany(context.WithoutCancel(ctx), events); err != nil {
+		m.Logger.WarnContext(ctx, "publish session events", "type", EventRevoked, "count", len(events), "err", err)
+	}
 }
 
 func (m *Manager) publish(ctx context.Context, e Event) {
-	if m.Broker == nil {
-		return
-	}
-	if err := m.Broker.Publish(context.WithoutCancel(ctx), e); err != nil {
+	if err := m.broker.Publish(context.WithoutCancel(ctx), e); err != nil {
 		m.Logger.WarnContext(ctx, "publish session event", "type", e.Type, "session_id", e.SessionID, "err", err)
-	}
-}
-
-func (m *Manager) observeLogin(ok bool) {
-	if m.Observer != nil {
-		m.Observer.Login(ok)
-	}
-}
-
-func (m *Manager) observeRefresh(ok bool) {
-	if m.Observer != nil {
-		m.Observer.Refresh(ok)
-	}
-}
-
-func (m *Manager) observeReuse() {
-	if m.Observer != nil {
-		m.Observer.ReuseDetected()
 	}
 }
 
@@ -902,10 +932,10 @@ func randomID() string {
 
 // Ping reports whether both stores answer.
 func (m *Manager) Ping(ctx context.Context) error {
-	if err := m.Sessions.Ping(ctx); err != nil {
+	if err := m.sessions.Ping(ctx); err != nil {
 		return fmt.Errorf("session store: %w", err)
 	}
-	if err := m.Users.Ping(ctx); err != nil {
+	if err := m.users.Ping(ctx); err != nil {
 		return fmt.Errorf("user store: %w", err)
 	}
 	return nil
@@ -927,13 +957,11 @@ func (m *Manager) Ready(ctx context.Context) error {
 
 // writable probes the stores that take writes on the way of a request.
 func (m *Manager) writable(ctx context.Context) error {
-	if err := m.Sessions.Writable(ctx); err != nil {
+	if err := m.sessions.Writable(ctx); err != nil {
 		return fmt.Errorf("session store: %w", err)
 	}
-	if m.Limiter != nil {
-		if err := m.Limiter.Writable(ctx); err != nil {
-			return fmt.Errorf("limiter store: %w", err)
-		}
+	if err := m.limiter.Writable(ctx); err != nil {
+		return fmt.Errorf("limiter store: %w", err)
 	}
 	return nil
 }

@@ -58,10 +58,14 @@ func benchManager(b *testing.B, useRedis, strict bool) (m *sessiond.Manager, clo
 		sessions, limiter = st, redis.NewLimiter(st)
 		other = func() sessiond.SessionStore { return open() }
 	}
-	m = sessiond.NewManager(sessions, sqlite.NewUserStore(db),
-		sessiond.NewAccessTokens("bench", sk), sessiond.NewRefreshTokens(rk))
+	m = sessiond.NewManager(sessiond.Parts{
+		Sessions: sessions,
+		Users:    sqlite.NewUserStore(db),
+		Access:   sessiond.NewAccessTokens("bench", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+		Limiter:  limiter,
+	})
 	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	m.Limiter = limiter
 	m.Logger = slog.New(slog.DiscardHandler)
 	clock = new(atomic.Int64)
 	clock.Store(time.Now().UnixNano())
@@ -96,7 +100,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 			m, _, other := benchManager(b, st.redis, st.strict)
 			g := benchGrant(b, m)
 			if other != nil {
-				m.Sessions = other()
+				m.SetSessionsForTest(other())
 			}
 			ctx := context.Background()
 			if _, _, err := m.Authenticate(ctx, g.AccessToken); err != nil {

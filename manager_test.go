@@ -48,10 +48,14 @@ func newManager(t *testing.T) (*sessiond.Manager, *clock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db),
-		sessiond.NewAccessTokens("test", sk), sessiond.NewRefreshTokens(rk))
+	m := sessiond.NewManager(sessiond.Parts{
+		Sessions: sqlite.NewSessionStore(db),
+		Users:    sqlite.NewUserStore(db),
+		Access:   sessiond.NewAccessTokens("test", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+		Limiter:  sqlite.NewLimiter(db),
+	})
 	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	m.Limiter = sqlite.NewLimiter(db)
 	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	m.Now = clk.Now
 	return m, clk
@@ -60,7 +64,7 @@ func newManager(t *testing.T) (*sessiond.Manager, *clock) {
 func signIn(t *testing.T, m *sessiond.Manager, name string) *sessiond.Grant {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := m.Users.UserByLogin(ctx, name); errors.Is(err, sessiond.ErrNotFound) {
+	if _, err := m.UsersForTest().UserByLogin(ctx, name); errors.Is(err, sessiond.ErrNotFound) {
 		if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: name, Email: name + "@example.com", Password: "password123"}); err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +127,7 @@ func TestConcurrentRefreshGetsOneSuccessor(t *testing.T) {
 			t.Fatalf("refresh %d got a different successor", i)
 		}
 	}
-	s, err := m.Sessions.Get(ctx, g.Session.UserID, g.Session.ID, m.Now())
+	s, err := m.SessionsForTest().Get(ctx, g.Session.UserID, g.Session.ID, m.Now())
 	if err != nil || s.Generation != 2 {
 		t.Fatalf("after 50 refreshes: session %+v, %v; want generation 2", s, err)
 	}
@@ -191,7 +195,7 @@ func TestActivityIsWrittenAtMostOncePerInterval(t *testing.T) {
 	if _, _, err := m.Authenticate(ctx, g.AccessToken); err != nil {
 		t.Fatal(err)
 	}
-	stored, err := m.Sessions.Get(ctx, g.Session.UserID, g.Session.ID, m.Now())
+	stored, err := m.SessionsForTest().Get(ctx, g.Session.UserID, g.Session.ID, m.Now())
 	if err != nil || !stored.LastActive.Equal(m.Now().UTC().Truncate(time.Millisecond)) {
 		t.Fatalf("after 61 s: stored last_active %v, want %v (%v)", stored.LastActive, m.Now(), err)
 	}
@@ -239,7 +243,7 @@ type hookedSessions struct {
 	before func()
 }
 
-func (h *hookedSessions) Create(ctx context.Context, s *sessiond.Session, l sessiond.Limit, now time.Time) ([]sessiond.Ended, error) {
+func (h *hookedSessions) Create(ctx context.Context, s *sessiond.Session, l sessiond.SessionCap, now time.Time) ([]sessiond.Ended, error) {
 	if h.before != nil {
 		h.before()
 	}
@@ -275,18 +279,18 @@ func TestLoginRacingAccountActsKeepsNoSession(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hooked := &hookedSessions{SessionStore: m.Sessions}
+			hooked := &hookedSessions{SessionStore: m.SessionsForTest()}
 			hooked.before = func() {
 				hooked.before = nil
 				if err := tc.act(m, u.ID); err != nil {
 					t.Errorf("%s: %v", tc.name, err)
 				}
 			}
-			m.Sessions = hooked
+			m.SetSessionsForTest(hooked)
 			if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "wes", Password: "password123"}); !errors.Is(err, tc.want) {
 				t.Fatalf("login racing %s: got %v, want %v", tc.name, err, tc.want)
 			}
-			if list, err := m.Sessions.List(ctx, u.ID, m.Now()); err != nil || len(list) != 0 {
+			if list, err := m.SessionsForTest().List(ctx, u.ID, m.Now()); err != nil || len(list) != 0 {
 				t.Fatalf("sessions left after %s: %d (%v)", tc.name, len(list), err)
 			}
 		})

@@ -16,8 +16,8 @@ import (
 
 // Password length limits, in Unicode code points.
 const (
-	MinPasswordLen = 8
-	MaxPasswordLen = 1024
+	minPasswordLen = 8
+	maxPasswordLen = 1024
 )
 
 // Argon2Params are argon2id cost parameters.
@@ -58,10 +58,10 @@ func CheckPassword(field, pw string) error {
 		return invalid(field, "must be valid UTF-8")
 	}
 	switch n := utf8.RuneCountInString(pw); {
-	case n < MinPasswordLen:
-		return invalid(field, "must be at least %d characters", MinPasswordLen)
-	case n > MaxPasswordLen:
-		return invalid(field, "must be at most %d characters", MaxPasswordLen)
+	case n < minPasswordLen:
+		return invalid(field, "must be at least %d characters", minPasswordLen)
+	case n > maxPasswordLen:
+		return invalid(field, "must be at most %d characters", maxPasswordLen)
 	}
 	return nil
 }

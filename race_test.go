@@ -40,9 +40,8 @@ type raceEnv struct {
 // throttles have their own tests).
 func newManagerOn(t *testing.T, sessions sessiond.SessionStore, db *sqlite.DB, access *sessiond.AccessTokens, refresh *sessiond.RefreshTokens, clk *clock) *sessiond.Manager {
 	t.Helper()
-	m := sessiond.NewManager(sessions, sqlite.NewUserStore(db), access, refresh)
+	m := sessiond.NewManager(sessiond.Parts{Sessions: sessions, Users: sqlite.NewUserStore(db), Access: access, Refresh: refresh})
 	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	m.Limiter = nil
 	m.Logger = slog.New(slog.DiscardHandler)
 	m.Now = clk.Now
 	return m
@@ -172,7 +171,7 @@ func refused(t *testing.T, m *sessiond.Manager, userID, id string, access, refre
 			t.Fatalf("RefreshSession: got %v, want ErrInvalidToken", err)
 		}
 	}
-	switch s, err := m.Sessions.Get(ctx, userID, id, m.Now()); {
+	switch s, err := m.SessionsForTest().Get(ctx, userID, id, m.Now()); {
 	case err == nil:
 		accepted = append(accepted, fmt.Sprintf("Get (generation %d)", s.Generation))
 	case !errors.Is(err, sessiond.ErrNotFound):
@@ -273,7 +272,7 @@ func TestRaceConcurrentRefreshOnRedis(t *testing.T) {
 						t.Fatalf("round %d: refresh %d got generation %d and a different successor, want everyone the same generation 2", round, i, grants[i].Session.Generation)
 					}
 				}
-				s, err := ms[0].Sessions.Get(context.Background(), g.Session.UserID, g.Session.ID, clk.Now())
+				s, err := ms[0].SessionsForTest().Get(context.Background(), g.Session.UserID, g.Session.ID, clk.Now())
 				if err != nil || s.Generation != 2 {
 					t.Fatalf("round %d: after 50 refreshes: session %+v, %v; want it live at generation 2", round, s, err)
 				}

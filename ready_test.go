@@ -28,8 +28,8 @@ func (p *probeCounter) Writable(ctx context.Context) error {
 // its result; the next probe waits for the interval to pass.
 func TestReadyProbesWritesAtMostOncePerInterval(t *testing.T) {
 	m, _ := newManager(t)
-	p := &probeCounter{SessionStore: m.Sessions}
-	m.Sessions = p
+	p := &probeCounter{SessionStore: m.SessionsForTest()}
+	m.SetSessionsForTest(p)
 	m.ReadyInterval = 300 * time.Millisecond
 	ask := func() {
 		t.Helper()

@@ -12,9 +12,9 @@ import (
 	"sync"
 )
 
-// MaxRefreshTokenSize is the longest refresh token Parse looks at, in
+// maxRefreshTokenSize is the longest refresh token Parse looks at, in
 // bytes; longer ones are refused before any work.
-const MaxRefreshTokenSize = 1 << 10
+const maxRefreshTokenSize = 1 << 10
 
 // refreshPrefix starts every refresh token; it names the format version.
 const refreshPrefix = "sdr1."
@@ -57,7 +57,7 @@ func newRefreshMAC(k *RefreshKey) *refreshMAC {
 	if k == nil || len(k.Secret) != refreshKeySize {
 		panic("sessiond: NewRefreshTokens: missing refresh key or secret is not 32 bytes")
 	}
-	id := RefreshKeyID(k.Secret)
+	id := refreshKeyID(k.Secret)
 	if k.ID != "" && k.ID != id {
 		panic("sessiond: NewRefreshTokens: refresh key ID does not match its secret")
 	}
@@ -116,7 +116,7 @@ func (r *RefreshTokens) Mint(c RefreshClaims) string {
 		panic("sessiond: RefreshTokens.Mint: empty user id, malformed session id or generation 0")
 	}
 	t := r.current.mint(&c)
-	if len(t) > MaxRefreshTokenSize {
+	if len(t) > maxRefreshTokenSize {
 		panic("sessiond: RefreshTokens.Mint: token would exceed 1 KiB (user or session id too long)")
 	}
 	return t
@@ -176,7 +176,7 @@ var strictB64 = base64.RawURLEncoding.Strict()
 // minted by Mint under a known key, spelled exactly as Mint spells it, is
 // accepted.
 func (r *RefreshTokens) Parse(token string) (RefreshClaims, error) {
-	if len(token) > MaxRefreshTokenSize {
+	if len(token) > maxRefreshTokenSize {
 		return RefreshClaims{}, errRefreshTooLarge
 	}
 	// Only base64url and dots: Go's base64 decoder would skip CR and LF.

@@ -182,8 +182,8 @@ func TestRefreshRefuses(t *testing.T) {
 	if _, err := r.Parse(good); err != nil {
 		t.Fatalf("the untouched token is refused: %v", err)
 	}
-	if len(long) <= MaxRefreshTokenSize {
-		t.Fatalf("long token is %d bytes, want over %d", len(long), MaxRefreshTokenSize)
+	if len(long) <= maxRefreshTokenSize {
+		t.Fatalf("long token is %d bytes, want over %d", len(long), maxRefreshTokenSize)
 	}
 }
 

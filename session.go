@@ -64,6 +64,14 @@ type Session struct {
 	RotatedAt time.Time
 }
 
+// Class returns DeviceClass, or ClassUnknown when it is "".
+func (s *Session) Class() string {
+	if s.DeviceClass == "" {
+		return ClassUnknown
+	}
+	return s.DeviceClass
+}
+
 // Clone returns a copy of s.
 func (s *Session) Clone() *Session {
 	c := *s
@@ -76,16 +84,16 @@ type Ended struct {
 	Reason Reason
 }
 
-// LimitPolicy says what happens at the session cap.
-type LimitPolicy string
+// CapPolicy says what happens at the session cap.
+type CapPolicy string
 
 // Session cap policies.
 const (
 	// PolicyEvict removes the least recently active session (ties: the
 	// older login) to make room.
-	PolicyEvict LimitPolicy = "evict"
+	PolicyEvict CapPolicy = "evict"
 	// PolicyDeny refuses the new login with ErrSessionLimit.
-	PolicyDeny LimitPolicy = "deny"
+	PolicyDeny CapPolicy = "deny"
 )
 
 // HardMaxSessions is the most sessions one user may have, whatever the
@@ -123,11 +131,11 @@ func (p ListPosition) Compare(q ListPosition) int {
 	return strings.Compare(p.ID, q.ID)
 }
 
-// Limit caps the live sessions of one user. Max <= 0 means no cap (the
+// SessionCap caps the live sessions of one user. Max <= 0 means no cap (the
 // Manager always passes one, at most HardMaxSessions).
-type Limit struct {
+type SessionCap struct {
 	Max    int
-	Policy LimitPolicy
+	Policy CapPolicy
 }
 
 // SessionStore keeps live sessions. Ended sessions are deleted, not kept.
@@ -156,7 +164,7 @@ type SessionStore interface {
 	// and the removals and insert are then done atomically, checking that
 	// each removed session still qualifies; with an error, what was
 	// already removed is returned with it.
-	Create(ctx context.Context, s *Session, limit Limit, now time.Time) ([]Ended, error)
+	Create(ctx context.Context, s *Session, limit SessionCap, now time.Time) ([]Ended, error)
 
 	// Get returns the live session id of userID, or ErrNotFound when it is
 	// missing, expired at now, or another user's. The result is the

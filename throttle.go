@@ -21,22 +21,24 @@ type Rate struct {
 type Throttles struct {
 	// LoginAccountIP, LoginAccount and LoginIP count failed logins (and
 	// wrong current passwords) per (account, client IP), per account and
-	// per client IP. Unknown accounts count exactly like real ones.
+	// per client IP (defaults 10, 100 and 30 per 15 min). Unknown accounts
+	// count exactly like real ones.
 	LoginAccountIP, LoginAccount, LoginIP Rate
-	// Register counts registrations per client IP.
+	// Register counts registrations per client IP (default 20 per hour).
 	Register Rate
 	// FailedRefresh counts unknown, forged or reused refresh tokens per
-	// client IP.
+	// client IP (default 30 per minute).
 	FailedRefresh Rate
-	// SessionRefresh counts refreshes of one session.
+	// SessionRefresh counts refreshes of one session (default 10 per
+	// minute).
 	SessionRefresh Rate
 	// UnknownRevoke counts revocations of unknown or foreign session ids
-	// per user.
+	// per user (default 30 per minute).
 	UnknownRevoke Rate
 }
 
-// DefaultThrottles are the defaults of docs/design.md, "Throttles".
-var DefaultThrottles = Throttles{
+// defaultThrottles are the defaults of docs/design.md, "Throttles".
+var defaultThrottles = Throttles{
 	LoginAccountIP: Rate{10, 15 * time.Minute},
 	LoginAccount:   Rate{100, 15 * time.Minute},
 	LoginIP:        Rate{30, 15 * time.Minute},
@@ -46,24 +48,79 @@ var DefaultThrottles = Throttles{
 	UnknownRevoke:  Rate{30, time.Minute},
 }
 
-type loginKeys struct{ account, accountIP, ip string }
+// rule is one throttle: a rate of Throttles, counted per key. Its keys
+// start with its own prefix, so that no two rules share a counter, and its
+// 429 says "too many <what>".
+type rule struct {
+	what   string
+	prefix string
+	rate   func(*Throttles) Rate
+}
 
-// loginKeys names the counters of a login attempt. The account is the
-// user's id when the login names a user, so that a username and an email
-// address share one count, and otherwise the lowercased login as typed, so
-// that an unknown name counts like a real one; either is hashed, so no key
-// holds it in clear. The (account, address) counter is in the account's
-// group, so that both are taken in one atomic step: one address then adds
-// to the account's count only what its own budget admits.
-func (m *Manager) loginKeys(u *User, login, ip string) loginKeys {
+// The throttles. Each row says what the 429 says, the key of the counter
+// (its prefix, then what it counts per) and the rate. Keys hold no secret
+// and no login name in clear: an account is named by a hash (see
+// loginCounters), an IPv6 address by its /64 (addrKey).
+var (
+	// Failed sign-ins and wrong current passwords per account and client
+	// address: "la:" account hash, GroupSep, address. It is in the
+	// account's group, so that the two are taken in one atomic step.
+	failedLoginsAccountAddr = &rule{"failed sign-ins for this account from this address", "la:",
+		func(t *Throttles) Rate { return t.LoginAccountIP }}
+	// The same per account: "la:" account hash.
+	failedLoginsAccount = &rule{"failed sign-ins for this account", "la:",
+		func(t *Throttles) Rate { return t.LoginAccount }}
+	// The same per client address: "li:" address.
+	failedLoginsAddr = &rule{"failed sign-ins from this address", "li:",
+		func(t *Throttles) Rate { return t.LoginIP }}
+	// Registrations, created or not, per client address: "reg:" address.
+	registrations = &rule{"registrations", "reg:",
+		func(t *Throttles) Rate { return t.Register }}
+	// Unknown, forged or reused refresh tokens per client address: "rf:"
+	// address.
+	failedRefreshes = &rule{"failed refreshes", "rf:",
+		func(t *Throttles) Rate { return t.FailedRefresh }}
+	// Rotations of one session: "rs:" session id.
+	sessionRefreshes = &rule{"refreshes of this session", "rs:",
+		func(t *Throttles) Rate { return t.SessionRefresh }}
+	// Revocations of unknown or foreign session ids per user: "rv:" user
+	// id.
+	unknownRevocations = &rule{"revocations of unknown sessions", "rv:",
+		func(t *Throttles) Rate { return t.UnknownRevoke }}
+)
+
+// counter is the counter of rule r for one subject (an address, a session,
+// a user): its events are under key.
+type counter struct {
+	rule *rule
+	key  string
+}
+
+// of returns the counter of r for subject.
+func (r *rule) of(subject string) counter { return counter{r, r.prefix + subject} }
+
+// loginCounters are the counters of a sign-in attempt, in the order they
+// are checked: the (account, address) counter and the account's, which
+// are one group, then the address's. The account is the user's id when
+// the login names a user, so that a username and an email address share
+// one count, and otherwise the lowercased login as typed, so that an
+// unknown name counts like a real one; either is hashed, so no key holds
+// it in clear. Being in the account's group, the (account, address)
+// counter is taken with the account's in one atomic step: one address then
+// adds to the account's count only what its own budget admits.
+func loginCounters(u *User, login, ip string) [3]counter {
 	name := "n:" + FoldLogin(login)
 	if u != nil {
 		name = "u:" + u.ID
 	}
 	sum := sha256.Sum256([]byte("sessiond login\x00" + name))
-	acct := "la:" + base64.RawURLEncoding.EncodeToString(sum[:12])
+	account := base64.RawURLEncoding.EncodeToString(sum[:12])
 	ip = addrKey(ip)
-	return loginKeys{account: acct, accountIP: acct + GroupSep + ip, ip: "li:" + ip}
+	return [3]counter{
+		failedLoginsAccountAddr.of(account + GroupSep + ip),
+		failedLoginsAccount.of(account),
+		failedLoginsAddr.of(ip),
+	}
 }
 
 // addrKey names a client address for the throttles: an IPv6 address by its
@@ -78,68 +135,66 @@ func addrKey(ip string) string {
 	return p.String()
 }
 
-// limit is one counter of an attempt: its rate, its key, and what the 429
-// says about it.
-type limit struct {
-	what string
-	rate Rate
-	key  string
+// verifyPassword checks password against the hash of u (nil: an unknown
+// account, which costs the same hash) under the sign-in throttles of login
+// from ip, and reports whether it is right. An attempt past a limit gets
+// its 429 before any hash; a wrong password is answered only once
+// recorded; a right one forgets the failures of its account from its
+// address.
+func (m *Manager) verifyPassword(ctx context.Context, now time.Time, u *User, login, password, ip string) (bool, error) {
+	cs := loginCounters(u, login, ip)
+	held, err := m.checkLogin(ctx, now, cs)
+	if err != nil {
+		return false, err
+	}
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	start := time.Now()
+	ok, err := m.Hasher.Verify(ctx, hash, password)
+	if err != nil {
+		return false, err
+	}
+	m.observer.PasswordVerified(time.Since(start))
+	if err := m.loginVerified(ctx, cs, ok, held); err != nil {
+		return false, err
+	}
+	return ok, nil
 }
 
-// loginLimits lists the login counters of k, in the order they are
-// checked: the first two are the account's group, the last the address's.
-func (m *Manager) loginLimits(k loginKeys) [3]limit {
-	t := m.Throttles
-	return [3]limit{
-		{"failed sign-ins for this account from this address", t.LoginAccountIP, k.accountIP},
-		{"failed sign-ins for this account", t.LoginAccount, k.account},
-		{"failed sign-ins from this address", t.LoginIP, k.ip},
-	}
-}
-
-// checkLogin returns the *ThrottledError of the first login counter of k
-// that has reached its limit, before a password is verified, so that an
-// attempt past a limit costs no hash. It also reports whether the
-// (account, address) counter holds failures, which a correct password then
-// resets (none are recorded when that limit is off). A Limiter that is a
-// MultiCounter counts them all in one call.
-func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (held bool, err error) {
-	if m.Limiter == nil {
-		return false, nil
-	}
-	limits := m.loginLimits(k)
+// checkLogin returns the *ThrottledError of the first of the login
+// counters cs that has reached its limit, before a password is verified,
+// so that an attempt past a limit costs no hash. It also reports whether
+// the (account, address) counter holds failures, which a correct password
+// then resets (none are recorded when that limit is off). The counters are
+// counted in one call, one round trip to a shared store.
+func (m *Manager) checkLogin(ctx context.Context, now time.Time, cs [3]counter) (held bool, err error) {
 	var (
-		cs     [len(limits)]Counter
-		counts [len(limits)]Count
-		on     [len(limits)]int // indexes into limits of the counted
+		ask    [len(cs)]Counter
+		counts [len(cs)]Counted
+		on     [len(cs)]int // indexes into cs of the counted
 		n      int
 	)
-	for i, c := range limits {
-		if c.rate.N > 0 {
-			cs[n], on[n] = Counter{Key: c.key, Window: c.rate.Window}, i
+	for i, c := range cs {
+		if r := c.rule.rate(&m.Throttles); r.N > 0 {
+			ask[n], on[n] = Counter{Key: c.key, Window: r.Window}, i
 			n++
 		}
 	}
-	mc, batch := m.Limiter.(MultiCounter)
-	if batch && n > 0 {
-		if err := mc.CountMany(ctx, cs[:n], now, counts[:n]); err != nil {
-			return false, err
-		}
+	if n == 0 {
+		return false, nil
+	}
+	if err := m.limiter.Count(ctx, ask[:n], now, counts[:n]); err != nil {
+		return false, err
 	}
 	for j := range n {
-		if !batch {
-			c, w, err := m.Limiter.Count(ctx, cs[j].Key, cs[j].Window, now)
-			if err != nil {
-				return held, err
-			}
-			counts[j] = Count{N: c, OldestLeavesIn: w}
-		}
-		l := limits[on[j]]
+		c := cs[on[j]]
 		if on[j] == 0 { // (account, address), the one a success resets
 			held = counts[j].N > 0
 		}
-		if counts[j].N >= l.rate.N {
-			return held, throttled(l.what, counts[j].OldestLeavesIn)
+		if counts[j].N >= c.rule.rate(&m.Throttles).N {
+			return held, throttled(c.rule.what, counts[j].OldestLeavesIn)
 		}
 	}
 	return held, nil
@@ -158,89 +213,88 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, k loginKeys) (h
 // and wrong passwords alike get its error (503), so that no answer tells
 // them apart. held says whether the (account, address) counter held
 // failures before the hash: a success then forgets them.
-func (m *Manager) loginVerified(ctx context.Context, k loginKeys, ok, held bool) error {
+func (m *Manager) loginVerified(ctx context.Context, cs [3]counter, ok, held bool) error {
 	if !ok {
-		m.observeLogin(false)
-	}
-	if m.Limiter == nil {
-		return nil
+		m.observer.Login(false)
 	}
 	now := m.now()
 	id := ""
 	if !ok {
 		id = randomID()
 	}
-	ls := m.loginLimits(k)
-	if err := m.take(ctx, now, id, ls[:2]...); err != nil {
+	if err := m.take(ctx, now, id, cs[:2]...); err != nil {
 		return err
 	}
-	if err := m.take(ctx, now, id, ls[2]); err != nil {
+	if err := m.take(ctx, now, id, cs[2]); err != nil {
 		var th *ThrottledError
 		if id != "" && errors.As(err, &th) {
 			// Refused: the attempt was not answered, so it does not
 			// count. A store error keeps it counted: fail closed.
-			m.release(ctx, now, id, ls[:2]...)
+			m.release(ctx, now, id, cs[:2]...)
 		}
 		return err
 	}
 	if ok && held {
-		m.resetAttempts(ctx, k)
+		m.resetAttempts(ctx, cs[0])
 	}
 	return nil
 }
 
-// take is one atomic check-and-add over limits of one group (see
+// resetAttempts forgets the failures of an account from an address (its
+// counter c) after a correct password.
+func (m *Manager) resetAttempts(ctx context.Context, c counter) {
+	if err := m.limiter.Reset(ctx, c.key); err != nil {
+		m.Logger.WarnContext(ctx, "throttle reset failed", "err", err)
+	}
+}
+
+// take is one atomic check-and-add over counters of one group (see
 // Limiter.Take; id "" records nothing): a *ThrottledError naming the first
 // full counter, or the store's error when it could not record, which the
-// caller answers instead of letting the attempt through.
-func (m *Manager) take(ctx context.Context, now time.Time, id string, limits ...limit) error {
-	if m.Limiter == nil {
-		return nil
-	}
+// caller answers instead of letting the attempt through. A counter whose
+// rule is off (N <= 0) is left out.
+func (m *Manager) take(ctx context.Context, now time.Time, id string, cs ...counter) error {
 	var (
 		buf [3]Budget
 		on  [3]int
 		n   int
 	)
-	for i, l := range limits {
-		if l.rate.N > 0 {
-			buf[n], on[n] = Budget{Key: l.key, Window: l.rate.Window, N: l.rate.N}, i
+	for i, c := range cs {
+		if r := c.rule.rate(&m.Throttles); r.N > 0 {
+			buf[n], on[n] = Budget{Key: c.key, Window: r.Window, N: r.N}, i
 			n++
 		}
 	}
 	if n == 0 {
 		return nil
 	}
-	t, err := m.Limiter.Take(ctx, buf[:n], id, now)
+	t, err := m.limiter.Take(ctx, buf[:n], id, now)
 	if err != nil {
 		return fmt.Errorf("throttle: %w", err)
 	}
 	if !t.OK {
-		return throttled(limits[on[t.Full]].what, t.RetryAfter)
+		return throttled(cs[on[t.Full]].rule.what, t.RetryAfter)
 	}
 	return nil
 }
 
 // release gives back the event id that take recorded at now; a failure is
 // logged, since the event then only counts for nothing.
-func (m *Manager) release(ctx context.Context, now time.Time, id string, limits ...limit) {
-	if m.Limiter == nil {
-		return
-	}
+func (m *Manager) release(ctx context.Context, now time.Time, id string, cs ...counter) {
 	var (
 		buf [3]string
 		n   int
 	)
-	for _, l := range limits {
-		if l.rate.N > 0 {
-			buf[n] = l.key
+	for _, c := range cs {
+		if c.rule.rate(&m.Throttles).N > 0 {
+			buf[n] = c.key
 			n++
 		}
 	}
 	if n == 0 {
 		return
 	}
-	if err := m.Limiter.Release(context.WithoutCancel(ctx), buf[:n], id, now); err != nil {
+	if err := m.limiter.Release(context.WithoutCancel(ctx), buf[:n], id, now); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle release failed", slog.String("err", err.Error()))
 	}
 }

@@ -33,9 +33,14 @@ func forEachLimiterStore(t *testing.T, body func(t *testing.T, m *sessiond.Manag
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := sessiond.NewManager(sessions, sqlite.NewUserStore(db), sessiond.NewAccessTokens("test", sk), sessiond.NewRefreshTokens(rk))
+		m := sessiond.NewManager(sessiond.Parts{
+			Sessions: sessions,
+			Users:    sqlite.NewUserStore(db),
+			Access:   sessiond.NewAccessTokens("test", sk),
+			Refresh:  sessiond.NewRefreshTokens(rk),
+			Limiter:  l,
+		})
 		m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-		m.Limiter = l
 		m.Logger = slog.New(slog.DiscardHandler)
 		clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
 		m.Now = clk.Now
@@ -246,7 +251,7 @@ func TestThrottlesHoldUnderConcurrency(t *testing.T) {
 // generationOf returns the generation a refresh token names.
 func generationOf(t *testing.T, m *sessiond.Manager, token string) uint64 {
 	t.Helper()
-	c, err := m.Refresh.Parse(token)
+	c, err := m.RefreshTokensForTest().Parse(token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +273,7 @@ func TestReuseDetectionIsNeverThrottled(t *testing.T) {
 			if !errors.Is(err, sessiond.ErrInvalidToken) {
 				t.Fatalf("the victim's superseded token: got %v, want invalid token (reuse)", err)
 			}
-			if _, err := m.Sessions.Get(ctx, g.Session.UserID, g.Session.ID, m.Now()); !errors.Is(err, sessiond.ErrNotFound) {
+			if _, err := m.SessionsForTest().Get(ctx, g.Session.UserID, g.Session.ID, m.Now()); !errors.Is(err, sessiond.ErrNotFound) {
 				t.Fatalf("session after the reuse: got %v, want it ended", err)
 			}
 			if _, err := m.RefreshSession(ctx, current, "203.0.113.66"); !errors.Is(err, sessiond.ErrInvalidToken) {

@@ -19,11 +19,11 @@ import (
 
 // Access token limits and header values.
 const (
-	// MaxAccessTokenSize is the longest access token Verify looks at, in
+	// maxAccessTokenSize is the longest access token Verify looks at, in
 	// bytes; longer ones are refused before any parsing.
-	MaxAccessTokenSize = 8 << 10
-	// AccessTokenType is the typ header of every access token (RFC 9068).
-	AccessTokenType = "at+jwt"
+	maxAccessTokenSize = 8 << 10
+	// accessTokenType is the typ header of every access token (RFC 9068).
+	accessTokenType = "at+jwt"
 	// accessLeeway is the clock skew allowed on exp, nbf and iat.
 	accessLeeway = 60 * time.Second
 	// defaultVerifiedCacheSize bounds the verified-token cache.
@@ -121,7 +121,7 @@ func NewAccessTokens(issuer string, current *SigningKey, previous ...ed25519.Pub
 		panic("sessiond: NewAccessTokens: missing or malformed signing key")
 	}
 	curPub := current.Key.Public().(ed25519.PublicKey)
-	kid, err := SigningKeyID(curPub)
+	kid, err := signingKeyID(curPub)
 	if err != nil {
 		panic("sessiond: NewAccessTokens: " + err.Error())
 	}
@@ -138,7 +138,7 @@ func NewAccessTokens(issuer string, current *SigningKey, previous ...ed25519.Pub
 	}
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{publicJWK(kid, curPub)}}
 	for _, pub := range previous {
-		id, err := SigningKeyID(pub)
+		id, err := signingKeyID(pub)
 		if err != nil {
 			panic("sessiond: NewAccessTokens: previous key: " + err.Error())
 		}
@@ -170,12 +170,6 @@ func publicJWK(kid string, pub ed25519.PublicKey) jose.JSONWebKey {
 	return jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: string(jose.EdDSA), Use: "sig"}
 }
 
-// Leeway is the clock skew Verify allows on exp, nbf and iat.
-func (a *AccessTokens) Leeway() time.Duration { return accessLeeway }
-
-// KeyID is the kid of the tokens Issue signs.
-func (a *AccessTokens) KeyID() string { return a.signer.ID }
-
 // JWKS returns the JSON Web Key Set (RFC 7517) of every verification key,
 // public parts only, the current key first. The caller may keep the slice.
 func (a *AccessTokens) JWKS() []byte { return slices.Clone(a.jwks) }
@@ -205,7 +199,7 @@ func (a *AccessTokens) Issue(userID, sessionID string, now, expiresAt time.Time)
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	t.Header["kid"] = a.signer.ID
-	t.Header["typ"] = AccessTokenType
+	t.Header["typ"] = accessTokenType
 	s, err := t.SignedString(a.signer.Key)
 	if err != nil {
 		return "", fmt.Errorf("access token: sign: %w", err)
@@ -219,7 +213,7 @@ func (a *AccessTokens) Issue(userID, sessionID string, now, expiresAt time.Time)
 // with exp and nbf checked again against now. The returned claims are the
 // caller's to modify.
 func (a *AccessTokens) Verify(token string, now time.Time) (*AccessClaims, error) {
-	if len(token) > MaxAccessTokenSize {
+	if len(token) > maxAccessTokenSize {
 		return nil, errTokenTooLarge
 	}
 	if e, ok := a.cache.get(token); ok {
@@ -236,10 +230,10 @@ func (a *AccessTokens) Verify(token string, now time.Time) (*AccessClaims, error
 	return cloneClaims(c), nil
 }
 
-// VerifyUncached is Verify without the cache: every call checks the
+// verifyUncached is Verify without the cache: every call checks the
 // signature. It neither reads nor fills the cache.
-func (a *AccessTokens) VerifyUncached(token string, now time.Time) (*AccessClaims, error) {
-	if len(token) > MaxAccessTokenSize {
+func (a *AccessTokens) verifyUncached(token string, now time.Time) (*AccessClaims, error) {
+	if len(token) > maxAccessTokenSize {
 		return nil, errTokenTooLarge
 	}
 	return a.verify(token, now)
@@ -298,7 +292,7 @@ func isAccessTokenType(typ string) bool {
 	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
 		typ = typ[len("application/"):]
 	}
-	return strings.EqualFold(typ, AccessTokenType)
+	return strings.EqualFold(typ, accessTokenType)
 }
 
 // jwsAlphabet marks the bytes of a compact JWS: base64url and '.'.

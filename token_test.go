@@ -121,7 +121,7 @@ func TestIssueVerify(t *testing.T) {
 	for _, verify := range []struct {
 		name string
 		fn   func(string, time.Time) (*AccessClaims, error)
-	}{{"Verify", at.Verify}, {"VerifyUncached", at.VerifyUncached}, {"Verify cached", at.Verify}} {
+	}{{"Verify", at.Verify}, {"verifyUncached", at.verifyUncached}, {"Verify cached", at.Verify}} {
 		c, err := verify.fn(tok, t0.Add(time.Minute))
 		if err != nil {
 			t.Fatalf("%s: %v", verify.name, err)
@@ -173,9 +173,9 @@ func TestVerifyAccepts(t *testing.T) {
 	key := newTestSigningKey(t)
 	at := NewAccessTokens(testIssuer, key)
 	h, c := goodHeader(key.ID), goodClaims(t0)
-	// The largest padding that keeps the token within MaxAccessTokenSize.
+	// The largest padding that keeps the token within maxAccessTokenSize.
 	pad := ""
-	for n := 5000; len(signRaw(t, key.Key, h, with(c, "pad", strings.Repeat("x", n)))) <= MaxAccessTokenSize; n++ {
+	for n := 5000; len(signRaw(t, key.Key, h, with(c, "pad", strings.Repeat("x", n)))) <= maxAccessTokenSize; n++ {
 		pad = strings.Repeat("x", n)
 	}
 	for _, tc := range []struct {
@@ -196,11 +196,11 @@ func TestVerifyAccepts(t *testing.T) {
 		{"just under 8 KiB", signRaw(t, key.Key, h, with(c, "pad", pad)), t0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "just under 8 KiB" && (len(tc.token) > MaxAccessTokenSize || len(tc.token) < MaxAccessTokenSize-4) {
-				t.Fatalf("test token is %d bytes, want just under %d", len(tc.token), MaxAccessTokenSize)
+			if tc.name == "just under 8 KiB" && (len(tc.token) > maxAccessTokenSize || len(tc.token) < maxAccessTokenSize-4) {
+				t.Fatalf("test token is %d bytes, want just under %d", len(tc.token), maxAccessTokenSize)
 			}
-			if _, err := at.VerifyUncached(tc.token, tc.now); err != nil {
-				t.Errorf("VerifyUncached: %v", err)
+			if _, err := at.verifyUncached(tc.token, tc.now); err != nil {
+				t.Errorf("verifyUncached: %v", err)
 			}
 			if _, err := at.Verify(tc.token, tc.now); err != nil {
 				t.Errorf("Verify: %v", err)
@@ -254,7 +254,7 @@ func TestVerifyRefuses(t *testing.T) {
 		}
 	}
 	refresh := NewRefreshTokens(mustRefreshKey(t)).Mint(RefreshClaims{UserID: "user-1", SessionID: "session-1", Generation: 1})
-	big := signRaw(t, key.Key, h, with(c, "pad", strings.Repeat("x", MaxAccessTokenSize)))
+	big := signRaw(t, key.Key, h, with(c, "pad", strings.Repeat("x", maxAccessTokenSize)))
 
 	for _, tc := range []struct {
 		name  string
@@ -352,7 +352,7 @@ func TestVerifyRefuses(t *testing.T) {
 			for _, v := range []struct {
 				name string
 				fn   func(string, time.Time) (*AccessClaims, error)
-			}{{"VerifyUncached", at.VerifyUncached}, {"Verify", at.Verify}} {
+			}{{"verifyUncached", at.verifyUncached}, {"Verify", at.Verify}} {
 				claims, err := v.fn(tc.token, now)
 				if err == nil {
 					t.Fatalf("%s accepted the token: %+v", v.name, claims)
@@ -375,7 +375,7 @@ func TestVerifyRefuses(t *testing.T) {
 
 	// The refused tokens differ from an accepted one only in what each case
 	// names: the good token verifies with the same verifier at the same time.
-	if _, err := at.VerifyUncached(good, t0); err != nil {
+	if _, err := at.verifyUncached(good, t0); err != nil {
 		t.Fatalf("the untampered token is refused: %v", err)
 	}
 }
@@ -541,9 +541,9 @@ func TestVerifiedCache(t *testing.T) {
 		}
 	})
 
-	t.Run("VerifyUncached leaves the cache alone", func(t *testing.T) {
+	t.Run("verifyUncached leaves the cache alone", func(t *testing.T) {
 		at := NewAccessTokens(testIssuer, key)
-		if _, err := at.VerifyUncached(signRaw(t, key.Key, h, c), t0); err != nil {
+		if _, err := at.verifyUncached(signRaw(t, key.Key, h, c), t0); err != nil {
 			t.Fatal(err)
 		}
 		if n := at.cache.len(); n != 0 {
@@ -739,12 +739,12 @@ func TestSigningKeyIDKnownAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := SigningKeyID(pub)
+	got, err := signingKeyID(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"; got != want {
-		t.Errorf("SigningKeyID = %q, want %q", got, want)
+		t.Errorf("signingKeyID = %q, want %q", got, want)
 	}
 }
 
@@ -792,7 +792,7 @@ func FuzzAccessVerify(f *testing.F) {
 	f.Add("", int64(0))
 	f.Fuzz(func(t *testing.T, token string, offset int64) {
 		now := t0.Add(time.Duration(offset) * time.Second)
-		uncached, errU := at.VerifyUncached(token, now)
+		uncached, errU := at.verifyUncached(token, now)
 		cached, errC := at.Verify(token, now)
 		again, errA := at.Verify(token, now) // from the cache when accepted
 		if (errU == nil) != (errC == nil) || (errC == nil) != (errA == nil) {
@@ -843,7 +843,7 @@ func BenchmarkVerifyUncached(b *testing.B) {
 	at, tokens := benchTokens(b, 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := at.VerifyUncached(tokens[0], t0); err != nil {
+		if _, err := at.verifyUncached(tokens[0], t0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -915,7 +915,7 @@ func TestVerifyCacheChecksIssuedAt(t *testing.T) {
 		t.Fatalf("Verify at iat-30s: %v", err)
 	}
 	early := t0.Add(-31 * time.Second)
-	for name, fn := range map[string]func(string, time.Time) (*AccessClaims, error){"Verify": at.Verify, "VerifyUncached": at.VerifyUncached} {
+	for name, fn := range map[string]func(string, time.Time) (*AccessClaims, error){"Verify": at.Verify, "verifyUncached": at.verifyUncached} {
 		if _, err := fn(tok, early); !errors.Is(err, jwt.ErrTokenUsedBeforeIssued) || !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("%s at iat-61s: got %v, want an invalid token used before issued", name, err)
 		}

@@ -27,8 +27,8 @@ func (c *countedUsers) UserByLogin(ctx context.Context, login string) (*sessiond
 // and are looked up.
 func TestLoginWithNonASCIIUsernameMatchesNobody(t *testing.T) {
 	m, _ := newManager(t)
-	users := &countedUsers{UserStore: m.Users}
-	m.Users = users
+	users := &countedUsers{UserStore: m.UsersForTest()}
+	m.SetUsersForTest(users)
 	signIn(t, m, "kate")
 	ctx := context.Background()
 	for _, login := range []string{"\u212Aate", "\u212AATE", "kat\u00e9", "kate\u200b"} {

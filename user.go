@@ -62,7 +62,7 @@ func (m *Manager) userByLogin(ctx context.Context, login string) (*User, error) 
 	if !strings.Contains(login, "@") && !isASCII(login) {
 		return nil, ErrNotFound
 	}
-	return m.Users.UserByLogin(ctx, login)
+	return m.users.UserByLogin(ctx, login)
 }
 
 func isASCII(s string) bool {

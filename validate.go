@@ -9,20 +9,20 @@ import (
 
 // Field limits.
 const (
-	MaxUsernameLen   = 64
-	MaxEmailLen      = 254
-	MaxDeviceNameLen = 64
+	maxUsernameLen   = 64
+	maxEmailLen      = 254
+	maxDeviceNameLen = 64
 	MaxDeviceIDLen   = 256
 )
 
-// CheckUsername reports whether name is a valid username: 1-64 ASCII
+// checkUsername reports whether name is a valid username: 1-64 ASCII
 // letters, digits, '.', '_' or '-'.
-func CheckUsername(name string) error {
+func checkUsername(name string) error {
 	if name == "" {
 		return invalid("username", "is required")
 	}
-	if len(name) > MaxUsernameLen {
-		return invalid("username", "must be at most %d characters", MaxUsernameLen)
+	if len(name) > maxUsernameLen {
+		return invalid("username", "must be at most %d characters", maxUsernameLen)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -53,13 +53,13 @@ func FoldLogin(s string) string {
 	return s
 }
 
-// CheckEmail reports whether addr is a plain email address.
-func CheckEmail(addr string) error {
+// checkEmail reports whether addr is a plain email address.
+func checkEmail(addr string) error {
 	if addr == "" {
 		return invalid("email", "is required")
 	}
-	if len(addr) > MaxEmailLen {
-		return invalid("email", "must be at most %d characters", MaxEmailLen)
+	if len(addr) > maxEmailLen {
+		return invalid("email", "must be at most %d characters", maxEmailLen)
 	}
 	if !utf8.ValidString(addr) {
 		return invalid("email", "must be valid UTF-8")
@@ -78,15 +78,15 @@ func CheckEmail(addr string) error {
 	return nil
 }
 
-// CheckDeviceName reports whether name is a valid session name: up to 64
+// checkDeviceName reports whether name is a valid session name: up to 64
 // characters of valid UTF-8 without control or format characters. "" is
 // valid.
-func CheckDeviceName(field, name string) error {
+func checkDeviceName(field, name string) error {
 	if !utf8.ValidString(name) {
 		return invalid(field, "must be valid UTF-8")
 	}
-	if utf8.RuneCountInString(name) > MaxDeviceNameLen {
-		return invalid(field, "must be at most %d characters", MaxDeviceNameLen)
+	if utf8.RuneCountInString(name) > maxDeviceNameLen {
+		return invalid(field, "must be at most %d characters", maxDeviceNameLen)
 	}
 	if hasInvisible(name) {
 		return invalid(field, "must not contain control or format characters (such as bidi overrides or zero-width characters)")

@@ -95,7 +95,7 @@ func createMany(ctx context.Context, st *redis.Store, mk *sessionMaker, userID s
 				}
 				s := mk.make(userID, now)
 				s.DeviceID = ""
-				if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+				if _, err := st.Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}

@@ -20,12 +20,11 @@ import (
 // envelope and never a 5xx: a panic would be recovered into a 503, so it
 // fails here too.
 func FuzzDecodeRequest(f *testing.F) {
-	m, db := newManager(f.TempDir())
-	f.Cleanup(func() { db.Close() })
 	// Cheap hashes keep the fuzzer fast; throttles and the session cap
 	// would only make most inputs answer the same.
+	m, db := newManager(f.TempDir(), func(p *sessiond.Parts) { p.Limiter = nil })
+	f.Cleanup(func() { db.Close() })
 	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	m.Limiter = nil
 	m.MaxSessions = 0
 	ctx := context.Background()
 	const pw = "correct horse battery staple"

@@ -66,14 +66,10 @@ type sessionJSON struct {
 }
 
 func newSessionJSON(s *sessiond.Session, currentID string) sessionJSON {
-	class := s.DeviceClass
-	if class == "" {
-		class = sessiond.ClassUnknown
-	}
 	return sessionJSON{
 		ID:          s.ID,
 		Device:      s.Device,
-		DeviceClass: class,
+		DeviceClass: s.Class(),
 		Name:        s.Name,
 		IPAddress:   s.IPAddress,
 		Location:    s.Location,

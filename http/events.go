@@ -97,8 +97,15 @@ func (s *Server) OpenStreams() int {
 	return s.streams.total
 }
 
-// HeartbeatInterval is how often the event stream sends a comment line.
-var HeartbeatInterval = 25 * time.Second
+// DefaultHeartbeatInterval is the default of Server.HeartbeatInterval.
+const DefaultHeartbeatInterval = 25 * time.Second
+
+func (s *Server) heartbeat() time.Duration {
+	if s.HeartbeatInterval <= 0 {
+		return DefaultHeartbeatInterval
+	}
+	return s.HeartbeatInterval
+}
 
 // events streams the user's session events as Server-Sent Events until the
 // stream's own session ends, its access token expires, the server shuts
@@ -117,27 +124,25 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *sessiond.S
 		return err
 	}
 	defer release()
-	ch, cancel, err := s.Manager.Broker.Subscribe(ctx, sess.UserID)
+	ch, cancel, err := s.Manager.Subscribe(ctx, sess.UserID)
 	if err != nil {
 		return err
 	}
 	defer cancel()
+	beatEvery := s.heartbeat()
 	rc := http.NewResponseController(w)
 	// The stream outlives the server's write timeout by design; each write
 	// gets its own deadline instead, so a client that stops reading does
 	// not hold the stream forever.
 	write := func(format string, args ...any) bool {
-		rc.SetWriteDeadline(time.Now().Add(HeartbeatInterval + 10*time.Second))
+		rc.SetWriteDeadline(time.Now().Add(beatEvery + 10*time.Second))
 		fmt.Fprintf(w, format, args...)
 		return rc.Flush() == nil
 	}
 	// live reports whether the stream's session still exists: its revoked
 	// event may never arrive (a full buffer, an admin command on another
 	// process), and a signed-out device must not go on seeing events.
-	live := func() bool {
-		_, err := s.Manager.Sessions.Get(ctx, sess.UserID, sess.ID, s.Manager.Now())
-		return err == nil
-	}
+	live := func() bool { return s.Manager.Live(ctx, sess) }
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -148,11 +153,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *sessiond.S
 	}
 	var until <-chan time.Time
 	if c, ok := ctx.Value(authKey{}).(*sessiond.AccessClaims); ok && c.ExpiresAt != nil {
-		t := time.NewTimer(time.Until(c.ExpiresAt.Time))
+		t := time.NewTimer(c.ExpiresAt.Time.Sub(s.Manager.Now()))
 		defer t.Stop()
 		until = t.C
 	}
-	beat := time.NewTicker(HeartbeatInterval)
+	beat := time.NewTicker(beatEvery)
 	defer beat.Stop()
 	for {
 		select {

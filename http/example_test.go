@@ -18,8 +18,9 @@ import (
 	"github.com/sessiond/sessiond/sqlite"
 )
 
-// newManager returns a Manager over a new SQLite file in dir.
-func newManager(dir string) (*sessiond.Manager, *sqlite.DB) {
+// newManager returns a Manager over a new SQLite file in dir, with the
+// parts that each adjust changes.
+func newManager(dir string, adjust ...func(*sessiond.Parts)) (*sessiond.Manager, *sqlite.DB) {
 	db, err := sqlite.Open(filepath.Join(dir, "sessiond.db"))
 	if err != nil {
 		log.Fatal(err)
@@ -32,9 +33,17 @@ func newManager(dir string) (*sessiond.Manager, *sqlite.DB) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db),
-		sessiond.NewAccessTokens("example", sk), sessiond.NewRefreshTokens(rk))
-	m.Limiter = sqlite.NewLimiter(db)
+	parts := sessiond.Parts{
+		Sessions: sqlite.NewSessionStore(db),
+		Users:    sqlite.NewUserStore(db),
+		Access:   sessiond.NewAccessTokens("example", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+		Limiter:  sqlite.NewLimiter(db),
+	}
+	for _, f := range adjust {
+		f(&parts)
+	}
+	m := sessiond.NewManager(parts)
 	m.Logger = slog.New(slog.DiscardHandler)
 	return m, db
 }

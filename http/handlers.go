@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/english"
 )
 
 const jsonType = "application/json"
@@ -146,11 +147,10 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 // writeGrant answers a login or refresh, with the tokens in the body or,
 // when the client asked for cookies, in cookies only.
 func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bool, msg string) {
-	now := time.Now()
 	out := grantJSON{
 		AccessToken:  g.AccessToken,
 		TokenType:    "Bearer",
-		ExpiresIn:    max(g.ExpiresIn(now), 0),
+		ExpiresIn:    max(int64(g.ExpiresIn/time.Second), 0),
 		RefreshToken: g.RefreshToken,
 		Session:      newSessionJSON(g.Session, g.Session.ID),
 	}
@@ -160,12 +160,8 @@ func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bo
 			Name: AccessCookie, Value: g.AccessToken, Path: "/", MaxAge: int(max(out.ExpiresIn, 1)),
 			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		})
-		rtEnd := g.Session.ExpiresAt
-		if m := s.Manager; m.AbsoluteLifetime > 0 {
-			rtEnd = g.Session.CreatedAt.Add(m.AbsoluteLifetime)
-		}
 		http.SetCookie(w, &http.Cookie{
-			Name: RefreshCookie, Value: g.RefreshToken, Path: "/", MaxAge: int(max(time.Until(rtEnd)/time.Second, 1)),
+			Name: RefreshCookie, Value: g.RefreshToken, Path: "/", MaxAge: int(max(g.RefreshExpiresIn/time.Second, 1)),
 			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		})
 	}
@@ -270,7 +266,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sess
 		next := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {page.Next}}
 		w.Header().Set("Link", "<"+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
 	}
-	writeJSON(w, http.StatusOK, plural(len(out), "signed-in device"), out)
+	writeJSON(w, http.StatusOK, english.Plural(len(out), "signed-in device"), out)
 	return nil
 }
 
@@ -282,7 +278,7 @@ func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request, sess *sess
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, "signed out "+plural(n, "other device"), map[string]int{"revoked": n})
+	writeJSON(w, http.StatusOK, "signed out "+english.Plural(n, "other device"), map[string]int{"revoked": n})
 	return nil
 }
 
@@ -327,17 +323,13 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
-	w.Write(s.Manager.Access.JWKS())
+	w.Write(s.Manager.JWKS())
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	ready := s.Ready
-	if ready == nil {
-		ready = s.Manager.Ready
-	}
-	if err := ready(ctx); err != nil {
+	if err := s.Manager.Ready(ctx); err != nil {
 		s.logger().WarnContext(ctx, "not ready", "err", err)
 		writeAPIError(w, apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: "a store is unreachable or refuses writes", retryAfter: time.Second})
 		return nil
@@ -351,14 +343,6 @@ func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
 	w.Write(OpenAPIJSON)
-}
-
-// plural renders "1 device" or "2 devices".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // noBody refuses a body these endpoints do not take unless it is JSON

@@ -52,16 +52,12 @@ func appendMe(b []byte, u userJSON, sess *sessiond.Session) []byte {
 // appendSessionJSON appends what json.Marshal(newSessionJSON(s, currentID))
 // returns.
 func appendSessionJSON(b []byte, s *sessiond.Session, currentID string) []byte {
-	class := s.DeviceClass
-	if class == "" {
-		class = sessiond.ClassUnknown
-	}
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, s.ID)
 	b = append(b, `,"device":`...)
 	b = appendJSONString(b, s.Device)
 	b = append(b, `,"device_class":`...)
-	b = appendJSONString(b, class)
+	b = appendJSONString(b, s.Class())
 	b = append(b, `,"name":`...)
 	b = appendJSONString(b, s.Name)
 	b = append(b, `,"ip_address":`...)

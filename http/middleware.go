@@ -137,44 +137,65 @@ func bearer(r *http.Request) (token string, fromCookie bool, err error) {
 
 type authKey struct{}
 
-// authenticated checks the access token (header or cookie) and, for cookie
-// requests that change state, the CSRF rule, then calls h with the session.
-// With inContext it also puts the session and the token's claims in the
-// request's context, for Middleware's handlers and the event stream; the
-// API's other handlers take the session as an argument and skip the copy
-// of the request that a new context costs.
-func (s *Server) authenticated(inContext bool, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) func(http.ResponseWriter, *http.Request) error {
+// sessionHandler is an API handler that runs for an authenticated session.
+type sessionHandler func(http.ResponseWriter, *http.Request, *sessiond.Session) error
+
+// authenticated runs h with the session of the request's access token
+// (see authenticate). The API's handlers take the session as an argument
+// and skip the copy of the request that a new context costs.
+func (s *Server) authenticated(h sessionHandler) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		token, fromCookie, err := bearer(r)
+		sess, _, err := s.authenticate(w, r)
 		if err != nil {
 			return err
 		}
-		if token == "" {
-			return sessiond.ErrInvalidToken
-		}
-		if fromCookie && !safeMethod(r.Method) {
-			if err := s.checkOrigin(r); err != nil {
-				return err
-			}
-		}
-		start := time.Now()
-		sess, claims, err := s.Manager.Authenticate(r.Context(), token)
-		if s.Metrics != nil {
-			s.Metrics.Validation(time.Since(start), err == nil)
-		}
+		return h(w, r, sess)
+	}
+}
+
+// authenticatedInContext is authenticated that also puts the session and
+// the token's claims in the request's context, for Middleware's handlers
+// and the event stream.
+func (s *Server) authenticatedInContext(h sessionHandler) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sess, claims, err := s.authenticate(w, r)
 		if err != nil {
 			return err
-		}
-		if fromCookie {
-			w.Header().Set("Cache-Control", "no-store")
-		}
-		if !inContext {
-			return h(w, r, sess)
 		}
 		ctx := sessiond.NewContext(r.Context(), sess)
 		ctx = context.WithValue(ctx, authKey{}, claims)
 		return h(w, r.WithContext(ctx), sess)
 	}
+}
+
+// authenticate checks the access token (header or cookie) and, for cookie
+// requests that change state, the CSRF rule, and returns the token's live
+// session and claims.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*sessiond.Session, *sessiond.AccessClaims, error) {
+	token, fromCookie, err := bearer(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if token == "" {
+		return nil, nil, sessiond.ErrInvalidToken
+	}
+	if fromCookie && !safeMethod(r.Method) {
+		if err := s.checkOrigin(r); err != nil {
+			return nil, nil, err
+		}
+	}
+	start := time.Now()
+	sess, claims, err := s.Manager.Authenticate(r.Context(), token)
+	if s.Metrics != nil {
+		s.Metrics.Validation(time.Since(start), err == nil)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if fromCookie {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	return sess, claims, nil
 }
 
 func safeMethod(m string) bool {

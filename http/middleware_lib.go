@@ -30,7 +30,7 @@ func Middleware(m *sessiond.Manager) func(http.Handler) http.Handler {
 // the CSRF check, Metrics for validation timings and store errors, Logger
 // for failures.
 func (s *Server) Middleware(next http.Handler) http.Handler {
-	return s.apiHandler(s.authenticated(true, func(w http.ResponseWriter, r *http.Request, _ *sessiond.Session) error {
+	return s.apiHandler(s.authenticatedInContext(func(w http.ResponseWriter, r *http.Request, _ *sessiond.Session) error {
 		next.ServeHTTP(w, r)
 		return nil
 	}))

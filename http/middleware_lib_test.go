@@ -14,9 +14,9 @@ import (
 
 // signedIn returns a Manager over SQLite in a temp dir and the grant of a
 // fresh login; the database closes at cleanup.
-func signedIn(t testing.TB) (*sessiond.Manager, *sessiond.Grant, func() error) {
+func signedIn(t testing.TB, adjust ...func(*sessiond.Parts)) (*sessiond.Manager, *sessiond.Grant, func() error) {
 	t.Helper()
-	m, db := newManager(t.TempDir())
+	m, db := newManager(t.TempDir(), adjust...)
 	t.Cleanup(func() { db.Close() })
 	ctx := context.Background()
 	if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: "erin", Email: "erin@example.com", Password: "correct horse battery staple"}); err != nil {

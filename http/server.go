@@ -11,7 +11,6 @@
 package http
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -62,9 +61,6 @@ type Server struct {
 	MetricsHandler http.Handler
 	// Metrics receives validation timings; optional.
 	Metrics Metrics
-	// Ready reports whether the stores answer and accept writes, for
-	// /readyz; nil: Manager.Ready.
-	Ready func(ctx context.Context) error
 	// Logger receives one line per request; default slog.Default().
 	Logger *slog.Logger
 	// MaxStreams caps the event streams this Server holds open at once,
@@ -73,6 +69,10 @@ type Server struct {
 	// refused with 429 too_many_streams. Each open stream holds a file
 	// descriptor: keep it well below the process's limit.
 	MaxStreams int
+	// HeartbeatInterval is how often an event stream sends a comment line,
+	// which keeps proxies from closing it and tells a stream whose session
+	// ended (default DefaultHeartbeatInterval when <= 0).
+	HeartbeatInterval time.Duration
 
 	users   userCache    // what /me shows of users (usercache.go)
 	streams streamCounts // open event streams (events.go)
@@ -113,13 +113,13 @@ func (s *Server) Handler() http.Handler {
 	api := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
 		mux.Handle(pattern, s.apiHandler(h))
 	}
-	auth := func(pattern string, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) {
-		mux.Handle(pattern, s.apiHandler(s.authenticated(false, h)))
+	auth := func(pattern string, h sessionHandler) {
+		mux.Handle(pattern, s.apiHandler(s.authenticated(h)))
 	}
 	// authCtx is auth for handlers that read the session or the token's
 	// claims from the request's context.
-	authCtx := func(pattern string, h func(http.ResponseWriter, *http.Request, *sessiond.Session) error) {
-		mux.Handle(pattern, s.apiHandler(s.authenticated(true, h)))
+	authCtx := func(pattern string, h sessionHandler) {
+		mux.Handle(pattern, s.apiHandler(s.authenticatedInContext(h)))
 	}
 	api("POST /api/v1/auth/register", s.register)
 	api("POST /api/v1/auth/login", s.login)

@@ -105,11 +105,10 @@ func loginN(t *testing.T, m *sessiond.Manager, user string, n int) []*sessiond.G
 
 func streamManager(t *testing.T) (*sessiond.Manager, *countingBroker) {
 	t.Helper()
-	m, db := newManager(t.TempDir())
+	b := &countingBroker{Broker: sessiond.NewLocalBroker()}
+	m, db := newManager(t.TempDir(), func(p *sessiond.Parts) { p.Broker = b })
 	t.Cleanup(func() { db.Close() })
 	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	b := &countingBroker{Broker: m.Broker}
-	m.Broker = b
 	return m, b
 }
 

@@ -11,8 +11,8 @@ import (
 // The user cache spares GET /api/v1/me a user store query per request. A
 // CPU profile of the server under a /me load (bench/, or BenchmarkServe in
 // cmd/sessiond) showed UserByID, a SQLite statement prepared and run on
-// every call, taking about half of the handler's time, more than the token
-// and session checks together; with PostgreSQL it is a network round trip.
+// every call, taking more of the handler's time than the token and
+// session checks together; with PostgreSQL it is a network round trip.
 //
 // It cannot make a revoked or ended session succeed: the session check
 // still runs on every request before the handler. What it shows of a user

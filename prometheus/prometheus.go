@@ -33,9 +33,8 @@ type Metrics struct {
 }
 
 var (
-	_ sessiond.Observer         = (*Metrics)(nil)
-	_ sessiond.PasswordObserver = (*Metrics)(nil)
-	_ sessiondhttp.Metrics      = (*Metrics)(nil)
+	_ sessiond.Observer    = (*Metrics)(nil)
+	_ sessiondhttp.Metrics = (*Metrics)(nil)
 )
 
 // New returns Metrics registered on a new registry, with the Go runtime
@@ -66,7 +65,7 @@ func New() *Metrics {
 	}
 	m.hash = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "sessiond_password_verify_duration_seconds",
-		Help:    "Time a login spent verifying its password (argon2id, with any wait for a free hashing slot), failed logins and unknown users included.",
+		Help:    "Time a login (or the current password of a password change) spent verifying its password (argon2id, with any wait for a free hashing slot), failed logins and unknown users included.",
 		Buckets: []float64{5e-3, 10e-3, 15e-3, 20e-3, 25e-3, 30e-3, 40e-3, 50e-3, 75e-3, 100e-3, 250e-3, 500e-3, 1},
 	})
 	m.reg.MustRegister(m.logins, m.refreshes, m.reuse, m.ended, m.storeErrs, m.validation, m.hash,

@@ -66,7 +66,7 @@ func newScript(body string) *rueidis.Lua {
 // script's reply; ackErr, when res is not an error, reports that fewer
 // than N replicas confirmed, and wraps errNotAcknowledged or the error of
 // the SET or WAIT. The caller handles res first (its process forgets what
-// it revoked either way), then returns wrap(op, ackErr).
+// it revoked either way), then returns wrap(ackErr, op).
 func (s *Store) execAcked(ctx context.Context, script *rueidis.Lua, keys, args []string) (res rueidis.RedisResult, ackErr error) {
 	if s.acks <= 0 {
 		return script.Exec(ctx, s.client, keys, args), nil

@@ -90,7 +90,7 @@ func BenchmarkCreate(b *testing.B) {
 	st := newStore(b, redis.Options{URL: srv.URL()})
 	ctx := context.Background()
 	now := time.Now()
-	limit := sessiond.Limit{Max: 50, Policy: sessiond.PolicyEvict}
+	limit := sessiond.SessionCap{Max: 50, Policy: sessiond.PolicyEvict}
 	users := make([]string, 1000)
 	for i := range users {
 		users[i] = randomID()
@@ -187,7 +187,7 @@ func BenchmarkMemory(b *testing.B) {
 						user = user0
 					}
 					for i := range perUser {
-						if _, err := st.Create(ctx, realisticSession(rng, user, i, now), sessiond.Limit{Max: 50, Policy: sessiond.PolicyEvict}, now); err != nil {
+						if _, err := st.Create(ctx, realisticSession(rng, user, i, now), sessiond.SessionCap{Max: 50, Policy: sessiond.PolicyEvict}, now); err != nil {
 							errs <- err
 							return
 						}

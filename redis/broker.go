@@ -109,7 +109,7 @@ func (b *Broker) Publish(ctx context.Context, e sessiond.Event) error {
 	c := b.s.client
 	if err := c.Do(ctx, c.B().Spublish().Channel(EventsChannel(e.UserID)).Message(string(msg)).Build()).Error(); err != nil {
 		b.local.Deliver(e)
-		return wrap("publish", err)
+		return wrap(err, "publish")
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func testSession(userID string, now time.Time) *sessiond.Session {
 
 func create(t testing.TB, st *redis.Store, s *sessiond.Session) {
 	t.Helper()
-	if _, err := st.Create(context.Background(), s, sessiond.Limit{}, time.Now()); err != nil {
+	if _, err := st.Create(context.Background(), s, sessiond.SessionCap{}, time.Now()); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 }
@@ -126,7 +126,7 @@ func TestRevocationAcrossInstances(t *testing.T) {
 		{"revoke all", func(s *sessiond.Session) error { _, err := a.RevokeAll(ctx, s.UserID); return err }},
 		{"revoke others", func(s *sessiond.Session) error { _, err := a.RevokeOthers(ctx, s.UserID, "x"); return err }},
 		{"evict", func(s *sessiond.Session) error {
-			_, err := a.Create(ctx, testSession(s.UserID, time.Now()), sessiond.Limit{Max: 1, Policy: sessiond.PolicyEvict}, time.Now())
+			_, err := a.Create(ctx, testSession(s.UserID, time.Now()), sessiond.SessionCap{Max: 1, Policy: sessiond.PolicyEvict}, time.Now())
 			return err
 		}},
 		{"replace", func(s *sessiond.Session) error { create(t, a, testSession(s.UserID, time.Now())); return nil }},

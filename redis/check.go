@@ -44,10 +44,10 @@ func (s *Store) Check(ctx context.Context) (warnings []string, err error) {
 		c := nodes[addr]
 		w, p, err := checkNode(ctx, s, c)
 		if err != nil {
-			return nil, wrap("check "+addr, err)
+			return nil, wrap(err, "check "+addr)
 		}
 		if m, err := s.checkAcks(ctx, c); err != nil {
-			return nil, wrap("check "+addr, err)
+			return nil, wrap(err, "check "+addr)
 		} else if m != "" {
 			w = append(w, m)
 		}

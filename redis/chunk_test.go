@@ -95,12 +95,12 @@ func TestLargeUserScriptsTouchAChunk(t *testing.T) {
 		}
 	}
 	for i := range sessiond.HardMaxSessions {
-		if _, err := st.Create(ctx, mk(i), sessiond.Limit{}, now); err != nil {
+		if _, err := st.Create(ctx, mk(i), sessiond.SessionCap{}, now); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	limit := sessiond.Limit{Max: sessiond.HardMaxSessions, Policy: sessiond.PolicyEvict}
+	limit := sessiond.SessionCap{Max: sessiond.HardMaxSessions, Policy: sessiond.PolicyEvict}
 	ops := []struct {
 		name string
 		fn   func() (int, error)
@@ -126,7 +126,7 @@ func TestLargeUserScriptsTouchAChunk(t *testing.T) {
 		{"revoke all", func() (int, error) {
 			// Creates without a cap or device id touch two keys each.
 			for i := 3; i < sessiond.HardMaxSessions; i++ {
-				if _, err := st.Create(ctx, mk(i), sessiond.Limit{}, now); err != nil {
+				if _, err := st.Create(ctx, mk(i), sessiond.SessionCap{}, now); err != nil {
 					return 0, err
 				}
 			}

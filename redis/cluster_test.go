@@ -26,9 +26,6 @@ func TestCluster(t *testing.T) {
 		storetest.RunLimiter(t, func(t *testing.T) sessiond.Limiter {
 			return redis.NewLimiter(newStore(t, redis.Options{URL: c.URL()}))
 		})
-		storetest.RunMultiCounter(t, func(t *testing.T) storetest.MultiLimiter {
-			return redis.NewLimiter(newStore(t, redis.Options{URL: c.URL()}))
-		})
 	})
 	t.Run("keys of one user share a slot", func(t *testing.T) {
 		for _, user := range []string{

@@ -68,11 +68,6 @@
 // bytes each), device class and IP address into one binary field, and
 // stays listpack-encoded (below hash-max-listpack-value, 64 bytes per
 // value); the index scores sessions by their expiry in whole seconds.
-// BenchmarkMemory measures Redis's used_memory growth over 100,000
-// sessions of 5 per user with realistic values: about 341 bytes per
-// session on Redis 7.0 (387 with one field per time and ms scores). Most
-// of it is Redis's own cost of a key with an expiry (dict entry, object,
-// key string, expires entry and buckets: about 165 bytes) plus a fifth of
-// the user's index (about 50 bytes); the session's listpack (about 110
-// bytes) takes a 112- or 128-byte allocation.
+// docs/benchmarks.md reports what a session costs in Redis memory
+// (BenchmarkMemory) and where it goes.
 package redis

@@ -144,7 +144,7 @@ func testEveryKeyHasTTL(t *testing.T, o redis.Options, nodes []*redistest.Server
 		for j := range 4 {
 			s := testSession(user, now)
 			s.DeviceID = strconv.Itoa(j % 3)
-			if _, err := st.Create(ctx, s, sessiond.Limit{Max: 3, Policy: sessiond.PolicyEvict}, now); err != nil {
+			if _, err := st.Create(ctx, s, sessiond.SessionCap{Max: 3, Policy: sessiond.PolicyEvict}, now); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
 			ss = append(ss, s)
@@ -165,8 +165,8 @@ func testEveryKeyHasTTL(t *testing.T, o redis.Options, nodes []*redistest.Server
 		if _, err := st.List(ctx, user, now); err != nil {
 			t.Fatalf("List: %v", err)
 		}
-		if err := lim.Add(ctx, "login:"+user, time.Minute, now); err != nil {
-			t.Fatalf("limiter Add: %v", err)
+		if _, err := lim.Take(ctx, []sessiond.Budget{{Key: "login:" + user, Window: time.Minute, N: 1 << 20}}, fmt.Sprint(i), now); err != nil {
+			t.Fatalf("limiter Take: %v", err)
 		}
 	}
 	total := 0
@@ -255,7 +255,7 @@ func TestManySessions(t *testing.T) {
 					s := testSession(user, now)
 					s.DeviceID = "" // no cap, no device: no index walk per create
 					ss[i] = s
-					if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+					if _, err := st.Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
 						errs <- err
 						return
 					}

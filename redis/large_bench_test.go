@@ -50,7 +50,7 @@ func BenchmarkLargeUserNeighbours(b *testing.B) {
 				for i := w; i < sessiond.HardMaxSessions; i += 8 {
 					s := testSession(large, now.Add(-time.Duration(i)*time.Second))
 					s.DeviceID = ""
-					if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+					if _, err := st.Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
 						errs <- err
 						return
 					}
@@ -71,8 +71,7 @@ func BenchmarkLargeUserNeighbours(b *testing.B) {
 			// The large user's own instance, with the default deadline
 			// of each Redis call, as a deployment runs it.
 			lst := newStore(b, redis.Options{URL: srv.URL(), Timeout: redis.DefaultTimeout})
-			m := sessiond.NewManager(lst, nil, nil, nil)
-			m.Broker = redis.NewBroker(lst)
+			m := sessiond.NewManager(sessiond.Parts{Sessions: lst, Broker: redis.NewBroker(lst)})
 			m.Logger = slog.New(slog.DiscardHandler)
 			var loops, failures atomic.Int64
 			stop := make(chan struct{})

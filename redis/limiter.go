@@ -23,10 +23,7 @@ type Limiter struct {
 	seq    atomic.Uint64 // distinguishes events of one process
 }
 
-var (
-	_ sessiond.Limiter      = (*Limiter)(nil)
-	_ sessiond.MultiCounter = (*Limiter)(nil)
-)
+var _ sessiond.Limiter = (*Limiter)(nil)
 
 // NewLimiter returns a Limiter that uses s's connections.
 func NewLimiter(s *Store) *Limiter {
@@ -35,49 +32,19 @@ func NewLimiter(s *Store) *Limiter {
 	return &Limiter{s: s, prefix: hex.EncodeToString(b)}
 }
 
-// Count implements sessiond.Limiter. Events at or before now - window have
-// left; events stamped after now count.
-func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
-	ctx, cancel := l.s.deadline(ctx)
-	defer cancel()
-	nowMS := now.UnixMilli()
-	arr, err := limiterCountScript.Exec(ctx, l.s.client, []string{LimiterKey(key)}, []string{
-		strconv.FormatInt(nowMS-window.Milliseconds(), 10),
-	}).ToArray()
-	if err != nil {
-		return 0, 0, wrap("limiter count", err)
-	}
-	if len(arr) != 2 {
-		return 0, 0, fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
-	}
-	n, err := arr[0].AsInt64()
-	if err != nil {
-		return 0, 0, fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
-	}
-	if n == 0 {
-		return 0, 0, nil
-	}
-	oldest, err := arr[1].AsFloat64()
-	if err != nil {
-		return 0, 0, fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
-	}
-	return int(n), leavesIn(int64(oldest), window, nowMS), nil
-}
-
 // leavesIn is how long until an event at oldest (unix ms) leaves a window
 // that ends at nowMS.
 func leavesIn(oldest int64, window time.Duration, nowMS int64) time.Duration {
 	return time.Duration(oldest+window.Milliseconds()-nowMS) * time.Millisecond
 }
 
-// CountMany implements sessiond.MultiCounter: two plain reads per counter
-// (ZCOUNT, and ZRANGE for the oldest event), all sent in one pipeline, so
-// one round trip on a single node; on a Cluster, rueidis sends each node
-// its part at once. The two reads of a key are not one atomic step, as in
-// Count's script: an event that leaves or is reset between them can leave
-// a count without an oldest event, whose wait is then 0 (and a 429 says
-// at least 1 s).
-func (l *Limiter) CountMany(ctx context.Context, cs []sessiond.Counter, now time.Time, counts []sessiond.Count) error {
+// Count implements sessiond.Limiter: two plain reads per counter (ZCOUNT,
+// and ZRANGE for the oldest event), all sent in one pipeline, so one round
+// trip on a single node; on a Cluster, rueidis sends each node its part at
+// once. The two reads of a key are not one atomic step: an event that
+// leaves or is reset between them can leave a count without an oldest
+// event, whose wait is then 0 (and a 429 says at least 1 s).
+func (l *Limiter) Count(ctx context.Context, cs []sessiond.Counter, now time.Time, counts []sessiond.Counted) error {
 	ctx, cancel := l.s.deadline(ctx)
 	defer cancel()
 	c := l.s.client
@@ -92,7 +59,7 @@ func (l *Limiter) CountMany(ctx context.Context, cs []sessiond.Counter, now time
 	res := c.DoMulti(ctx, cmds...)
 	for _, r := range res {
 		if err := r.Error(); err != nil {
-			return wrap("limiter count", err)
+			return wrap(err, "limiter count")
 		}
 	}
 	for i, k := range cs {
@@ -104,25 +71,12 @@ func (l *Limiter) CountMany(ctx context.Context, cs []sessiond.Counter, now time
 		if err != nil {
 			return fmt.Errorf("redis: limiter count: %w", errCodeUnexpected)
 		}
-		counts[i] = sessiond.Count{N: int(n)}
+		counts[i] = sessiond.Counted{N: int(n)}
 		if n > 0 && len(oldest) > 0 {
 			counts[i].OldestLeavesIn = leavesIn(int64(oldest[0].Score), k.Window, nowMS)
 		}
 	}
 	return nil
-}
-
-// Add implements sessiond.Limiter.
-func (l *Limiter) Add(ctx context.Context, key string, window time.Duration, now time.Time) error {
-	ctx, cancel := l.s.deadline(ctx)
-	defer cancel()
-	nowMS := now.UnixMilli()
-	member := l.prefix + strconv.FormatUint(l.seq.Add(1), 36)
-	err := limiterAddScript.Exec(ctx, l.s.client, []string{LimiterKey(key)}, []string{
-		strconv.FormatInt(nowMS-window.Milliseconds(), 10), strconv.FormatInt(nowMS, 10),
-		member, strconv.FormatInt(max(window.Milliseconds(), 1), 10),
-	}).Error()
-	return wrap("limiter add", err)
 }
 
 // Take implements sessiond.Limiter: one script, on the one slot of the
@@ -141,7 +95,7 @@ func (l *Limiter) Take(ctx context.Context, bs []sessiond.Budget, id string, now
 	}
 	arr, err := limiterTakeScript.Exec(ctx, l.s.client, keys, args).ToArray()
 	if err != nil {
-		return sessiond.Taken{}, wrap("limiter take", err)
+		return sessiond.Taken{}, wrap(err, "limiter take")
 	}
 	if len(arr) != 2 {
 		return sessiond.Taken{}, fmt.Errorf("redis: limiter take: %w", errCodeUnexpected)
@@ -172,7 +126,7 @@ func (l *Limiter) Release(ctx context.Context, keys []string, id string, _ time.
 	}
 	for _, r := range c.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
-			return wrap("limiter release", err)
+			return wrap(err, "limiter release")
 		}
 	}
 	return nil
@@ -182,5 +136,5 @@ func (l *Limiter) Release(ctx context.Context, keys []string, id string, _ time.
 func (l *Limiter) Reset(ctx context.Context, key string) error {
 	ctx, cancel := l.s.deadline(ctx)
 	defer cancel()
-	return wrap("limiter reset", l.s.client.Do(ctx, l.s.client.B().Del().Key(LimiterKey(key)).Build()).Error())
+	return wrap(l.s.client.Do(ctx, l.s.client.B().Del().Key(LimiterKey(key)).Build()).Error(), "limiter reset")
 }

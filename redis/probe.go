@@ -33,7 +33,7 @@ func (s *Store) Writable(ctx context.Context) error {
 	}
 	for _, r := range c.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
-			return wrap("writable", err)
+			return wrap(err, "writable")
 		}
 	}
 	return nil
@@ -44,7 +44,7 @@ func (s *Store) Writable(ctx context.Context) error {
 func (s *Store) probeEveryMaster(ctx context.Context, set func(key string) rueidis.Completed) (rueidis.Commands, error) {
 	ranges, err := s.client.Do(ctx, s.client.B().ClusterSlots().Build()).ToArray()
 	if err != nil {
-		return nil, wrap("writable: cluster slots", err)
+		return nil, wrap(err, "writable: cluster slots")
 	}
 	seen := map[string]bool{}
 	var cmds rueidis.Commands

@@ -13,11 +13,10 @@ import (
 // its own deadline.
 const publishBatch = 1000
 
-// PublishMany publishes events as Publish does, pipelined: signing out
-// every other device of a user with 10,000 sessions otherwise waits for
-// 10,000 SPUBLISH round trips one after the other (bench/ measured 0.7 s
-// of a 0.7 s revoke-all; the revoke script itself took 19 ms). Events
-// Redis did not take are delivered to this process's subscribers directly,
+// PublishMany implements sessiond.Broker, pipelined: signing out every
+// other device of a user with 10,000 sessions otherwise waits for 10,000
+// SPUBLISH round trips one after the other, far longer than the revoke
+// itself (docs/benchmarks.md has the figures). Events Redis did not take are delivered to this process's subscribers directly,
 // and the first error is returned.
 func (b *Broker) PublishMany(ctx context.Context, events []sessiond.Event) error {
 	c := b.s.client
@@ -43,7 +42,7 @@ func (b *Broker) PublishMany(ctx context.Context, events []sessiond.Event) error
 			if err := r.Error(); err != nil {
 				b.local.Deliver(sent[i])
 				if first == nil {
-					first = wrap("publish", err)
+					first = wrap(err, "publish")
 				}
 			}
 		}

@@ -320,30 +320,6 @@ if left > 0 then fixidx(idx) end
 return out
 `)
 
-// limiterAddScript records one event of a sliding-window counter.
-//
-// KEYS[1] counter. ARGV[1] events at or before this leave (ms), ARGV[2]
-// now (ms), ARGV[3] unique member, ARGV[4] window (ms). The key expires
-// when its newest event leaves the window.
-var limiterAddScript = rueidis.NewLuaScript(`
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-local ttl = tonumber(top[2]) + tonumber(ARGV[4]) - tonumber(ARGV[2])
-if ttl < tonumber(ARGV[4]) then ttl = tonumber(ARGV[4]) end
-redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
-return 1
-`)
-
-// limiterCountScript counts the events after ARGV[1] (ms), those stamped
-// later than now included, and returns {count, score of the oldest}.
-var limiterCountScript = rueidis.NewLuaScriptReadOnly(`
-local n = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
-if n == 0 then return {0, '0'} end
-local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-return {n, first[2]}
-`)
-
 // limiterTakeScript is a throttle's atomic check-and-add over counters of
 // one slot: if each holds fewer than its limit, it records one event under
 // each; otherwise it records nothing.

@@ -16,7 +16,7 @@ import (
 
 // Create implements sessiond.SessionStore: replacement, cap and insert are
 // one script on the user's slot.
-func (s *Store) Create(ctx context.Context, sess *sessiond.Session, limit sessiond.Limit, now time.Time) ([]sessiond.Ended, error) {
+func (s *Store) Create(ctx context.Context, sess *sessiond.Session, limit sessiond.SessionCap, now time.Time) ([]sessiond.Ended, error) {
 	idx, prefix := userKeys(sess.UserID)
 	id := encodeID(sess.ID)
 	key := prefix + id
@@ -36,7 +36,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, limit sessio
 	s.recent.set(changed, key)
 	res := createScript.Exec(ctx, s.client, []string{idx, key}, args)
 	if err := res.Error(); err != nil {
-		return nil, wrap("create "+sess.ID, err)
+		return nil, wrap(err, "create "+sess.ID)
 	}
 	if code, err := res.AsInt64(); err == nil {
 		switch code {
@@ -85,7 +85,7 @@ const createRounds = sessiond.HardMaxSessions/sessiond.StoreChunk + 4
 // may touch: it scans the user's sessions in chunks for the same device and
 // for the least recently active, then replaces, evicts and inserts in one
 // script that checks each candidate again. args are the create script's.
-func (s *Store) createChunked(ctx context.Context, sess *sessiond.Session, limit sessiond.Limit, now time.Time, args []string) ([]sessiond.Ended, error) {
+func (s *Store) createChunked(ctx context.Context, sess *sessiond.Session, limit sessiond.SessionCap, now time.Time, args []string) ([]sessiond.Ended, error) {
 	idx, prefix := userKeys(sess.UserID)
 	key := prefix + encodeID(sess.ID)
 	devField, devValue := encodeDeviceID(sess.DeviceID)
@@ -140,7 +140,7 @@ func (s *Store) createChunked(ctx context.Context, sess *sessiond.Session, limit
 		res := createFinishScript.Exec(cctx, s.client, []string{idx, key}, fargs)
 		cancel()
 		if err := res.Error(); err != nil {
-			return ended, wrap("create "+sess.ID, err)
+			return ended, wrap(err, "create "+sess.ID)
 		}
 		if code, err := res.AsInt64(); err == nil {
 			switch code {
@@ -189,7 +189,7 @@ restart:
 			res := scanScript.Exec(cctx, s.client, []string{idx}, args)
 			cancel()
 			if err := res.Error(); err != nil {
-				return nil, wrap(op, err)
+				return nil, wrap(err, op)
 			}
 			if code, err := res.AsInt64(); err == nil {
 				if code != -1 {
@@ -249,7 +249,7 @@ func (s *Store) Get(ctx context.Context, userID, id string, now time.Time) (*ses
 	lazy.release()
 	vals, err := res.ToArray()
 	if err != nil {
-		return nil, wrap("get", err)
+		return nil, wrap(err, "get")
 	}
 	sess, ok, err := decodeSession(userID, id, vals)
 	if err != nil {
@@ -327,7 +327,7 @@ func (s *Store) ListPage(ctx context.Context, userID string, now time.Time, afte
 	for i, res := range s.client.DoMulti(cctx, cmds...) {
 		vals, err := res.ToArray()
 		if err != nil {
-			return nil, wrap("list page", err)
+			return nil, wrap(err, "list page")
 		}
 		sess, ok, err := decodeSession(userID, entries[i].pos.ID, vals)
 		if err != nil {
@@ -355,7 +355,7 @@ func (s *Store) Touch(ctx context.Context, userID, id string, lastActive, expire
 	defer cancel()
 	n, err := touchScript.Exec(ctx, s.client, []string{prefix + eid, idx}, []string{eid, ms(lastActive), ms(expiresAt), indexScore(expiresAt)}).AsInt64()
 	if err != nil {
-		return wrap("touch", err)
+		return wrap(err, "touch")
 	}
 	if n == 0 {
 		return notFound("touch")
@@ -376,11 +376,11 @@ func (s *Store) Rotate(ctx context.Context, userID, id string, from uint64, at, 
 		eid, strconv.FormatUint(from, 10), strconv.FormatUint(from+1, 10), ms(at), ms(expiresAt), indexScore(expiresAt),
 	})
 	if err := res.Error(); err != nil {
-		return nil, wrap("rotate", err)
+		return nil, wrap(err, "rotate")
 	}
 	s.recent.set(changed, key)
 	if ackErr != nil {
-		return nil, wrap("rotate", ackErr)
+		return nil, wrap(ackErr, "rotate")
 	}
 	return s.sessionReply("rotate", userID, id, res)
 }
@@ -392,7 +392,7 @@ func (s *Store) Rename(ctx context.Context, userID, id, name string) (*sessiond.
 	defer cancel()
 	res := renameScript.Exec(ctx, s.client, []string{key}, []string{name})
 	if err := res.Error(); err != nil {
-		return nil, wrap("rename", err)
+		return nil, wrap(err, "rename")
 	}
 	s.recent.set(changed, key)
 	return s.sessionReply("rename", userID, id, res)
@@ -438,10 +438,10 @@ func (s *Store) Revoke(ctx context.Context, userID, id string) error {
 	res, ackErr := s.execAcked(ctx, revokeScript, []string{key, idx}, []string{eid})
 	n, err := res.AsInt64()
 	if err != nil {
-		return wrap("revoke", err)
+		return wrap(err, "revoke")
 	}
 	if ackErr != nil {
-		return wrap("revoke", ackErr)
+		return wrap(ackErr, "revoke")
 	}
 	if n == 0 {
 		return notFound("revoke")
@@ -473,7 +473,7 @@ func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]stri
 		arr, err := res.ToArray()
 		cancel()
 		if err != nil {
-			return ids, wrap(op, err)
+			return ids, wrap(err, op)
 		}
 		if len(arr) == 0 {
 			return ids, fmt.Errorf("redis: %s: %w", op, errCodeUnexpected)
@@ -488,7 +488,7 @@ func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]stri
 		if ackErr != nil {
 			// The chunk is gone on the master but not known to be on
 			// enough replicas: report what ended, and fail.
-			return ids, wrap(op, ackErr)
+			return ids, wrap(ackErr, op)
 		}
 		if done, _ := arr[0].AsInt64(); done == 1 {
 			return ids, nil

@@ -225,7 +225,7 @@ func (s *Store) Close() { s.client.Close() }
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	return wrap("ping", s.client.Do(ctx, s.client.B().Ping().Build()).Error())
+	return wrap(s.client.Do(ctx, s.client.B().Ping().Build()).Error(), "ping")
 }
 
 // deadline bounds ctx by the store's Timeout.
@@ -246,7 +246,7 @@ var unavailableErrors = []string{
 // wrap adds context to err: rueidis.Nil becomes sessiond.ErrNotFound;
 // network errors, deadlines, a closed client and replies such as
 // CLUSTERDOWN or LOADING wrap sessiond.ErrUnavailable.
-func wrap(op string, err error) error {
+func wrap(err error, op string) error {
 	if err == nil {
 		return nil
 	}

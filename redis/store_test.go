@@ -75,7 +75,4 @@ func TestLimiter(t *testing.T) {
 	storetest.RunLimiter(t, func(t *testing.T) sessiond.Limiter {
 		return redis.NewLimiter(newStore(t, redis.Options{URL: srv.URL()}))
 	})
-	storetest.RunMultiCounter(t, func(t *testing.T) storetest.MultiLimiter {
-		return redis.NewLimiter(newStore(t, redis.Options{URL: srv.URL()}))
-	})
 }

@@ -48,7 +48,7 @@ func TestStaleReadIsNotCachedAfterRevoke(t *testing.T) {
 	st := NewSessionStore(db)
 	ctx := context.Background()
 	now := time.Now()
-	if _, err := st.Create(ctx, testSession("s1", now), sessiond.Limit{}, now); err != nil {
+	if _, err := st.Create(ctx, testSession("s1", now), sessiond.SessionCap{}, now); err != nil {
 		t.Fatalf("Create: got error %v, want nil", err)
 	}
 
@@ -78,7 +78,7 @@ func TestOwnWritesKeepOtherSessionsCached(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	for _, id := range []string{"s1", "s2"} {
-		if _, err := st.Create(ctx, testSession(id, now), sessiond.Limit{}, now); err != nil {
+		if _, err := st.Create(ctx, testSession(id, now), sessiond.SessionCap{}, now); err != nil {
 			t.Fatalf("Create: got error %v, want nil", err)
 		}
 	}

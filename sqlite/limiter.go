@@ -9,12 +9,12 @@ import (
 	"github.com/sessiond/sessiond"
 )
 
-// sweepEvery is how often, at most, Add or Take also deletes the expired events of
+// sweepEvery is how often, at most, Take also deletes the expired events of
 // every key (events of keys that are never used again).
 const sweepEvery = time.Minute
 
-// Limiter is a sessiond.Limiter in a SQLite file: one row per event. Add
-// and Take prune the events of their keys that left the window, and once a
+// Limiter is a sessiond.Limiter in a SQLite file: one row per event. Take
+// prunes the events of its keys that left the window, and once a
 // minute the expired events of every key.
 type Limiter struct {
 	db *DB
@@ -22,19 +22,16 @@ type Limiter struct {
 	lastSweep atomic.Int64
 }
 
-var (
-	_ sessiond.Limiter      = (*Limiter)(nil)
-	_ sessiond.MultiCounter = (*Limiter)(nil)
-)
+var _ sessiond.Limiter = (*Limiter)(nil)
 
 // NewLimiter returns the limiter of db.
 func NewLimiter(db *DB) *Limiter {
 	return &Limiter{db: db}
 }
 
-// Count implements sessiond.Limiter. An event at t is in the window ending
-// at now while now - window < t, events stamped after now included.
-func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
+// count counts one key. An event at t is in the window ending at now while
+// now - window < t, events stamped after now included.
+func (l *Limiter) count(ctx context.Context, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
 	var n int
 	var oldest sql.NullInt64
 	err := l.db.stmts.limiterCount.QueryRowContext(ctx, key, ms(now.Add(-window))).Scan(&n, &oldest)
@@ -47,16 +44,16 @@ func (l *Limiter) Count(ctx context.Context, key string, window time.Duration, n
 	return n, fromMS(oldest.Int64).Add(window).Sub(now), nil
 }
 
-// CountMany implements sessiond.MultiCounter. Three counters, those of a
-// login, are counted by one statement; any other number one by one.
-func (l *Limiter) CountMany(ctx context.Context, cs []sessiond.Counter, now time.Time, counts []sessiond.Count) error {
+// Count implements sessiond.Limiter. Three counters, those of a login, are
+// counted by one statement; any other number one by one.
+func (l *Limiter) Count(ctx context.Context, cs []sessiond.Counter, now time.Time, counts []sessiond.Counted) error {
 	if len(cs) != 3 {
 		for i, c := range cs {
-			n, leaves, err := l.Count(ctx, c.Key, c.Window, now)
+			n, leaves, err := l.count(ctx, c.Key, c.Window, now)
 			if err != nil {
 				return err
 			}
-			counts[i] = sessiond.Count{N: n, OldestLeavesIn: leaves}
+			counts[i] = sessiond.Counted{N: n, OldestLeavesIn: leaves}
 		}
 		return nil
 	}
@@ -73,37 +70,10 @@ func (l *Limiter) CountMany(ctx context.Context, cs []sessiond.Counter, now time
 		return wrap(err, "count")
 	}
 	for i, c := range cs {
-		counts[i] = sessiond.Count{N: n[i]}
+		counts[i] = sessiond.Counted{N: n[i]}
 		if n[i] > 0 && oldest[i].Valid {
 			counts[i].OldestLeavesIn = fromMS(oldest[i].Int64).Add(c.Window).Sub(now)
 		}
-	}
-	return nil
-}
-
-// Add implements sessiond.Limiter.
-func (l *Limiter) Add(ctx context.Context, key string, window time.Duration, now time.Time) error {
-	nowMS := ms(now)
-	tx, err := l.db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err, "add")
-	}
-	defer tx.Rollback()
-	if _, err := tx.StmtContext(ctx, l.db.stmts.limiterAdd).ExecContext(ctx, key, nowMS, ms(now.Add(window))); err != nil {
-		return wrap(err, "add")
-	}
-	if _, err := tx.StmtContext(ctx, l.db.stmts.limiterPrune).ExecContext(ctx, key, ms(now.Add(-window))); err != nil {
-		return wrap(err, "add: prune")
-	}
-	sweep, err := l.sweep(ctx, tx, nowMS)
-	if err != nil {
-		return wrap(err, "add: sweep")
-	}
-	if err := tx.Commit(); err != nil {
-		return wrap(err, "add: commit")
-	}
-	if sweep {
-		l.lastSweep.Store(nowMS)
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func live(expires, now time.Time) bool { return ms(expires) > ms(now) }
 
 // Create implements sessiond.SessionStore. An empty limit.Policy means
 // sessiond.PolicyEvict, the documented default.
-func (st *SessionStore) Create(ctx context.Context, s *sessiond.Session, limit sessiond.Limit, now time.Time) ([]sessiond.Ended, error) {
+func (st *SessionStore) Create(ctx context.Context, s *sessiond.Session, limit sessiond.SessionCap, now time.Time) ([]sessiond.Ended, error) {
 	if limit.Max > 0 && limit.Policy != sessiond.PolicyEvict && limit.Policy != sessiond.PolicyDeny && limit.Policy != "" {
 		return nil, fmt.Errorf("sqlite: create %s: unknown limit policy %q", s.ID, limit.Policy)
 	}

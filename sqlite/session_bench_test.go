@@ -32,7 +32,7 @@ func benchSessionStore(b *testing.B) (*sqlite.SessionStore, *sessiond.Session) {
 		IPAddress: "203.0.113.42", Location: "Lagos, Nigeria",
 		CreatedAt: now, LastActive: now, ExpiresAt: now.Add(14 * 24 * time.Hour), Generation: 1, RotatedAt: now,
 	}
-	if _, err := st.Create(ctx, s, sessiond.Limit{Max: 50}, now); err != nil {
+	if _, err := st.Create(ctx, s, sessiond.SessionCap{Max: 50}, now); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := st.Get(ctx, s.UserID, s.ID, now); err != nil {
@@ -140,12 +140,14 @@ func benchLogin(b *testing.B, cold, writes bool) {
 	}
 	// Some failures on record, as in a real throttle table.
 	for i := range 30 {
-		if err := limiter.Add(ctx, fmt.Sprint("la:other-", i%10), 15*time.Minute, start); err != nil {
+		bs := []sessiond.Budget{{Key: fmt.Sprint("la:other-", i%10), Window: 15 * time.Minute, N: 100}}
+		if _, err := limiter.Take(ctx, bs, fmt.Sprint(i), start); err != nil {
 			b.Fatal(err)
 		}
 	}
 	const window = 15 * time.Minute
-	keys := [3]string{"lai:acct:203.0.113.42", "la:acct", "li:203.0.113.42"}
+	keys := []sessiond.Counter{{Key: "lai:acct:203.0.113.42", Window: window}, {Key: "la:acct", Window: window}, {Key: "li:203.0.113.42", Window: window}}
+	counts := make([]sessiond.Counted, len(keys))
 	i := 0
 	var untimed time.Duration // CPU time spent while the timer is stopped
 	cpu0 := cpuTime()
@@ -156,10 +158,8 @@ func benchLogin(b *testing.B, cold, writes bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, k := range keys {
-			if _, _, err := limiter.Count(ctx, k, window, now); err != nil {
-				b.Fatal(err)
-			}
+		if err := limiter.Count(ctx, keys, now, counts); err != nil {
+			b.Fatal(err)
 		}
 		if cold {
 			b.StopTimer()
@@ -168,13 +168,11 @@ func benchLogin(b *testing.B, cold, writes bool) {
 			untimed += cpuTime() - c
 			b.StartTimer()
 		}
-		for _, k := range keys {
-			if _, _, err := limiter.Count(ctx, k, window, now.Add(time.Second)); err != nil {
-				b.Fatal(err)
-			}
+		if err := limiter.Count(ctx, keys, now.Add(time.Second), counts); err != nil {
+			b.Fatal(err)
 		}
 		if writes {
-			if err := limiter.Reset(ctx, keys[0]); err != nil {
+			if err := limiter.Reset(ctx, keys[0].Key); err != nil {
 				b.Fatal(err)
 			}
 			s := &sessiond.Session{
@@ -183,7 +181,7 @@ func benchLogin(b *testing.B, cold, writes bool) {
 				IPAddress: "203.0.113.42", Location: "Lagos, Nigeria",
 				CreatedAt: now, LastActive: now, ExpiresAt: now.Add(14 * 24 * time.Hour), Generation: 1, RotatedAt: now,
 			}
-			if _, err := sessions.Create(ctx, s, sessiond.Limit{Max: 50}, now); err != nil {
+			if _, err := sessions.Create(ctx, s, sessiond.SessionCap{Max: 50}, now); err != nil {
 				b.Fatal(err)
 			}
 		}

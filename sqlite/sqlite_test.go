@@ -60,10 +60,6 @@ func TestLimiter(t *testing.T) {
 		db, _ := openDB(t)
 		return sqlite.NewLimiter(db)
 	})
-	storetest.RunMultiCounter(t, func(t *testing.T) storetest.MultiLimiter {
-		db, _ := openDB(t)
-		return sqlite.NewLimiter(db)
-	})
 }
 
 func TestPragmas(t *testing.T) {
@@ -101,7 +97,7 @@ func newLiveSession(userID, id string, now time.Time) *sessiond.Session {
 func mustCreate(t *testing.T, st *sqlite.SessionStore, userID, id string, now time.Time) *sessiond.Session {
 	t.Helper()
 	s := newLiveSession(userID, id, now)
-	if _, err := st.Create(context.Background(), s, sessiond.Limit{}, now); err != nil {
+	if _, err := st.Create(context.Background(), s, sessiond.SessionCap{}, now); err != nil {
 		t.Fatalf("Create(%s): got error %v, want nil", id, err)
 	}
 	return s
@@ -324,7 +320,7 @@ func TestDeleteExpiredInBatches(t *testing.T) {
 	for i := range 10 {
 		s := newLiveSession("u1", fmt.Sprintf("expired%d", i), now)
 		s.ExpiresAt = now.Add(time.Minute)
-		if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+		if _, err := st.Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
 			t.Fatalf("Create: got error %v, want nil", err)
 		}
 	}
@@ -345,19 +341,19 @@ func TestLimiterSweepsKeysNoLongerUsed(t *testing.T) {
 	l := sqlite.NewLimiter(db)
 	ctx := context.Background()
 	t0 := time.Now().Truncate(time.Millisecond)
-	for i := range 3 {
-		if err := l.Add(ctx, fmt.Sprintf("abandoned%d", i), time.Minute, t0); err != nil {
-			t.Fatalf("Add: got error %v, want nil", err)
+	add := func(key string, window time.Duration, at time.Time) {
+		t.Helper()
+		if tk, err := l.Take(ctx, []sessiond.Budget{{Key: key, Window: window, N: 100}}, "e", at); err != nil || !tk.OK {
+			t.Fatalf("Take: got (%+v, %v), want OK", tk, err)
 		}
 	}
-	if err := l.Add(ctx, "kept", time.Hour, t0); err != nil {
-		t.Fatalf("Add: got error %v, want nil", err)
+	for i := range 3 {
+		add(fmt.Sprintf("abandoned%d", i), time.Minute, t0)
 	}
-	// Two minutes later the abandoned keys' events have expired; an Add to
+	add("kept", time.Hour, t0)
+	// Two minutes later the abandoned keys' events have expired; a Take of
 	// another key removes them.
-	if err := l.Add(ctx, "other", time.Hour, t0.Add(2*time.Minute)); err != nil {
-		t.Fatalf("Add: got error %v, want nil", err)
-	}
+	add("other", time.Hour, t0.Add(2*time.Minute))
 	n, err := db.LimiterEvents(ctx)
 	if err != nil || n != 2 {
 		t.Fatalf("events left: got (%d, %v), want (2, nil)", n, err)

@@ -50,7 +50,7 @@ type stmts struct {
 	userByID, userByLogin, sessionGet, limiterCount, limiterCount3 *sql.Stmt
 	// On the writer connection.
 	sessionReplace, sessionCount, sessionInsert, sessionTouch *sql.Stmt
-	limiterAdd, limiterPrune, limiterReset                    *sql.Stmt
+	limiterReset                                              *sql.Stmt
 }
 
 // prepare prepares every statement of st, on read or write as each needs.
@@ -70,8 +70,6 @@ func (st *stmts) prepare(ctx context.Context, read, write *sql.DB) error {
 		{&st.sessionCount, write, qSessionCount},
 		{&st.sessionInsert, write, qSessionInsert},
 		{&st.sessionTouch, write, qSessionTouch},
-		{&st.limiterAdd, write, qLimiterAdd},
-		{&st.limiterPrune, write, qLimiterPrune},
 		{&st.limiterReset, write, qLimiterReset},
 	} {
 		s, err := p.db.PrepareContext(ctx, p.query)
@@ -89,7 +87,7 @@ func (st *stmts) close() error {
 	for _, s := range []*sql.Stmt{
 		st.userByID, st.userByLogin, st.sessionGet, st.limiterCount, st.limiterCount3,
 		st.sessionReplace, st.sessionCount, st.sessionInsert, st.sessionTouch,
-		st.limiterAdd, st.limiterPrune, st.limiterReset,
+		st.limiterReset,
 	} {
 		if s != nil {
 			errs = append(errs, s.Close())

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,8 @@ func RunLimiter(t *testing.T, newLimiter func(t *testing.T) sessiond.Limiter) {
 		{"release forgets the event", testTakeRelease},
 		{"concurrent takes never pass the limit", testTakeConcurrent},
 		{"writable accepts a write and counts nothing", testLimiterWritable},
+		{"counting several keys at once agrees with counting each", testCountSeveral},
+		{"counting several keys sees a reset", testCountSeveralReset},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,18 +47,35 @@ func limiterBase() time.Time {
 	return base().Truncate(time.Millisecond)
 }
 
+// add records one event under key at at, with a Take whose limit no test
+// reaches.
+func add(l sessiond.Limiter, key string, window time.Duration, at time.Time) error {
+	t, err := l.Take(context.Background(), []sessiond.Budget{{Key: key, Window: window, N: 1 << 30}}, randomID(), at)
+	if err == nil && !t.OK {
+		err = fmt.Errorf("take with room refused: %+v", t)
+	}
+	return err
+}
+
 // mustAdd records an event and fails the test on error.
 func mustAdd(t *testing.T, l sessiond.Limiter, key string, window time.Duration, at time.Time) {
 	t.Helper()
-	if err := l.Add(context.Background(), key, window, at); err != nil {
-		t.Fatalf("Add(%q): got error %v, want nil", key, err)
+	if err := add(l, key, window, at); err != nil {
+		t.Fatalf("add(%q): got error %v, want nil", key, err)
 	}
+}
+
+// count counts the one counter key.
+func count(l sessiond.Limiter, key string, window time.Duration, now time.Time) (int, time.Duration, error) {
+	var c [1]sessiond.Counted
+	err := l.Count(context.Background(), []sessiond.Counter{{Key: key, Window: window}}, now, c[:])
+	return c[0].N, c[0].OldestLeavesIn, err
 }
 
 // wantCount fails the test unless Count returns n and leaves.
 func wantCount(t *testing.T, l sessiond.Limiter, key string, window time.Duration, now time.Time, n int, leaves time.Duration) {
 	t.Helper()
-	gotN, gotLeaves, err := l.Count(context.Background(), key, window, now)
+	gotN, gotLeaves, err := count(l, key, window, now)
 	if err != nil {
 		t.Fatalf("Count(%q): got error %v, want nil", key, err)
 	}
@@ -192,14 +212,14 @@ func testLimiterConcurrent(t *testing.T, l sessiond.Limiter) {
 		wg.Go(func() {
 			<-start
 			// Several events share one instant: each counts.
-			errs[i] = l.Add(context.Background(), key, window, t0.Add(time.Duration(i%5)*time.Millisecond))
+			errs[i] = add(l, key, window, t0.Add(time.Duration(i%5)*time.Millisecond))
 		})
 	}
 	close(start)
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("Add #%d: got error %v, want nil", i, err)
+			t.Fatalf("add #%d: got error %v, want nil", i, err)
 		}
 	}
 	wantCount(t, l, key, window, t0.Add(time.Second), n, window-time.Second)
@@ -354,7 +374,7 @@ func testTakeConcurrent(t *testing.T, l sessiond.Limiter) {
 		t.Fatalf("%d concurrent takes with room for %d: got %d through", 3*n, n, ok)
 	}
 	for _, b := range bs {
-		if c, _, err := l.Count(context.Background(), b.Key, window, t0.Add(time.Second)); err != nil || c != n {
+		if c, _, err := count(l, b.Key, window, t0.Add(time.Second)); err != nil || c != n {
 			t.Fatalf("Count(%q): got %d, %v, want %d", b.Key, c, err, n)
 		}
 	}
@@ -371,84 +391,74 @@ func testLimiterWritable(t *testing.T, l sessiond.Limiter) {
 	wantCount(t, l, "", time.Minute, t0, 0, 0)
 }
 
-// MultiLimiter is a Limiter that also counts several keys in one call.
-type MultiLimiter interface {
-	sessiond.Limiter
-	sessiond.MultiCounter
+// testCountSeveral checks that Count answers, for any number of counters,
+// what it answers for each alone.
+func testCountSeveral(t *testing.T, l sessiond.Limiter) {
+	t0 := limiterBase()
+	id := randomID()
+	// Three keys as a login names them, in three slots of a Cluster,
+	// with windows of their own: events at both edges of the window
+	// and after now; one key is empty.
+	cs := []sessiond.Counter{
+		{Key: "lai:" + id + ":192.0.2.1", Window: 15 * time.Minute},
+		{Key: "la:" + id, Window: time.Minute},
+		{Key: "li:" + id, Window: time.Hour},
+	}
+	now := t0.Add(90 * time.Second)
+	for i := range 3 {
+		mustAdd(t, l, cs[0].Key, cs[0].Window, t0.Add(time.Duration(i)*time.Second))
+	}
+	mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(-time.Minute+2*time.Millisecond))
+	mustAdd(t, l, cs[1].Key, cs[1].Window, now)
+	mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(time.Millisecond)) // after now
+	// Added last, so that no later add prunes it: it has just left.
+	mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(-time.Minute))
+	want := []sessiond.Counted{
+		{N: 3, OldestLeavesIn: 15*time.Minute - 90*time.Second},
+		{N: 3, OldestLeavesIn: 2 * time.Millisecond},
+		{N: 0},
+	}
+	for i, c := range cs {
+		wantCount(t, l, c.Key, c.Window, now, want[i].N, want[i].OldestLeavesIn)
+	}
+	for _, pick := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2}, {0}, {0, 0, 1}, {0, 1, 2, 1}} {
+		sub := make([]sessiond.Counter, len(pick))
+		for i, k := range pick {
+			sub[i] = cs[k]
+		}
+		got := make([]sessiond.Counted, len(sub))
+		if err := l.Count(context.Background(), sub, now, got); err != nil {
+			t.Fatalf("Count(%v): got error %v, want nil", pick, err)
+		}
+		for i, k := range pick {
+			if got[i] != want[k] {
+				t.Fatalf("Count(%v)[%d] (key %q): got %+v, want %+v", pick, i, sub[i].Key, got[i], want[k])
+			}
+		}
+	}
 }
 
-// RunMultiCounter checks that CountMany answers, for any number of
-// counters, what Count answers for each. newLimiter must return a fresh
-// limiter for each sub-test.
-func RunMultiCounter(t *testing.T, newLimiter func(t *testing.T) MultiLimiter) {
-	t.Run("counting several keys at once agrees with counting each", func(t *testing.T) {
-		l := newLimiter(t)
-		t0 := limiterBase()
-		id := randomID()
-		// Three keys as a login names them, in three slots of a Cluster,
-		// with windows of their own: events at both edges of the window
-		// and after now; one key is empty.
-		cs := []sessiond.Counter{
-			{Key: "lai:" + id + ":192.0.2.1", Window: 15 * time.Minute},
-			{Key: "la:" + id, Window: time.Minute},
-			{Key: "li:" + id, Window: time.Hour},
+func testCountSeveralReset(t *testing.T, l sessiond.Limiter) {
+	t0 := limiterBase()
+	cs := []sessiond.Counter{
+		{Key: "a:" + randomID(), Window: time.Minute},
+		{Key: "b:" + randomID(), Window: time.Minute},
+		{Key: "c:" + randomID(), Window: time.Minute},
+	}
+	for _, c := range cs {
+		mustAdd(t, l, c.Key, c.Window, t0)
+	}
+	if err := l.Reset(context.Background(), cs[1].Key); err != nil {
+		t.Fatalf("Reset: got error %v, want nil", err)
+	}
+	got := make([]sessiond.Counted, 3)
+	if err := l.Count(context.Background(), cs, t0.Add(time.Second), got); err != nil {
+		t.Fatalf("Count: got error %v, want nil", err)
+	}
+	want := []sessiond.Counted{{N: 1, OldestLeavesIn: 59 * time.Second}, {}, {N: 1, OldestLeavesIn: 59 * time.Second}}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Count[%d]: got %+v, want %+v", i, got[i], want[i])
 		}
-		now := t0.Add(90 * time.Second)
-		for i := range 3 {
-			mustAdd(t, l, cs[0].Key, cs[0].Window, t0.Add(time.Duration(i)*time.Second))
-		}
-		mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(-time.Minute+2*time.Millisecond))
-		mustAdd(t, l, cs[1].Key, cs[1].Window, now)
-		mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(time.Millisecond)) // after now
-		// Added last, so that no later Add prunes it: it has just left.
-		mustAdd(t, l, cs[1].Key, cs[1].Window, now.Add(-time.Minute))
-		want := []sessiond.Count{
-			{N: 3, OldestLeavesIn: 15*time.Minute - 90*time.Second},
-			{N: 3, OldestLeavesIn: 2 * time.Millisecond},
-			{N: 0},
-		}
-		for i, c := range cs {
-			wantCount(t, l, c.Key, c.Window, now, want[i].N, want[i].OldestLeavesIn)
-		}
-		for _, pick := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2}, {0}, {0, 0, 1}, {0, 1, 2, 1}} {
-			sub := make([]sessiond.Counter, len(pick))
-			for i, k := range pick {
-				sub[i] = cs[k]
-			}
-			got := make([]sessiond.Count, len(sub))
-			if err := l.CountMany(context.Background(), sub, now, got); err != nil {
-				t.Fatalf("CountMany(%v): got error %v, want nil", pick, err)
-			}
-			for i, k := range pick {
-				if got[i] != want[k] {
-					t.Fatalf("CountMany(%v)[%d] (key %q): got %+v, want %+v", pick, i, sub[i].Key, got[i], want[k])
-				}
-			}
-		}
-	})
-	t.Run("counting several keys sees a reset", func(t *testing.T) {
-		l := newLimiter(t)
-		t0 := limiterBase()
-		cs := []sessiond.Counter{
-			{Key: "a:" + randomID(), Window: time.Minute},
-			{Key: "b:" + randomID(), Window: time.Minute},
-			{Key: "c:" + randomID(), Window: time.Minute},
-		}
-		for _, c := range cs {
-			mustAdd(t, l, c.Key, c.Window, t0)
-		}
-		if err := l.Reset(context.Background(), cs[1].Key); err != nil {
-			t.Fatalf("Reset: got error %v, want nil", err)
-		}
-		got := make([]sessiond.Count, 3)
-		if err := l.CountMany(context.Background(), cs, t0.Add(time.Second), got); err != nil {
-			t.Fatalf("CountMany: got error %v, want nil", err)
-		}
-		want := []sessiond.Count{{N: 1, OldestLeavesIn: 59 * time.Second}, {}, {N: 1, OldestLeavesIn: 59 * time.Second}}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("CountMany[%d]: got %+v, want %+v", i, got[i], want[i])
-			}
-		}
-	})
+	}
 }

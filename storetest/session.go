@@ -94,7 +94,7 @@ func newSession(userID string, now time.Time) *sessiond.Session {
 // anything was ended.
 func mustCreate(t *testing.T, st sessiond.SessionStore, s *sessiond.Session, now time.Time) {
 	t.Helper()
-	ended, err := st.Create(context.Background(), s, sessiond.Limit{}, now)
+	ended, err := st.Create(context.Background(), s, sessiond.SessionCap{}, now)
 	if err != nil {
 		t.Fatalf("Create(%s): got error %v, want nil", s.ID, err)
 	}
@@ -275,7 +275,7 @@ func testRoundTrip(t *testing.T, st sessiond.SessionStore) {
 		RotatedAt:   now.Add(-2*time.Hour + 444),
 	}
 	want := s.Clone()
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 50, Policy: sessiond.PolicyEvict}, now)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 50, Policy: sessiond.PolicyEvict}, now)
 	if err != nil {
 		t.Fatalf("Create: got error %v, want nil", err)
 	}
@@ -707,7 +707,7 @@ func testReplace(t *testing.T, st sessiond.SessionStore) {
 	later := now.Add(time.Minute)
 	repl := newSession(user, later)
 	repl.DeviceID = "device-a"
-	ended, err := st.Create(ctx, repl, sessiond.Limit{Max: 50, Policy: sessiond.PolicyEvict}, later)
+	ended, err := st.Create(ctx, repl, sessiond.SessionCap{Max: 50, Policy: sessiond.PolicyEvict}, later)
 	if err != nil {
 		t.Fatalf("Create(same device): got error %v, want nil", err)
 	}
@@ -729,7 +729,7 @@ func testReplaceExpired(t *testing.T, st sessiond.SessionStore) {
 	later := now.Add(2 * time.Hour) // old has expired
 	s := newSession(user, later)
 	s.DeviceID = "device-a"
-	ended, err := st.Create(ctx, s, sessiond.Limit{}, later)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{}, later)
 	if err != nil {
 		t.Fatalf("Create: got error %v, want nil", err)
 	}
@@ -747,7 +747,7 @@ func testCreateDuplicate(t *testing.T, st sessiond.SessionStore) {
 	dup := newSession(s.UserID, now.Add(time.Minute))
 	dup.ID = s.ID
 	dup.Device = "duplicate"
-	if _, err := st.Create(ctx, dup, sessiond.Limit{}, now); err == nil {
+	if _, err := st.Create(ctx, dup, sessiond.SessionCap{}, now); err == nil {
 		t.Fatalf("Create(existing id): got nil error, want an error")
 	}
 	wantSession(t, "Get after a duplicate Create", mustGet(t, st, s.UserID, s.ID, now), s)
@@ -770,7 +770,7 @@ func testEvict(t *testing.T, st sessiond.SessionStore) {
 	}
 
 	d := newSession(user, now)
-	ended, err := st.Create(ctx, d, sessiond.Limit{Max: 3, Policy: sessiond.PolicyEvict}, now)
+	ended, err := st.Create(ctx, d, sessiond.SessionCap{Max: 3, Policy: sessiond.PolicyEvict}, now)
 	if err != nil {
 		t.Fatalf("Create at the cap: got error %v, want nil", err)
 	}
@@ -795,7 +795,7 @@ func testEvictTie(t *testing.T, st sessiond.SessionStore) {
 	}
 
 	s := newSession(user, now)
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 3, Policy: sessiond.PolicyEvict}, now)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 3, Policy: sessiond.PolicyEvict}, now)
 	if err != nil {
 		t.Fatalf("Create at the cap: got error %v, want nil", err)
 	}
@@ -810,7 +810,7 @@ func testEvictMany(t *testing.T, st sessiond.SessionStore) {
 	ss := createN(t, st, user, 5, now) // oldest activity first
 
 	s := newSession(user, now)
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 3, Policy: sessiond.PolicyEvict}, now)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 3, Policy: sessiond.PolicyEvict}, now)
 	if err != nil {
 		t.Fatalf("Create over the cap: got error %v, want nil", err)
 	}
@@ -833,9 +833,9 @@ func testCapIgnoresExpired(t *testing.T, st sessiond.SessionStore) {
 	live := createN(t, st, user, 2, now)
 
 	later := now.Add(2 * time.Hour)
-	for _, policy := range []sessiond.LimitPolicy{sessiond.PolicyDeny, sessiond.PolicyEvict} {
+	for _, policy := range []sessiond.CapPolicy{sessiond.PolicyDeny, sessiond.PolicyEvict} {
 		s := newSession(user, later)
-		ended, err := st.Create(ctx, s, sessiond.Limit{Max: 3, Policy: policy}, later)
+		ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 3, Policy: policy}, later)
 		if err != nil {
 			t.Fatalf("Create(%s) with 2 live and 1 expired of 3: got error %v, want nil", policy, err)
 		}
@@ -864,7 +864,7 @@ func testEvictSkipsExpired(t *testing.T, st sessiond.SessionStore) {
 
 	later := now.Add(2 * time.Hour)
 	s := newSession(user, later)
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 2, Policy: sessiond.PolicyEvict}, later)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 2, Policy: sessiond.PolicyEvict}, later)
 	if err != nil {
 		t.Fatalf("Create at the cap: got error %v, want nil", err)
 	}
@@ -879,7 +879,7 @@ func testDeny(t *testing.T, st sessiond.SessionStore) {
 	ss := createN(t, st, user, 2, now)
 
 	s := newSession(user, now)
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 2, Policy: sessiond.PolicyDeny}, now)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 2, Policy: sessiond.PolicyDeny}, now)
 	if !errors.Is(err, sessiond.ErrSessionLimit) {
 		t.Fatalf("Create at the cap under deny: got (%v, %v), want ErrSessionLimit", ended, err)
 	}
@@ -905,7 +905,7 @@ func testDenySameDevice(t *testing.T, st sessiond.SessionStore) {
 
 	s := newSession(user, now)
 	s.DeviceID = "device-a"
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 2, Policy: sessiond.PolicyDeny}, now)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 2, Policy: sessiond.PolicyDeny}, now)
 	if err != nil {
 		t.Fatalf("Create(same device) at the cap under deny: got error %v, want nil", err)
 	}
@@ -926,7 +926,7 @@ func testDenyKeepsReplaced(t *testing.T, st sessiond.SessionStore) {
 	// refused and old stays.
 	s := newSession(user, now)
 	s.DeviceID = "device-a"
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 2, Policy: sessiond.PolicyDeny}, now)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 2, Policy: sessiond.PolicyDeny}, now)
 	if !errors.Is(err, sessiond.ErrSessionLimit) {
 		t.Fatalf("Create(same device) over the cap under deny: got (%v, %v), want ErrSessionLimit", ended, err)
 	}
@@ -949,7 +949,7 @@ func testEvictSameDevice(t *testing.T, st sessiond.SessionStore) {
 
 	s := newSession(user, now)
 	s.DeviceID = "device-a"
-	ended, err := st.Create(ctx, s, sessiond.Limit{Max: 2, Policy: sessiond.PolicyEvict}, now)
+	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 2, Policy: sessiond.PolicyEvict}, now)
 	if err != nil {
 		t.Fatalf("Create(same device) at the cap under evict: got error %v, want nil", err)
 	}
@@ -964,7 +964,7 @@ func testNoCap(t *testing.T, st sessiond.SessionStore) {
 	var all []*sessiond.Session
 	for i := range 5 {
 		s := newSession(user, now)
-		ended, err := st.Create(ctx, s, sessiond.Limit{Max: 0, Policy: sessiond.PolicyDeny}, now)
+		ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 0, Policy: sessiond.PolicyDeny}, now)
 		if err != nil || len(ended) != 0 {
 			t.Fatalf("Create #%d with Max 0: got (%v, %v), want (none, nil)", i+1, ended, err)
 		}
@@ -975,7 +975,7 @@ func testNoCap(t *testing.T, st sessiond.SessionStore) {
 
 // createConcurrently creates n sessions of one user from n goroutines at
 // once and returns them with each Create's result.
-func createConcurrently(st sessiond.SessionStore, n int, limit sessiond.Limit, now time.Time) (string, []*sessiond.Session, [][]sessiond.Ended, []error) {
+func createConcurrently(st sessiond.SessionStore, n int, limit sessiond.SessionCap, now time.Time) (string, []*sessiond.Session, [][]sessiond.Ended, []error) {
 	user := randomID()
 	ss := make([]*sessiond.Session, n)
 	for i := range ss {
@@ -999,7 +999,7 @@ func createConcurrently(st sessiond.SessionStore, n int, limit sessiond.Limit, n
 func testConcurrentEvict(t *testing.T, st sessiond.SessionStore) {
 	const n, max = 100, 10
 	now := base()
-	user, ss, ended, errs := createConcurrently(st, n, sessiond.Limit{Max: max, Policy: sessiond.PolicyEvict}, now)
+	user, ss, ended, errs := createConcurrently(st, n, sessiond.SessionCap{Max: max, Policy: sessiond.PolicyEvict}, now)
 
 	evicted := map[string]bool{}
 	for i, err := range errs {
@@ -1045,7 +1045,7 @@ func testConcurrentEvict(t *testing.T, st sessiond.SessionStore) {
 func testConcurrentDeny(t *testing.T, st sessiond.SessionStore) {
 	const n, max = 100, 10
 	now := base()
-	user, ss, ended, errs := createConcurrently(st, n, sessiond.Limit{Max: max, Policy: sessiond.PolicyDeny}, now)
+	user, ss, ended, errs := createConcurrently(st, n, sessiond.SessionCap{Max: max, Policy: sessiond.PolicyDeny}, now)
 
 	var won []*sessiond.Session
 	for i, err := range errs {
@@ -1159,7 +1159,7 @@ func testSpecialUserIDs(t *testing.T, st sessiond.SessionStore) {
 	mustCreate(t, st, s, now)
 	s2 := newSession("{u:1}", now)
 	s2.DeviceID = "d"
-	ended, err := st.Create(ctx, s2, sessiond.Limit{Max: 1, Policy: sessiond.PolicyDeny}, now)
+	ended, err := st.Create(ctx, s2, sessiond.SessionCap{Max: 1, Policy: sessiond.PolicyDeny}, now)
 	if err != nil {
 		t.Fatalf("Create(%q, same device): got error %v, want nil", "{u:1}", err)
 	}
@@ -1170,7 +1170,7 @@ func testWritable(t *testing.T, st sessiond.SessionStore) {
 	ctx := context.Background()
 	now := base()
 	s := newSession("writable-user", now)
-	if _, err := st.Create(ctx, s, sessiond.Limit{}, now); err != nil {
+	if _, err := st.Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
@@ -1202,7 +1202,7 @@ func createMany(t *testing.T, st sessiond.SessionStore, ss []*sessiond.Session, 
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(ss); i += workers {
-				if _, err := st.Create(context.Background(), ss[i], sessiond.Limit{}, now); err != nil {
+				if _, err := st.Create(context.Background(), ss[i], sessiond.SessionCap{}, now); err != nil {
 					errs <- fmt.Errorf("Create(%s): %w", ss[i].ID, err)
 					return
 				}
@@ -1236,7 +1236,7 @@ func testLargeUser(t *testing.T, st sessiond.SessionStore) {
 
 	wantIDs(t, "List(user at the hard maximum)", listIDs(t, st, user, now), ids(ss...))
 
-	limit := sessiond.Limit{Max: n, Policy: sessiond.PolicyEvict}
+	limit := sessiond.SessionCap{Max: n, Policy: sessiond.PolicyEvict}
 	same := newSession(user, now)
 	same.DeviceID = "device-a"
 	ended, err := st.Create(ctx, same, limit, now)
@@ -1251,7 +1251,7 @@ func testLargeUser(t *testing.T, st sessiond.SessionStore) {
 	}
 	wantEnded(t, "Create(new device at the cap)", ended, []sessiond.Ended{{ID: ss[1].ID, Reason: sessiond.ReasonEvicted}})
 	denied := newSession(user, now)
-	_, err = st.Create(ctx, denied, sessiond.Limit{Max: n, Policy: sessiond.PolicyDeny}, now)
+	_, err = st.Create(ctx, denied, sessiond.SessionCap{Max: n, Policy: sessiond.PolicyDeny}, now)
 	wantErr(t, "Create(deny at the cap)", err, sessiond.ErrSessionLimit)
 	wantNotFound(t, st, user, denied.ID, now)
 	wantNotFound(t, st, user, ss[1].ID, now)

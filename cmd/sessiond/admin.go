@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/english"
 )
 
 // admin runs the user and sessions subcommands against the configured
@@ -52,12 +53,12 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 	// Admin acts end sessions: their audit lines (who, which session, why)
 	// go to standard error, as the server's go to its log.
 	log := newLogger(c, stderr)
-	m, st, err := open(ctx, c, log)
+	// An administrator's acts are not throttled.
+	m, st, err := open(ctx, c, log, func(p *sessiond.Parts) { p.Limiter = nil })
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	m.Limiter = nil
 	m.SignupOpen = true
 
 	if cmd == "user add" {
@@ -72,7 +73,7 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 		fmt.Fprintf(stdout, "added user %s (id %s)\n", u.Username, u.ID)
 		return nil
 	}
-	u, err := m.Users.UserByLogin(ctx, args[0])
+	u, err := m.FindUser(ctx, args[0])
 	if errors.Is(err, sessiond.ErrNotFound) {
 		return fmt.Errorf("no user %q", args[0])
 	}
@@ -83,7 +84,7 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: %s ended\n", u.Username, plural(n, "session"))
+		fmt.Fprintf(stdout, "%s: %s ended\n", u.Username, english.Plural(n, "session"))
 		return nil
 	}
 	switch cmd {
@@ -186,17 +187,10 @@ func looksLikeID(w string) bool {
 func argCount(n [2]int) string {
 	switch {
 	case n[0] == n[1]:
-		return plural(n[0], "argument")
+		return english.Plural(n[0], "argument")
 	default:
 		return fmt.Sprintf("%d or %d arguments", n[0], n[1])
 	}
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func dash(s string) string {

@@ -136,7 +136,7 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 			}
 			c.RedisReplicaAcks = n
 		}
-		switch sessiond.LimitPolicy(c.LimitPolicy) {
+		switch sessiond.CapPolicy(c.LimitPolicy) {
 		case sessiond.PolicyEvict, sessiond.PolicyDeny:
 		default:
 			return fmt.Errorf("SESSIOND_SESSION_LIMIT_POLICY: %q is not evict or deny", c.LimitPolicy)

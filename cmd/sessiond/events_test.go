@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	sessiondhttp "github.com/sessiond/sessiond/http"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
@@ -137,9 +136,9 @@ func TestEventStream(t *testing.T) {
 // expires (the page refreshes and reconnects) and sends comment lines in
 // between, so proxies keep it open.
 func TestEventStreamEndsWithItsToken(t *testing.T) {
-	old := sessiondhttp.HeartbeatInterval
-	sessiondhttp.HeartbeatInterval = 300 * time.Millisecond
-	t.Cleanup(func() { sessiondhttp.HeartbeatInterval = old })
+	old := heartbeat
+	heartbeat = 300 * time.Millisecond
+	t.Cleanup(func() { heartbeat = old })
 	ts := startServer(t, map[string]string{"SESSIOND_ACCESS_TTL": "3s"})
 	c := newClient(t, ts.URL)
 	c.register("uma")
@@ -173,9 +172,9 @@ func TestEventStreamEndsWithItsToken(t *testing.T) {
 // process on the same SQLite file) still ends its stream, and the stream
 // shows nothing after that.
 func TestEventStreamEndsWhenItsSessionEndsUnannounced(t *testing.T) {
-	old := sessiondhttp.HeartbeatInterval
-	sessiondhttp.HeartbeatInterval = 200 * time.Millisecond
-	t.Cleanup(func() { sessiondhttp.HeartbeatInterval = old })
+	old := heartbeat
+	heartbeat = 200 * time.Millisecond
+	t.Cleanup(func() { heartbeat = old })
 	ts := startServer(t, nil)
 	c := newClient(t, ts.URL)
 	c.register("vera")

@@ -42,7 +42,7 @@ func TestLargeUserPagesAndRevokesAll(t *testing.T) {
 			ID: fmt.Sprintf("large-session-id-%05d", i), UserID: u.ID, Device: "curl", DeviceClass: sessiond.ClassCLI,
 			IPAddress: "203.0.113.9", CreatedAt: at, LastActive: at, ExpiresAt: now.Add(time.Hour), Generation: 1, RotatedAt: at,
 		}
-		if _, err := st.Create(context.Background(), s, sessiond.Limit{}, now); err != nil {
+		if _, err := st.Create(context.Background(), s, sessiond.SessionCap{}, now); err != nil {
 			t.Fatal(err)
 		}
 		want[s.ID] = true

@@ -175,7 +175,12 @@ func TestReadyzFailsWhenSQLiteIsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db), sessiond.NewAccessTokens("sessiond", sk), sessiond.NewRefreshTokens(rk))
+	m := sessiond.NewManager(sessiond.Parts{
+		Sessions: sqlite.NewSessionStore(db),
+		Users:    sqlite.NewUserStore(db),
+		Access:   sessiond.NewAccessTokens("sessiond", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+	})
 	m.Logger = slog.New(slog.DiscardHandler)
 	srv := sessiondhttp.NewServer(m)
 	srv.Logger = m.Logger

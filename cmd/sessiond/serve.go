@@ -24,6 +24,10 @@ import (
 	"github.com/sessiond/sessiond/web"
 )
 
+// heartbeat is the event streams' heartbeat interval, 0 for the server's
+// default; tests shorten it.
+var heartbeat time.Duration
+
 // stores is what a configuration opens.
 type stores struct {
 	sessions sessiond.SessionStore
@@ -75,14 +79,14 @@ func openStores(ctx context.Context, c *config, log *slog.Logger) (*stores, erro
 	return st, nil
 }
 
-// open opens the configured stores and builds a Manager on them; the
-// caller closes the stores.
-func open(ctx context.Context, c *config, log *slog.Logger) (*sessiond.Manager, *stores, error) {
+// open opens the configured stores and builds a Manager on them, with the
+// parts that adjust changes (nil: none); the caller closes the stores.
+func open(ctx context.Context, c *config, log *slog.Logger, adjust func(*sessiond.Parts)) (*sessiond.Manager, *stores, error) {
 	st, err := openStores(ctx, c, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := newManager(c, st, log)
+	m, err := newManager(c, st, log, adjust)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -90,8 +94,9 @@ func open(ctx context.Context, c *config, log *slog.Logger) (*sessiond.Manager, 
 	return m, st, nil
 }
 
-// newManager builds the Manager of a configuration on opened stores.
-func newManager(c *config, st *stores, log *slog.Logger) (*sessiond.Manager, error) {
+// newManager builds the Manager of a configuration on opened stores, with
+// the parts that adjust changes (nil: none).
+func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.Parts)) (*sessiond.Manager, error) {
 	var sk *sessiond.SigningKey
 	var previous []ed25519.PublicKey
 	var err error
@@ -113,15 +118,24 @@ func newManager(c *config, st *stores, log *slog.Logger) (*sessiond.Manager, err
 	if err != nil {
 		return nil, fmt.Errorf("refresh key: %w", err)
 	}
-	m := sessiond.NewManager(st.sessions, st.users, sessiond.NewAccessTokens(c.Issuer, sk, previous...), sessiond.NewRefreshTokens(rk, retired...))
-	m.Broker = st.broker
-	m.Limiter = st.limiter
+	parts := sessiond.Parts{
+		Sessions: st.sessions,
+		Users:    st.users,
+		Access:   sessiond.NewAccessTokens(c.Issuer, sk, previous...),
+		Refresh:  sessiond.NewRefreshTokens(rk, retired...),
+		Limiter:  st.limiter,
+		Broker:   st.broker,
+	}
+	if adjust != nil {
+		adjust(&parts)
+	}
+	m := sessiond.NewManager(parts)
 	m.AccessTTL = c.AccessTTL
 	m.IdleTimeout = c.IdleTimeout
 	m.AbsoluteLifetime = c.AbsoluteLifetime
 	m.RefreshGrace = c.RefreshGrace
 	m.MaxSessions = c.MaxSessions
-	m.LimitPolicy = sessiond.LimitPolicy(c.LimitPolicy)
+	m.CapPolicy = sessiond.CapPolicy(c.LimitPolicy)
 	m.SignupOpen = c.Signup
 	m.Logger = log
 	return m, nil
@@ -151,7 +165,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("SESSIOND_TRUSTED_PROXIES: %w", err)
 	}
 	log := newLogger(c, stdout)
-	m, st, err := open(ctx, c, log)
+	metrics := prometheus.New()
+	m, st, err := open(ctx, c, log, func(p *sessiond.Parts) { p.Observer = metrics })
 	if err != nil {
 		return err
 	}
@@ -162,6 +177,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv.Logger = log
 	srv.Page = web.Handler(web.Options{Signup: c.Signup, PublicURL: c.PublicURL})
 	srv.MaxStreams = c.MaxStreams
+	srv.HeartbeatInterval = heartbeat
 	if lim := openFileLimit(); lim > 0 {
 		var lowered bool
 		if srv.MaxStreams, lowered = streamsWithin(c.MaxStreams, lim); lowered {
@@ -177,8 +193,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defer g.Close()
 		srv.Locator = g
 	}
-	metrics := prometheus.New()
-	m.Observer = metrics
 	srv.Metrics = metrics
 	srv.MetricsHandler = metrics.Handler()
 

@@ -93,9 +93,13 @@ func newApp(dir string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := sessiond.NewManager(sqlite.NewSessionStore(db), sqlite.NewUserStore(db),
-		sessiond.NewAccessTokens("protected-api", sk), sessiond.NewRefreshTokens(rk))
-	m.Limiter = sqlite.NewLimiter(db) // throttle password guessing
+	m := sessiond.NewManager(sessiond.Parts{
+		Sessions: sqlite.NewSessionStore(db),
+		Users:    sqlite.NewUserStore(db),
+		Access:   sessiond.NewAccessTokens("protected-api", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+		Limiter:  sqlite.NewLimiter(db), // throttle password guessing
+	})
 	srv := sessiondhttp.NewServer(m)
 	return &app{manager: m, server: srv, db: db}, nil
 }

@@ -116,10 +116,15 @@ func newDeployment(t *testing.T, c *redistest.Cluster, acks int) *deployment {
 			t.Fatal(err)
 		}
 		t.Cleanup(st.Close)
-		m := sessiond.NewManager(st, sqlite.NewUserStore(db), sessiond.NewAccessTokens("sessiond", sk), sessiond.NewRefreshTokens(rk))
+		m := sessiond.NewManager(sessiond.Parts{
+			Sessions: st,
+			Users:    sqlite.NewUserStore(db),
+			Access:   sessiond.NewAccessTokens("sessiond", sk),
+			Refresh:  sessiond.NewRefreshTokens(rk),
+			Limiter:  redis.NewLimiter(st),
+			Broker:   redis.NewBroker(st),
+		})
 		m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-		m.Limiter = redis.NewLimiter(st)
-		m.Broker = redis.NewBroker(st)
 		m.Throttles = throttles
 		m.Logger = logger
 		s := sessiondhttp.NewServer(m)
