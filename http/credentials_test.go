@@ -112,3 +112,40 @@ func TestMiddlewareRefusesAmbiguousCredentials(t *testing.T) {
 		checkErrorEnvelope(t, w, 400, "invalid_request")
 	}
 }
+
+// TestTwoRefreshCookiesAreRefused: a cookie refresh that carries two
+// refresh cookies is refused with 400 invalid_request and rotates nothing,
+// whichever of the two is the session's own; one cookie still refreshes.
+func TestTwoRefreshCookiesAreRefused(t *testing.T) {
+	m, g, _ := signedIn(t)
+	h := sessiondhttp.NewServer(m).Handler()
+	refresh := func(cookies ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "http://example.com/api/v1/auth/refresh", nil)
+		r.Header.Set(sessiondhttp.CookiesHeader, "1")
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		for _, c := range cookies {
+			r.Header.Add("Cookie", sessiondhttp.RefreshCookie+"="+c)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for _, pair := range [][]string{{g.RefreshToken, "x"}, {"x", g.RefreshToken}, {g.RefreshToken, g.RefreshToken}} {
+		w := refresh(pair...)
+		if w.Code != 400 {
+			t.Fatalf("two refresh cookies: got %d, want 400: %s", w.Code, w.Body)
+		}
+		var env struct{ Data json.RawMessage }
+		json.Unmarshal(w.Body.Bytes(), &env)
+		if d := checkErrorData(t, "two refresh cookies", w.Code, w.Header(), env.Data); d.Code != "invalid_request" {
+			t.Fatalf("two refresh cookies: code %q, want invalid_request", d.Code)
+		}
+	}
+	s, _, err := m.Authenticate(context.Background(), g.AccessToken)
+	if err != nil || s.Generation != 1 {
+		t.Fatalf("after the refused refreshes: session %+v, %v; want generation 1", s, err)
+	}
+	if w := refresh(g.RefreshToken); w.Code != 200 {
+		t.Fatalf("one refresh cookie: got %d, want 200: %s", w.Code, w.Body)
+	}
+}

@@ -118,8 +118,11 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	var token string
 	if body == nil && cookies {
-		c, err := r.Cookie(RefreshCookie)
-		if err != nil || c.Value == "" {
+		c, err := singleCookie(r, RefreshCookie)
+		if err != nil {
+			return err
+		}
+		if c == nil || c.Value == "" {
 			return fmt.Errorf("%w: no refresh cookie", sessiond.ErrInvalidToken)
 		}
 		token = c.Value

@@ -99,14 +99,24 @@ const (
 	CookiesHeader = "X-Sessiond-Cookies"
 )
 
-// errAmbiguousCredentials refuses a request that carries more than one
-// Authorization header or access cookie: which one a proxy, a log or
-// another service in front of the same request reads is anyone's guess, so
-// no single one of them is believed.
-var (
-	errTwoAuthorizations = &sessiond.InputError{Message: "the request carries more than one Authorization header"}
-	errTwoAccessCookies  = &sessiond.InputError{Message: "the request carries more than one " + AccessCookie + " cookie"}
-)
+// errTwoAuthorizations refuses a request that carries more than one
+// Authorization header, and singleCookie one with two cookies of a token's
+// name: which one a proxy, a log or another service in front of the same
+// request reads is anyone's guess, so no single one of them is believed.
+var errTwoAuthorizations = &sessiond.InputError{Message: "the request carries more than one Authorization header"}
+
+// singleCookie returns r's cookie called name, nil when it has none, and an
+// error when it has more than one.
+func singleCookie(r *http.Request, name string) (*http.Cookie, error) {
+	var cookie *http.Cookie
+	for _, c := range r.CookiesNamed(name) {
+		if cookie != nil {
+			return nil, &sessiond.InputError{Message: "the request carries more than one " + name + " cookie"}
+		}
+		cookie = c
+	}
+	return cookie, nil
+}
 
 // bearer returns the access token of r and whether it came from the
 // cookie; an error when r carries two of either.
@@ -115,12 +125,9 @@ func bearer(r *http.Request) (token string, fromCookie bool, err error) {
 	if len(auth) > 1 {
 		return "", false, errTwoAuthorizations
 	}
-	var cookie *http.Cookie
-	for _, c := range r.CookiesNamed(AccessCookie) {
-		if cookie != nil {
-			return "", false, errTwoAccessCookies
-		}
-		cookie = c
+	cookie, err := singleCookie(r, AccessCookie)
+	if err != nil {
+		return "", false, err
 	}
 	if len(auth) == 1 && auth[0] != "" {
 		scheme, tok, ok := strings.Cut(auth[0], " ")
