@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/freeport"
 )
 
 // nginxBinary returns the path of Debian's nginx, or fails the test with
@@ -28,17 +30,6 @@ func nginxBinary(t *testing.T) string {
 	}
 	t.Fatal("nginx is not installed: apt-get install -y nginx (the README's test command installs it)")
 	return ""
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // nginxForwardAuth is the configuration under test: every request to the
@@ -89,7 +80,10 @@ func startNginx(t *testing.T, sessiondURL, upstreamURL string) string {
 	var lastErr string
 	for attempt := 0; attempt < 3; attempt++ {
 		dir := t.TempDir()
-		port := freePort(t)
+		port, err := freeport.Port()
+		if err != nil {
+			t.Fatal(err)
+		}
 		user := ""
 		if os.Geteuid() == 0 {
 			user = "user root;" // workers otherwise run as nobody and cannot use the temp dir
