@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // TestDevicesFlow is the README's transcript: register, log in from two
@@ -15,8 +17,8 @@ import (
 // out.
 func TestDevicesFlow(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	u := c.register("alice")
+	c := sessiondtest.NewClient(t, ts.URL)
+	u := c.Register("alice")
 	if u.Username != "alice" || u.Email != "alice@example.com" || u.ID == "" {
 		t.Fatalf("register: got %+v", u)
 	}
@@ -25,7 +27,7 @@ func TestDevicesFlow(t *testing.T) {
 	}
 
 	c.UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-	laptop := c.login("alice", nil)
+	laptop := c.Login("alice", nil)
 	if laptop.TokenType != "Bearer" || laptop.ExpiresIn < 890 || laptop.ExpiresIn > 900 || laptop.AccessToken == "" || laptop.RefreshToken == "" {
 		t.Fatalf("login data: got %+v", laptop)
 	}
@@ -33,28 +35,28 @@ func TestDevicesFlow(t *testing.T) {
 		t.Fatalf("login session: got %+v", laptop.Session)
 	}
 	c.UA = "curl/8.5.0"
-	phone := c.login("alice@EXAMPLE.com", nil) // by email, any case
+	phone := c.Login("alice@EXAMPLE.com", nil) // by email, any case
 	if phone.Session.Device != "curl" || phone.Session.DeviceClass != "cli" {
 		t.Fatalf("second device: got %+v", phone.Session)
 	}
 
-	var list []sessionData
-	c.do("GET", "/api/v1/sessions", laptop.AccessToken, nil).expect(t, 200).decode(t, &list)
+	var list []sessiondtest.Session
+	c.Do("GET", "/api/v1/sessions", laptop.AccessToken, nil).Expect(t, 200).Decode(t, &list)
 	if len(list) != 2 || list[0].ID != laptop.Session.ID || !list[0].Current || list[1].ID != phone.Session.ID || list[1].Current {
 		t.Fatalf("list from laptop: got %+v", list)
 	}
 
 	var me struct {
-		User    userData    `json:"user"`
-		Session sessionData `json:"session"`
+		User    sessiondtest.User    `json:"user"`
+		Session sessiondtest.Session `json:"session"`
 	}
-	c.do("GET", "/api/v1/me", phone.AccessToken, nil).expect(t, 200).decode(t, &me)
+	c.Do("GET", "/api/v1/me", phone.AccessToken, nil).Expect(t, 200).Decode(t, &me)
 	if me.User.ID != u.ID || me.Session.ID != phone.Session.ID || !me.Session.Current {
 		t.Fatalf("me: got %+v", me)
 	}
 
-	c.do("DELETE", "/api/v1/sessions/"+phone.Session.ID, laptop.AccessToken, nil).expect(t, 200)
-	r := c.do("GET", "/api/v1/me", phone.AccessToken, nil).expect(t, 401)
+	c.Do("DELETE", "/api/v1/sessions/"+phone.Session.ID, laptop.AccessToken, nil).Expect(t, 200)
+	r := c.Do("GET", "/api/v1/me", phone.AccessToken, nil).Expect(t, 401)
 	if got := r.Header.Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
 		t.Fatalf("WWW-Authenticate: got %q", got)
 	}
@@ -62,33 +64,33 @@ func TestDevicesFlow(t *testing.T) {
 	if got, want := string(r.Body), `{"status":"error","status_code":401,"message":"missing, invalid, expired or revoked token","data":{"code":"invalid_token"}}`+"\n"; got != want {
 		t.Fatalf("revoked token's answer: got %s, want %s", got, want)
 	}
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": phone.RefreshToken}).expect(t, 401)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": phone.RefreshToken}).Expect(t, 401)
 
-	var next grantData
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).expect(t, 200).decode(t, &next)
+	var next sessiondtest.Grant
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).Expect(t, 200).Decode(t, &next)
 	if next.RefreshToken == laptop.RefreshToken || next.Session.ID != laptop.Session.ID || next.AccessToken == "" {
 		t.Fatalf("refresh did not rotate: %+v", next)
 	}
-	c.do("GET", "/api/v1/me", next.AccessToken, nil).expect(t, 200)
+	c.Do("GET", "/api/v1/me", next.AccessToken, nil).Expect(t, 200)
 
-	c.do("POST", "/api/v1/auth/logout", next.AccessToken, nil).expect(t, 200)
-	c.do("GET", "/api/v1/me", next.AccessToken, nil).expect(t, 401)
-	c.do("GET", "/api/v1/me", laptop.AccessToken, nil).expect(t, 401)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": next.RefreshToken}).expect(t, 401)
+	c.Do("POST", "/api/v1/auth/logout", next.AccessToken, nil).Expect(t, 200)
+	c.Do("GET", "/api/v1/me", next.AccessToken, nil).Expect(t, 401)
+	c.Do("GET", "/api/v1/me", laptop.AccessToken, nil).Expect(t, 401)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": next.RefreshToken}).Expect(t, 401)
 }
 
 func TestRefreshGraceAndReuse(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("bob")
-	g := c.login("bob", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("bob")
+	g := c.Login("bob", nil)
 
-	refresh := func(tok string, status int) grantData {
+	refresh := func(tok string, status int) sessiondtest.Grant {
 		t.Helper()
-		var out grantData
-		r := c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": tok}).expect(t, status)
+		var out sessiondtest.Grant
+		r := c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": tok}).Expect(t, status)
 		if status == 200 {
-			r.decode(t, &out)
+			r.Decode(t, &out)
 		}
 		return out
 	}
@@ -102,7 +104,7 @@ func TestRefreshGraceAndReuse(t *testing.T) {
 	g3 := refresh(g2.RefreshToken, 200)
 	// Generation 1 is now two behind: reuse, the session is revoked.
 	refresh(g.RefreshToken, 401)
-	c.do("GET", "/api/v1/me", g3.AccessToken, nil).expect(t, 401)
+	c.Do("GET", "/api/v1/me", g3.AccessToken, nil).Expect(t, 401)
 	refresh(g3.RefreshToken, 401)
 	if !strings.Contains(ts.Logs.String(), `"reason":"reuse_detected"`) {
 		t.Fatalf("reuse was not logged with its reason")
@@ -111,45 +113,45 @@ func TestRefreshGraceAndReuse(t *testing.T) {
 
 func TestForgedRefreshChangesNothing(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("carol")
-	g := c.login("carol", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("carol")
+	g := c.Login("carol", nil)
 	forged := g.RefreshToken[:len(g.RefreshToken)-4] + "AAAA"
 	if forged == g.RefreshToken {
 		forged = g.RefreshToken[:len(g.RefreshToken)-4] + "BBBB"
 	}
 	for _, tok := range []string{forged, "garbage", g.AccessToken, strings.ToUpper(g.RefreshToken)} {
-		c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": tok}).expect(t, 401)
+		c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": tok}).Expect(t, 401)
 	}
-	c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).expect(t, 200)
+	c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).Expect(t, 200)
 }
 
 func TestForeignSessionLooksUnknown(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("dave")
-	c.register("erin")
-	d := c.login("dave", nil)
-	e := c.login("erin", nil)
-	foreign := c.do("DELETE", "/api/v1/sessions/"+e.Session.ID, d.AccessToken, nil).expect(t, 404)
-	unknown := c.do("DELETE", "/api/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA", d.AccessToken, nil).expect(t, 404)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("dave")
+	c.Register("erin")
+	d := c.Login("dave", nil)
+	e := c.Login("erin", nil)
+	foreign := c.Do("DELETE", "/api/v1/sessions/"+e.Session.ID, d.AccessToken, nil).Expect(t, 404)
+	unknown := c.Do("DELETE", "/api/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA", d.AccessToken, nil).Expect(t, 404)
 	if !bytes.Equal(foreign.Body, unknown.Body) {
 		t.Fatalf("foreign and unknown ids answer differently:\n%s\n%s", foreign.Body, unknown.Body)
 	}
-	c.do("PATCH", "/api/v1/sessions/"+e.Session.ID, d.AccessToken, map[string]string{"name": "mine"}).expect(t, 404)
-	c.do("GET", "/api/v1/me", e.AccessToken, nil).expect(t, 200)
+	c.Do("PATCH", "/api/v1/sessions/"+e.Session.ID, d.AccessToken, map[string]string{"name": "mine"}).Expect(t, 404)
+	c.Do("GET", "/api/v1/me", e.AccessToken, nil).Expect(t, 200)
 	// Deleting one's own current session is a logout.
-	c.do("DELETE", "/api/v1/sessions/"+d.Session.ID, d.AccessToken, nil).expect(t, 200)
-	c.do("GET", "/api/v1/me", d.AccessToken, nil).expect(t, 401)
+	c.Do("DELETE", "/api/v1/sessions/"+d.Session.ID, d.AccessToken, nil).Expect(t, 200)
+	c.Do("GET", "/api/v1/me", d.AccessToken, nil).Expect(t, 401)
 }
 
 func TestUnknownUserAndWrongPasswordLookAlike(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("frank")
-	wrong := c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "frank", "password": "wrong password!"}).expect(t, 401)
-	unknown := c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "nobody", "password": "wrong password!"}).expect(t, 401)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("frank")
+	wrong := c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "frank", "password": "wrong password!"}).Expect(t, 401)
+	unknown := c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "nobody", "password": "wrong password!"}).Expect(t, 401)
 	if !bytes.Equal(wrong.Body, unknown.Body) {
 		t.Fatalf("bodies differ:\n%s\n%s", wrong.Body, unknown.Body)
 	}
@@ -159,7 +161,7 @@ func TestUnknownUserAndWrongPasswordLookAlike(t *testing.T) {
 	// alike instead of one side's every try.
 	timed := func(user string) time.Duration {
 		start := time.Now()
-		c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": user, "password": "wrong password!"})
+		c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": user, "password": "wrong password!"})
 		return time.Since(start)
 	}
 	var da, db []time.Duration
@@ -187,8 +189,8 @@ func slicesSort(ds []time.Duration) {
 
 func TestRegisterValidation(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("grace")
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("grace")
 	long := strings.Repeat("é", 1025)
 	for _, tc := range []struct {
 		name   string
@@ -196,17 +198,17 @@ func TestRegisterValidation(t *testing.T) {
 		status int
 		field  string
 	}{
-		{"missing username", map[string]string{"email": "a@example.com", "password": testPassword}, 400, "username"},
-		{"bad username", map[string]string{"username": "a b", "email": "a@example.com", "password": testPassword}, 400, "username"},
-		{"long username", map[string]string{"username": strings.Repeat("a", 65), "email": "a@example.com", "password": testPassword}, 400, "username"},
-		{"bad email", map[string]string{"username": "hank", "email": "not-an-email", "password": testPassword}, 400, "email"},
+		{"missing username", map[string]string{"email": "a@example.com", "password": sessiondtest.Password}, 400, "username"},
+		{"bad username", map[string]string{"username": "a b", "email": "a@example.com", "password": sessiondtest.Password}, 400, "username"},
+		{"long username", map[string]string{"username": strings.Repeat("a", 65), "email": "a@example.com", "password": sessiondtest.Password}, 400, "username"},
+		{"bad email", map[string]string{"username": "hank", "email": "not-an-email", "password": sessiondtest.Password}, 400, "email"},
 		{"short password", map[string]string{"username": "hank", "email": "h@example.com", "password": "1234567"}, 400, "password"},
 		{"password over 1024 characters", map[string]string{"username": "hank", "email": "h@example.com", "password": long}, 400, "password"},
-		{"username taken, other case", map[string]string{"username": "GRACE", "email": "g2@example.com", "password": testPassword}, 409, "username"},
-		{"email taken, other case", map[string]string{"username": "grace2", "email": "Grace@Example.com", "password": testPassword}, 409, "email"},
+		{"username taken, other case", map[string]string{"username": "GRACE", "email": "g2@example.com", "password": sessiondtest.Password}, 409, "username"},
+		{"email taken, other case", map[string]string{"username": "grace2", "email": "Grace@Example.com", "password": sessiondtest.Password}, 409, "email"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := c.do("POST", "/api/v1/auth/register", "", tc.body).expect(t, tc.status)
+			r := c.Do("POST", "/api/v1/auth/register", "", tc.body).Expect(t, tc.status)
 			if !strings.Contains(r.Env.Message, tc.field) {
 				t.Fatalf("message %q does not name %q", r.Env.Message, tc.field)
 			}
@@ -214,77 +216,77 @@ func TestRegisterValidation(t *testing.T) {
 	}
 	// 1024 characters (2048 bytes) are accepted and not truncated.
 	pw := strings.Repeat("é", 1024)
-	c.do("POST", "/api/v1/auth/register", "", map[string]string{"username": "ivan", "email": "ivan@example.com", "password": pw}).expect(t, 201)
-	c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "ivan", "password": pw}).expect(t, 200)
-	c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "ivan", "password": pw[:len(pw)-2]}).expect(t, 401)
+	c.Do("POST", "/api/v1/auth/register", "", map[string]string{"username": "ivan", "email": "ivan@example.com", "password": pw}).Expect(t, 201)
+	c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "ivan", "password": pw}).Expect(t, 200)
+	c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "ivan", "password": pw[:len(pw)-2]}).Expect(t, 401)
 }
 
 func TestErrorStatuses(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("judy")
-	g := c.login("judy", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("judy")
+	g := c.Login("judy", nil)
 
 	t.Run("405 in the envelope with Allow", func(t *testing.T) {
-		r := c.do("GET", "/api/v1/auth/login", "", nil).expect(t, 405)
+		r := c.Do("GET", "/api/v1/auth/login", "", nil).Expect(t, 405)
 		if !strings.Contains(r.Header.Get("Allow"), "POST") {
 			t.Fatalf("Allow: got %q", r.Header.Get("Allow"))
 		}
-		c.do("PUT", "/api/v1/sessions", g.AccessToken, nil).expect(t, 405)
+		c.Do("PUT", "/api/v1/sessions", g.AccessToken, nil).Expect(t, 405)
 	})
 	t.Run("404 for unknown endpoints", func(t *testing.T) {
-		c.do("GET", "/api/v1/nothing", "", nil).expect(t, 404)
-		c.do("GET", "/api/v1//me", g.AccessToken, nil).expect(t, 404)
+		c.Do("GET", "/api/v1/nothing", "", nil).Expect(t, 404)
+		c.Do("GET", "/api/v1//me", g.AccessToken, nil).Expect(t, 404)
 	})
 	t.Run("413 over 64 KiB", func(t *testing.T) {
 		big := []byte(`{"username":"` + strings.Repeat("a", 70<<10) + `"}`)
-		bodyRequest(t, c, "POST", "/api/v1/auth/login", "application/json", big).expect(t, 413)
+		bodyRequest(t, c, "POST", "/api/v1/auth/login", "application/json", big).Expect(t, 413)
 	})
 	t.Run("415 wrong or missing media type", func(t *testing.T) {
-		bodyRequest(t, c, "POST", "/api/v1/auth/login", "text/plain", []byte(`{}`)).expect(t, 415)
-		bodyRequest(t, c, "POST", "/api/v1/auth/login", "", []byte(`{}`)).expect(t, 415)
-		bodyRequest(t, c, "POST", "/api/v1/auth/register", "application/x-www-form-urlencoded", []byte(`a=b`)).expect(t, 415)
+		bodyRequest(t, c, "POST", "/api/v1/auth/login", "text/plain", []byte(`{}`)).Expect(t, 415)
+		bodyRequest(t, c, "POST", "/api/v1/auth/login", "", []byte(`{}`)).Expect(t, 415)
+		bodyRequest(t, c, "POST", "/api/v1/auth/register", "application/x-www-form-urlencoded", []byte(`a=b`)).Expect(t, 415)
 	})
 	t.Run("400 malformed JSON names the problem", func(t *testing.T) {
 		for _, b := range []string{`{`, `[]`, `{"username": 5, "password": "x"}`, `{"username":"judy","password":"x"} trailing`, "\xff\xfe"} {
-			r := bodyRequest(t, c, "POST", "/api/v1/auth/login", "application/json", []byte(b)).expect(t, 400)
+			r := bodyRequest(t, c, "POST", "/api/v1/auth/login", "application/json", []byte(b)).Expect(t, 400)
 			if r.Env.Message == "" {
 				t.Fatalf("no message for %q", b)
 			}
 		}
-		r := bodyRequest(t, c, "POST", "/api/v1/auth/login", "application/json", []byte(`{"password":"x"}`)).expect(t, 400)
+		r := bodyRequest(t, c, "POST", "/api/v1/auth/login", "application/json", []byte(`{"password":"x"}`)).Expect(t, 400)
 		if !strings.Contains(r.Env.Message, "username") {
 			t.Fatalf("missing username: message %q", r.Env.Message)
 		}
 	})
 	t.Run("401 without or with a broken token", func(t *testing.T) {
-		c.do("GET", "/api/v1/sessions", "", nil).expect(t, 401)
-		c.do("GET", "/api/v1/sessions", "not.a.token", nil).expect(t, 401)
-		c.do("GET", "/api/v1/sessions", g.RefreshToken, nil).expect(t, 401)
+		c.Do("GET", "/api/v1/sessions", "", nil).Expect(t, 401)
+		c.Do("GET", "/api/v1/sessions", "not.a.token", nil).Expect(t, 401)
+		c.Do("GET", "/api/v1/sessions", g.RefreshToken, nil).Expect(t, 401)
 	})
 	t.Run("409 duplicate", func(t *testing.T) {
-		c.do("POST", "/api/v1/auth/register", "", map[string]string{"username": "Judy", "email": "x@example.com", "password": testPassword}).expect(t, 409)
+		c.Do("POST", "/api/v1/auth/register", "", map[string]string{"username": "Judy", "email": "x@example.com", "password": sessiondtest.Password}).Expect(t, 409)
 	})
 	t.Run("login with a form", func(t *testing.T) {
-		c.do("POST", "/api/v1/auth/login", "", url.Values{"username": {"judy"}, "password": {testPassword}}).expect(t, 200)
+		c.Do("POST", "/api/v1/auth/login", "", url.Values{"username": {"judy"}, "password": {sessiondtest.Password}}).Expect(t, 200)
 	})
 	t.Run("rename", func(t *testing.T) {
-		var s sessionData
-		c.do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]string{"name": "Work laptop"}).expect(t, 200).decode(t, &s)
+		var s sessiondtest.Session
+		c.Do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]string{"name": "Work laptop"}).Expect(t, 200).Decode(t, &s)
 		if s.Name != "Work laptop" || !s.Current {
 			t.Fatalf("rename: got %+v", s)
 		}
-		c.do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]string{"name": strings.Repeat("x", 65)}).expect(t, 400)
-		c.do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]string{"name": "a\nb"}).expect(t, 400)
-		c.do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]any{}).expect(t, 400)
-		c.do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]string{"name": ""}).expect(t, 200).decode(t, &s)
+		c.Do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]string{"name": strings.Repeat("x", 65)}).Expect(t, 400)
+		c.Do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]string{"name": "a\nb"}).Expect(t, 400)
+		c.Do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]any{}).Expect(t, 400)
+		c.Do("PATCH", "/api/v1/sessions/"+g.Session.ID, g.AccessToken, map[string]string{"name": ""}).Expect(t, 200).Decode(t, &s)
 		if s.Name != "" {
 			t.Fatalf("clear name: got %q", s.Name)
 		}
 	})
 }
 
-func bodyRequest(t *testing.T, c *client, method, path, ct string, body []byte) *response {
+func bodyRequest(t *testing.T, c *sessiondtest.Client, method, path, ct string, body []byte) *sessiondtest.Response {
 	t.Helper()
 	saved := c.Headers
 	c.Headers = map[string]string{}
@@ -292,52 +294,52 @@ func bodyRequest(t *testing.T, c *client, method, path, ct string, body []byte) 
 		c.Headers["Content-Type"] = ct
 	}
 	defer func() { c.Headers = saved }()
-	r := c.do(method, path, "", body)
+	r := c.Do(method, path, "", body)
 	return r
 }
 
 func TestPasswordChangeRevokesOthers(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("kim")
-	a := c.login("kim", nil)
-	b := c.login("kim", nil)
-	r := c.do("POST", "/api/v1/auth/password", a.AccessToken, map[string]any{"current_password": "wrong password", "new_password": "a new password"}).expect(t, 400)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("kim")
+	a := c.Login("kim", nil)
+	b := c.Login("kim", nil)
+	r := c.Do("POST", "/api/v1/auth/password", a.AccessToken, map[string]any{"current_password": "wrong password", "new_password": "a new password"}).Expect(t, 400)
 	if !strings.Contains(r.Env.Message, "current_password") {
 		t.Fatalf("message %q", r.Env.Message)
 	}
 	var out struct {
 		Revoked int `json:"revoked"`
 	}
-	c.do("POST", "/api/v1/auth/password", a.AccessToken, map[string]any{"current_password": testPassword, "new_password": "a new password"}).expect(t, 200).decode(t, &out)
+	c.Do("POST", "/api/v1/auth/password", a.AccessToken, map[string]any{"current_password": sessiondtest.Password, "new_password": "a new password"}).Expect(t, 200).Decode(t, &out)
 	if out.Revoked != 1 {
 		t.Fatalf("revoked: got %d, want 1", out.Revoked)
 	}
-	c.do("GET", "/api/v1/me", b.AccessToken, nil).expect(t, 401)
-	c.do("GET", "/api/v1/me", a.AccessToken, nil).expect(t, 200)
-	c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "kim", "password": testPassword}).expect(t, 401)
-	c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "kim", "password": "a new password"}).expect(t, 200)
+	c.Do("GET", "/api/v1/me", b.AccessToken, nil).Expect(t, 401)
+	c.Do("GET", "/api/v1/me", a.AccessToken, nil).Expect(t, 200)
+	c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "kim", "password": sessiondtest.Password}).Expect(t, 401)
+	c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "kim", "password": "a new password"}).Expect(t, 200)
 
 	// revoke_other_sessions false keeps the others.
-	d := c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "kim", "password": "a new password"})
-	var dg grantData
-	d.decode(t, &dg)
-	c.do("POST", "/api/v1/auth/password", a.AccessToken, map[string]any{"current_password": "a new password", "new_password": "third password", "revoke_other_sessions": false}).expect(t, 200)
-	c.do("GET", "/api/v1/me", dg.AccessToken, nil).expect(t, 200)
+	d := c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "kim", "password": "a new password"})
+	var dg sessiondtest.Grant
+	d.Decode(t, &dg)
+	c.Do("POST", "/api/v1/auth/password", a.AccessToken, map[string]any{"current_password": "a new password", "new_password": "third password", "revoke_other_sessions": false}).Expect(t, 200)
+	c.Do("GET", "/api/v1/me", dg.AccessToken, nil).Expect(t, 200)
 }
 
 func TestRevokeOthers(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("leo")
-	var gs []grantData
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("leo")
+	var gs []sessiondtest.Grant
 	for i := 0; i < 4; i++ {
-		gs = append(gs, c.login("leo", nil))
+		gs = append(gs, c.Login("leo", nil))
 	}
 	var out struct {
 		Revoked int `json:"revoked"`
 	}
-	c.do("DELETE", "/api/v1/sessions", gs[1].AccessToken, nil).expect(t, 200).decode(t, &out)
+	c.Do("DELETE", "/api/v1/sessions", gs[1].AccessToken, nil).Expect(t, 200).Decode(t, &out)
 	if out.Revoked != 3 {
 		t.Fatalf("revoked: got %d, want 3", out.Revoked)
 	}
@@ -346,10 +348,10 @@ func TestRevokeOthers(t *testing.T) {
 		if i == 1 {
 			want = 200
 		}
-		c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, want)
+		c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, want)
 	}
-	var list []sessionData
-	c.do("GET", "/api/v1/sessions", gs[1].AccessToken, nil).expect(t, 200).decode(t, &list)
+	var list []sessiondtest.Session
+	c.Do("GET", "/api/v1/sessions", gs[1].AccessToken, nil).Expect(t, 200).Decode(t, &list)
 	if len(list) != 1 || list[0].ID != gs[1].Session.ID {
 		t.Fatalf("list: got %+v", list)
 	}
@@ -357,17 +359,17 @@ func TestRevokeOthers(t *testing.T) {
 
 func TestPublicEndpoints(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	r := c.do("GET", "/.well-known/jwks.json", "", nil).expect(t, 200)
+	c := sessiondtest.NewClient(t, ts.URL)
+	r := c.Do("GET", "/.well-known/jwks.json", "", nil).Expect(t, 200)
 	var jwks struct {
 		Keys []map[string]any `json:"keys"`
 	}
 	if err := json.Unmarshal(r.Body, &jwks); err != nil || len(jwks.Keys) != 1 || jwks.Keys[0]["kty"] != "OKP" || jwks.Keys[0]["d"] != nil {
 		t.Fatalf("jwks: %s (%v)", r.Body, err)
 	}
-	c.do("GET", "/healthz", "", nil).expect(t, 200)
-	c.do("GET", "/readyz", "", nil).expect(t, 200)
-	r = c.do("GET", "/api/v1/openapi.json", "", nil).expect(t, 200)
+	c.Do("GET", "/healthz", "", nil).Expect(t, 200)
+	c.Do("GET", "/readyz", "", nil).Expect(t, 200)
+	r = c.Do("GET", "/api/v1/openapi.json", "", nil).Expect(t, 200)
 	var spec map[string]any
 	if err := json.Unmarshal(r.Body, &spec); err != nil || !strings.HasPrefix(spec["openapi"].(string), "3.1") {
 		t.Fatalf("openapi.json: %v", err)
@@ -380,16 +382,16 @@ func TestRestartKeepsTokens(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"SESSIOND_DATA_DIR": dir}
 	ts := startServer(t, env)
-	c := newClient(t, ts.URL)
-	c.register("mia")
-	g := c.login("mia", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("mia")
+	g := c.Login("mia", nil)
 	if err := ts.stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
 	ts2 := startServer(t, env)
-	c2 := newClient(t, ts2.URL)
-	c2.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
-	c2.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).expect(t, 200)
+	c2 := sessiondtest.NewClient(t, ts2.URL)
+	c2.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200)
+	c2.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).Expect(t, 200)
 	for _, name := range []string{"signing-key.pem", "refresh-key"} {
 		if b := mustReadFile(t, dir+"/"+name); len(b) == 0 {
 			t.Fatalf("%s is empty", name)
@@ -439,15 +441,15 @@ var _ = http.StatusOK
 
 func TestBodyOnBodilessEndpoints(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("xavi")
-	g := c.login("xavi", nil)
-	other := c.login("xavi", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("xavi")
+	g := c.Login("xavi", nil)
+	other := c.Login("xavi", nil)
 	c.Headers = map[string]string{"Content-Type": "text/plain"}
-	c.do("POST", "/api/v1/auth/logout", g.AccessToken, []byte("hello")).expect(t, 415)
-	c.do("DELETE", "/api/v1/sessions", g.AccessToken, []byte("hello")).expect(t, 415)
-	c.do("DELETE", "/api/v1/sessions/"+other.Session.ID, g.AccessToken, []byte("hello")).expect(t, 415)
-	c.do("GET", "/api/v1/me", other.AccessToken, nil).expect(t, 200)
+	c.Do("POST", "/api/v1/auth/logout", g.AccessToken, []byte("hello")).Expect(t, 415)
+	c.Do("DELETE", "/api/v1/sessions", g.AccessToken, []byte("hello")).Expect(t, 415)
+	c.Do("DELETE", "/api/v1/sessions/"+other.Session.ID, g.AccessToken, []byte("hello")).Expect(t, 415)
+	c.Do("GET", "/api/v1/me", other.AccessToken, nil).Expect(t, 200)
 	c.Headers = nil
-	c.do("POST", "/api/v1/auth/logout", g.AccessToken, map[string]any{}).expect(t, 200)
+	c.Do("POST", "/api/v1/auth/logout", g.AccessToken, map[string]any{}).Expect(t, 200)
 }

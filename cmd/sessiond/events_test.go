@@ -10,16 +10,17 @@ import (
 	"time"
 
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
 type streamEvent struct {
 	Event string
 	Data  struct {
-		Type      string       `json:"type"`
-		SessionID string       `json:"session_id"`
-		Reason    string       `json:"reason"`
-		Session   *sessionData `json:"session"`
+		Type      string                `json:"type"`
+		SessionID string                `json:"session_id"`
+		Reason    string                `json:"reason"`
+		Session   *sessiondtest.Session `json:"session"`
 	}
 }
 
@@ -91,32 +92,32 @@ func TestEventStream(t *testing.T) {
 			if store == "redis" {
 				srvB = startServer(t, env) // events cross instances
 			}
-			c, cb := newClient(t, ts.URL), newClient(t, srvB.URL)
-			c.register("tess")
-			a := c.login("tess", nil)
+			c, cb := sessiondtest.NewClient(t, ts.URL), sessiondtest.NewClient(t, srvB.URL)
+			c.Register("tess")
+			a := c.Login("tess", nil)
 			stream := openStream(t, ts.URL, a.AccessToken)
 			time.Sleep(100 * time.Millisecond) // the subscription is in place
 
-			b := cb.login("tess", nil)
+			b := cb.Login("tess", nil)
 			ev := nextEvent(t, stream)
 			if ev.Event != "created" || ev.Data.Type != "created" || ev.Data.SessionID != b.Session.ID || ev.Data.Session == nil || ev.Data.Session.Current {
 				t.Fatalf("created: got %+v", ev)
 			}
-			cb.do("PATCH", "/api/v1/sessions/"+b.Session.ID, b.AccessToken, map[string]string{"name": "Phone"}).expect(t, 200)
+			cb.Do("PATCH", "/api/v1/sessions/"+b.Session.ID, b.AccessToken, map[string]string{"name": "Phone"}).Expect(t, 200)
 			ev = nextEvent(t, stream)
 			if ev.Event != "renamed" || ev.Data.SessionID != b.Session.ID || ev.Data.Session == nil || ev.Data.Session.Name != "Phone" {
 				t.Fatalf("renamed: got %+v", ev)
 			}
-			cb.do("DELETE", "/api/v1/sessions/"+b.Session.ID, a.AccessToken, nil).expect(t, 200)
+			cb.Do("DELETE", "/api/v1/sessions/"+b.Session.ID, a.AccessToken, nil).Expect(t, 200)
 			ev = nextEvent(t, stream)
 			if ev.Event != "revoked" || ev.Data.SessionID != b.Session.ID || ev.Data.Reason != "revoked" {
 				t.Fatalf("revoked: got %+v", ev)
 			}
 			// Its own session signed out elsewhere: the revoked event, then
 			// the stream ends.
-			d := cb.login("tess", nil)
+			d := cb.Login("tess", nil)
 			nextEvent(t, stream)
-			cb.do("DELETE", "/api/v1/sessions/"+a.Session.ID, d.AccessToken, nil).expect(t, 200)
+			cb.Do("DELETE", "/api/v1/sessions/"+a.Session.ID, d.AccessToken, nil).Expect(t, 200)
 			ev = nextEvent(t, stream)
 			if ev.Event != "revoked" || ev.Data.SessionID != a.Session.ID {
 				t.Fatalf("own revocation: got %+v", ev)
@@ -141,9 +142,9 @@ func TestEventStreamEndsWithItsToken(t *testing.T) {
 	sessiondhttp.HeartbeatInterval = 300 * time.Millisecond
 	t.Cleanup(func() { sessiondhttp.HeartbeatInterval = old })
 	ts := startServer(t, map[string]string{"SESSIOND_ACCESS_TTL": "3s"})
-	c := newClient(t, ts.URL)
-	c.register("uma")
-	g := c.login("uma", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("uma")
+	g := c.Login("uma", nil)
 	req, _ := http.NewRequest("GET", ts.URL+"/api/v1/sessions/events", nil)
 	req.Header.Set("Authorization", "Bearer "+g.AccessToken)
 	start := time.Now()
@@ -177,9 +178,9 @@ func TestEventStreamEndsWhenItsSessionEndsUnannounced(t *testing.T) {
 	sessiondhttp.HeartbeatInterval = 200 * time.Millisecond
 	t.Cleanup(func() { sessiondhttp.HeartbeatInterval = old })
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("vera")
-	g := c.login("vera", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("vera")
+	g := c.Login("vera", nil)
 	stream := openStream(t, ts.URL, g.AccessToken)
 	getenv := func(k string) string {
 		if k == "SESSIOND_DATA_DIR" {
@@ -194,7 +195,7 @@ func TestEventStreamEndsWhenItsSessionEndsUnannounced(t *testing.T) {
 	// Another process's write reaches this server's cache within 1 s; then
 	// a new device's created event must not reach the ended stream.
 	time.Sleep(1200 * time.Millisecond)
-	c.login("vera", nil)
+	c.Login("vera", nil)
 	deadline := time.After(3 * time.Second)
 	for {
 		select {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/internal/freeport"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // nginxBinary returns the path of Debian's nginx, or fails the test with
@@ -169,10 +170,10 @@ func (l *lockedBuffer) String() string {
 // refused at nginx on its next request.
 func TestNginxForwardAuth(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	u := c.register("frank")
-	laptop := c.login("frank", nil)
-	phone := c.login("frank", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	u := c.Register("frank")
+	laptop := c.Login("frank", nil)
+	phone := c.Login("frank", nil)
 
 	var mu sync.Mutex
 	var seen []string
@@ -234,7 +235,7 @@ func TestNginxForwardAuth(t *testing.T) {
 		t.Fatalf("valid token, POST: got %d %q, want 200 %q", code, body, want)
 	}
 
-	c.do("DELETE", "/api/v1/sessions/"+phone.Session.ID, laptop.AccessToken, nil).expect(t, http.StatusOK)
+	c.Do("DELETE", "/api/v1/sessions/"+phone.Session.ID, laptop.AccessToken, nil).Expect(t, http.StatusOK)
 	code, _, body = get(phone.AccessToken, nil)
 	if code != http.StatusUnauthorized {
 		t.Fatalf("revoked session: got %d %s, want 401 at nginx", code, body)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/sqlite"
 )
 
@@ -51,8 +52,8 @@ func scrape(t *testing.T, base string) map[string]float64 {
 // checks each counter of /metrics.
 func TestMetricsCountWhatHappened(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("heidi")
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("heidi")
 
 	before := scrape(t, ts.URL)
 	for _, series := range []string{`sessiond_logins_total{result="success"}`, `sessiond_logins_total{result="failure"}`, `sessiond_refreshes_total{result="success"}`, `sessiond_refresh_reuse_detected_total`} {
@@ -61,21 +62,21 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		}
 	}
 
-	laptop := c.login("heidi", nil)
-	phone := c.login("heidi", nil)
-	c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "heidi", "password": "wrong password"}).expect(t, 401)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": "sdr1.garbage"}).expect(t, 401)
+	laptop := c.Login("heidi", nil)
+	phone := c.Login("heidi", nil)
+	c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "heidi", "password": "wrong password"}).Expect(t, 401)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": "sdr1.garbage"}).Expect(t, 401)
 
 	// Two rotations, then the first token again: outside the grace of the
 	// previous generation, so it is reuse and ends the session.
-	var g2, g3 grantData
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).expect(t, 200).decode(t, &g2)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g2.RefreshToken}).expect(t, 200).decode(t, &g3)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).expect(t, 401)
+	var g2, g3 sessiondtest.Grant
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).Expect(t, 200).Decode(t, &g2)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g2.RefreshToken}).Expect(t, 200).Decode(t, &g3)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).Expect(t, 401)
 
-	tablet := c.login("heidi", nil)
-	c.do("DELETE", "/api/v1/sessions/"+phone.Session.ID, tablet.AccessToken, nil).expect(t, 200)
-	c.do("GET", "/api/v1/me", phone.AccessToken, nil).expect(t, 401)
+	tablet := c.Login("heidi", nil)
+	c.Do("DELETE", "/api/v1/sessions/"+phone.Session.ID, tablet.AccessToken, nil).Expect(t, 200)
+	c.Do("GET", "/api/v1/me", phone.AccessToken, nil).Expect(t, 401)
 
 	got := scrape(t, ts.URL)
 	want := map[string]float64{
@@ -113,12 +114,12 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 // log.
 func TestRequestLogCarriesRequestID(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("ivan")
-	g := c.login("ivan", nil)
-	r := c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("ivan")
+	g := c.Login("ivan", nil)
+	r := c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200)
 	id := r.Header.Get("X-Request-Id")
-	bad := c.do("GET", "/api/v1/sessions", "forged", nil).expect(t, 401)
+	bad := c.Do("GET", "/api/v1/sessions", "forged", nil).Expect(t, 401)
 	badID := bad.Header.Get("X-Request-Id")
 	if id == "" || badID == "" || id == badID {
 		t.Fatalf("X-Request-Id: got %q and %q, want two different ids", id, badID)
@@ -150,7 +151,7 @@ func TestRequestLogCarriesRequestID(t *testing.T) {
 		t.Errorf("log line of request %s: got %+v (found %v), want GET /api/v1/sessions 401", badID, l, ok)
 	}
 	logs := ts.Logs.String()
-	for what, secret := range map[string]string{"access token": g.AccessToken, "refresh token": g.RefreshToken, "password": testPassword} {
+	for what, secret := range map[string]string{"access token": g.AccessToken, "refresh token": g.RefreshToken, "password": sessiondtest.Password} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the log contains the %s", what)
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
@@ -61,9 +62,9 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env, refuse, accept := tt.start(t)
 			ts := startServer(t, env)
-			c := newClient(t, ts.URL)
-			c.register("uma")
-			g := c.login("uma", nil)
+			c := sessiondtest.NewClient(t, ts.URL)
+			c.Register("uma")
+			g := c.Login("uma", nil)
 			waitReadyz(t, c, http.StatusOK, probeInterval)
 
 			refuse()
@@ -73,9 +74,9 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 			for i := range 15 {
 				password := wrongPassword
 				if i%5 == 4 {
-					password = testPassword
+					password = sessiondtest.Password
 				}
-				r := c.attempt("uma", password)
+				r := c.Attempt("uma", password)
 				if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
 					t.Fatalf("sign-in %d while writes are refused: got %d (Retry-After %q), want 503 with Retry-After: %s",
 						i+1, r.StatusCode, r.Header.Get("Retry-After"), r.Body)
@@ -83,15 +84,15 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 			}
 
 			// Every other throttle fails closed too.
-			for what, r := range map[string]*response{
-				"a forged refresh": c.postRefresh(forgeRefresh(g.RefreshToken)),
-				"a registration": c.do("POST", "/api/v1/auth/register", "", map[string]string{
-					"username": "newcomer", "email": "newcomer@example.com", "password": testPassword,
+			for what, r := range map[string]*sessiondtest.Response{
+				"a forged refresh": c.PostRefresh(forgeRefresh(g.RefreshToken)),
+				"a registration": c.Do("POST", "/api/v1/auth/register", "", map[string]string{
+					"username": "newcomer", "email": "newcomer@example.com", "password": sessiondtest.Password,
 				}),
-				"a wrong current password": c.do("POST", "/api/v1/auth/password", g.AccessToken, map[string]any{
+				"a wrong current password": c.Do("POST", "/api/v1/auth/password", g.AccessToken, map[string]any{
 					"current_password": wrongPassword, "new_password": "another good password",
 				}),
-				"a revocation of an unknown session": c.do("DELETE", "/api/v1/sessions/"+randomSessionID(), g.AccessToken, nil),
+				"a revocation of an unknown session": c.Do("DELETE", "/api/v1/sessions/"+randomSessionID(), g.AccessToken, nil),
 			} {
 				if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
 					t.Fatalf("%s while writes are refused: got %d (Retry-After %q), want 503 with Retry-After: %s",
@@ -101,8 +102,8 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 
 			accept()
 			waitReadyz(t, c, http.StatusOK, probeInterval+time.Second)
-			c.attempt("uma", wrongPassword).expect(t, http.StatusUnauthorized)
-			c.attempt("uma", testPassword).expect(t, http.StatusOK)
+			c.Attempt("uma", wrongPassword).Expect(t, http.StatusUnauthorized)
+			c.Attempt("uma", sessiondtest.Password).Expect(t, http.StatusOK)
 		})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +17,9 @@ import (
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
 	"github.com/sessiond/sessiond/internal/apitest"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
-	"github.com/sessiond/sessiond/sqlite"
 )
 
 const password = "correct horse battery staple"
@@ -79,11 +78,7 @@ type deployment struct {
 
 func newDeployment(t *testing.T, c *redistest.Cluster, acks int) *deployment {
 	t.Helper()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sessiondtest.OpenSQLite(t)
 	sk, err := sessiond.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)
@@ -116,12 +111,11 @@ func newDeployment(t *testing.T, c *redistest.Cluster, acks int) *deployment {
 			t.Fatal(err)
 		}
 		t.Cleanup(st.Close)
-		m := sessiond.NewManager(st, sqlite.NewUserStore(db), sessiond.NewAccessTokens("sessiond", sk), sessiond.NewRefreshTokens(rk))
-		m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-		m.Limiter = redis.NewLimiter(st)
-		m.Broker = redis.NewBroker(st)
+		m := sessiondtest.NewManager(t, sessiondtest.Options{
+			DB: db, Sessions: st, Limiter: redis.NewLimiter(st), Broker: redis.NewBroker(st),
+			SigningKey: sk, RefreshKey: rk, CheapHashing: true, Logger: logger,
+		}).Manager
 		m.Throttles = throttles
-		m.Logger = logger
 		s := sessiondhttp.NewServer(m)
 		s.Logger = logger
 		srv := httptest.NewServer(s.Handler())
