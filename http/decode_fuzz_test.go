@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // FuzzDecodeRequest drives the real handlers of every endpoint that reads a
@@ -20,12 +21,9 @@ import (
 // envelope and never a 5xx: a panic would be recovered into a 503, so it
 // fails here too.
 func FuzzDecodeRequest(f *testing.F) {
-	m, db := newManager(f.TempDir())
-	f.Cleanup(func() { db.Close() })
 	// Cheap hashes keep the fuzzer fast; throttles and the session cap
 	// would only make most inputs answer the same.
-	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	m.Limiter = nil
+	m := sessiondtest.NewManager(f, sessiondtest.Options{Issuer: "example", NoLimiter: true, CheapHashing: true}).Manager
 	m.MaxSessions = 0
 	ctx := context.Background()
 	const pw = "correct horse battery staple"

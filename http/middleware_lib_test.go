@@ -10,14 +10,15 @@ import (
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // signedIn returns a Manager over SQLite in a temp dir and the grant of a
 // fresh login; the database closes at cleanup.
 func signedIn(t testing.TB) (*sessiond.Manager, *sessiond.Grant, func() error) {
 	t.Helper()
-	m, db := newManager(t.TempDir())
-	t.Cleanup(func() { db.Close() })
+	env := sessiondtest.NewManager(t, sessiondtest.Options{Issuer: "example"})
+	m := env.Manager
 	ctx := context.Background()
 	if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: "erin", Email: "erin@example.com", Password: "correct horse battery staple"}); err != nil {
 		t.Fatal(err)
@@ -26,7 +27,7 @@ func signedIn(t testing.TB) (*sessiond.Manager, *sessiond.Grant, func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m, g, db.Close
+	return m, g, env.DB.Close
 }
 
 // sessionEcho answers 200 with the id of the context's session.

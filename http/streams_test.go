@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // countingBroker is the real broker it wraps, counting subscriptions.
@@ -105,11 +106,8 @@ func loginN(t *testing.T, m *sessiond.Manager, user string, n int) []*sessiond.G
 
 func streamManager(t *testing.T) (*sessiond.Manager, *countingBroker) {
 	t.Helper()
-	m, db := newManager(t.TempDir())
-	t.Cleanup(func() { db.Close() })
-	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	b := &countingBroker{Broker: m.Broker}
-	m.Broker = b
+	b := &countingBroker{Broker: sessiond.NewLocalBroker()}
+	m := sessiondtest.NewManager(t, sessiondtest.Options{Issuer: "example", CheapHashing: true, Broker: b}).Manager
 	return m, b
 }
 

@@ -20,27 +20,7 @@ import (
 
 // Faults of a real Redis under the real program (DESIGN sections 4 and 5;
 // issue 5, part 4). Redis being killed under load is
-// TestRedisDownIsUnavailableThenRecovers in redis_e2e_test.go.
-
-// waitReadyz polls /readyz until it answers want, and fails the test after
-// within.
-func waitReadyz(t *testing.T, c *sessiondtest.Client, want int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		r := c.Do("GET", "/readyz", "", nil)
-		if r.StatusCode == want {
-			if want == http.StatusServiceUnavailable && r.Header.Get("Retry-After") == "" {
-				t.Fatal("/readyz: 503 without Retry-After")
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d after %s, want %d", r.StatusCode, within, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// TestRedisDownIsUnavailableThenRecovers in http/redisdown_test.go.
 
 // TestFaultRedisKilledWithAppendFsyncAlways kills Redis (SIGKILL, as a
 // crash) after logins, revocations and refreshes, and restarts it on the
@@ -81,13 +61,13 @@ func TestFaultRedisKilledWithAppendFsyncAlways(t *testing.T) {
 	}
 
 	r.Kill()
-	waitReadyz(t, ca, http.StatusServiceUnavailable, 2*time.Second)
+	ca.WaitReadyz(t, http.StatusServiceUnavailable, 2*time.Second)
 	r.Start()
-	waitReadyz(t, ca, http.StatusOK, 10*time.Second)
+	ca.WaitReadyz(t, http.StatusOK, 10*time.Second)
 
 	b := startServer(t, env)
 	cb := sessiondtest.NewClient(t, b.URL)
-	waitReadyz(t, cb, http.StatusOK, 10*time.Second)
+	cb.WaitReadyz(t, http.StatusOK, 10*time.Second)
 	var after []sessiondtest.Session
 	cb.Do("GET", "/api/v1/sessions", g[5].AccessToken, nil).Expect(t, 200).Decode(t, &after)
 	if !slices.Equal(before, after) {
@@ -260,7 +240,7 @@ func TestFaultSlowRedis(t *testing.T) {
 	}
 
 	time.Sleep(time.Until(paused.Add(pause)))
-	waitReadyz(t, c, http.StatusOK, 5*time.Second)
+	c.WaitReadyz(t, http.StatusOK, 5*time.Second)
 	after := settled(before+slack, 3*time.Second)
 	t.Logf("goroutines: %d before the burst, %d right after it, %d by %s into the pause, %d once it ended", before, during, held, released.Round(time.Millisecond), after)
 	if after > before+slack {

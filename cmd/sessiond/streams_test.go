@@ -20,7 +20,7 @@ func TestMaxStreamsIsWired(t *testing.T) {
 	c.Register("ann")
 	c.Register("bea")
 	a, b := c.Login("ann", nil), c.Login("bea", nil)
-	openStream(t, ts.URL, a.AccessToken)
+	sessiondtest.Subscribe(t, ts.URL, a.AccessToken)
 	r := c.Do("GET", "/api/v1/sessions/events", b.AccessToken, nil).Expect(t, 429)
 	if !strings.Contains(string(r.Env.Data), `"code":"too_many_streams"`) {
 		t.Fatalf("second stream: data %s, want too_many_streams", r.Env.Data)

@@ -230,3 +230,23 @@ func (r *Response) WantField(t testing.TB, field string) {
 		t.Fatalf("error message %q: want it to name %q", r.Env.Message, field)
 	}
 }
+
+// WaitReadyz polls /readyz until it answers want, and fails the test after
+// within.
+func (c *Client) WaitReadyz(t testing.TB, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := c.Do("GET", "/readyz", "", nil)
+		if r.StatusCode == want {
+			if want == http.StatusServiceUnavailable && r.Header.Get("Retry-After") == "" {
+				t.Fatal("/readyz: 503 without Retry-After")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after %s, want %d", r.StatusCode, within, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -5,12 +5,14 @@
 package sessiondtest
 
 import (
+	"context"
 	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/sqlite"
 )
 
@@ -53,6 +55,7 @@ type Options struct {
 type Env struct {
 	Manager *sessiond.Manager
 
+	Issuer     string
 	DB         *sqlite.DB
 	Sessions   sessiond.SessionStore
 	Users      sessiond.UserStore
@@ -66,7 +69,13 @@ type Env struct {
 // when t ends.
 func OpenSQLite(t testing.TB) *sqlite.DB {
 	t.Helper()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "sessiond.db"))
+	return OpenSQLiteAt(t, filepath.Join(t.TempDir(), "sessiond.db"))
+}
+
+// OpenSQLiteAt opens the SQLite file at path, closed when t ends.
+func OpenSQLiteAt(t testing.TB, path string) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +131,34 @@ func NewManager(t testing.TB, o Options) *Env {
 	if m.Logger == nil {
 		m.Logger = slog.New(slog.DiscardHandler)
 	}
+	e.Issuer = issuer
 	e.Manager = m
 	return e
+}
+
+// Peer returns Options for another instance of e's deployment: the same
+// SQLite file, issuer and keys, as two processes given the same data
+// directory share them. Stores given to e are not shared: give the peer
+// its own (OnRedis) or it gets the SQLite file's.
+func (e *Env) Peer() Options {
+	return Options{DB: e.DB, Issuer: e.Issuer, SigningKey: e.SigningKey, RefreshKey: e.RefreshKey}
+}
+
+// OnRedis returns o with sessions, throttles and events in Redis, on a
+// Store of their own closed when t ends, as the binary keeps them when
+// given SESSIOND_REDIS_URL; users stay where o puts them. A zero
+// ro.Timeout is 2 s: tests share busy cores, and a generous deadline
+// keeps them about what they test.
+func OnRedis(t testing.TB, o Options, ro redis.Options) Options {
+	t.Helper()
+	if ro.Timeout == 0 {
+		ro.Timeout = 2 * time.Second
+	}
+	st, err := redis.New(context.Background(), ro)
+	if err != nil {
+		t.Fatalf("redis.New: %v", err)
+	}
+	t.Cleanup(st.Close)
+	o.Sessions, o.Limiter, o.Broker = st, redis.NewLimiter(st), redis.NewBroker(st)
+	return o
 }

@@ -1,4 +1,4 @@
-package main
+package http_test
 
 import (
 	"bufio"
@@ -25,7 +25,9 @@ import (
 // revoked event each.
 func TestLargeUserPagesAndRevokesAll(t *testing.T) {
 	r := redistest.Start(t)
-	ts := startServer(t, map[string]string{"SESSIOND_REDIS_URL": r.URL(), "SESSIOND_MAX_SESSIONS": "10000"})
+	ts := sessiondtest.StartServer(t, sessiondtest.OnRedis(t, sessiondtest.Options{}, redis.Options{URL: r.URL()}), func(s *sessiondtest.Server) {
+		s.Manager.MaxSessions = 10000
+	})
 	c := sessiondtest.NewClient(t, ts.URL)
 	u := c.Register("many")
 	g := c.Login("many", nil)

@@ -1,4 +1,4 @@
-package main
+package http_test
 
 import (
 	"database/sql"
@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/internal/sessiondtest"
+	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
-// TestRefusedWritesAre503AndNotReady runs the program on a store that
+// TestRefusedWritesAre503AndNotReady serves the API on a store that
 // accepts reads but refuses writes, for real: a Redis whose
 // min-replicas-to-write cannot be met (NOREPLICAS), the embedded store
 // on a full disk (a small tmpfs the test mounts; it needs root), and a
@@ -29,28 +30,28 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 	const probeInterval = 2 * time.Second
 	for _, tt := range []struct {
 		name  string
-		start func(t *testing.T) (env map[string]string, refuse, accept func())
+		start func(t *testing.T) (o sessiondtest.Options, refuse, accept func())
 	}{
-		{"redis NOREPLICAS", func(t *testing.T) (map[string]string, func(), func()) {
+		{"redis NOREPLICAS", func(t *testing.T) (sessiondtest.Options, func(), func()) {
 			r := redistest.Start(t)
-			return map[string]string{"SESSIOND_REDIS_URL": r.URL()},
+			return sessiondtest.OnRedis(t, sessiondtest.Options{}, redis.Options{URL: r.URL()}),
 				func() { r.MustDo("CONFIG", "SET", "min-replicas-to-write", "1") },
 				func() { r.MustDo("CONFIG", "SET", "min-replicas-to-write", "0") }
 		}},
-		{"redis READONLY", func(t *testing.T) (map[string]string, func(), func()) {
+		{"redis READONLY", func(t *testing.T) (sessiondtest.Options, func(), func()) {
 			r, primary := redistest.Start(t), redistest.Start(t)
-			return map[string]string{"SESSIOND_REDIS_URL": r.URL()},
+			return sessiondtest.OnRedis(t, sessiondtest.Options{}, redis.Options{URL: r.URL()}),
 				func() { r.MustDo("REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port())) },
 				func() { r.MustDo("REPLICAOF", "NO", "ONE") }
 		}},
-		{"sqlite disk full", func(t *testing.T) (map[string]string, func(), func()) {
+		{"sqlite disk full", func(t *testing.T) (sessiondtest.Options, func(), func()) {
 			dir := t.TempDir()
 			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
 				t.Fatalf("mount a tmpfs for the full-disk case: %v (this test needs root or CAP_SYS_ADMIN)", err)
 			}
 			t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 			filler := filepath.Join(dir, "filler")
-			return map[string]string{"SESSIOND_DATA_DIR": dir},
+			return sessiondtest.Options{DB: sessiondtest.OpenSQLiteAt(t, filepath.Join(dir, "sessiond.db"))},
 				func() { fillDisk(t, filepath.Join(dir, "sessiond.db"), filler) },
 				func() {
 					if err := os.Remove(filler); err != nil {
@@ -60,16 +61,16 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			env, refuse, accept := tt.start(t)
-			ts := startServer(t, env)
+			o, refuse, accept := tt.start(t)
+			ts := sessiondtest.StartServer(t, o, nil)
 			c := sessiondtest.NewClient(t, ts.URL)
 			c.Register("uma")
 			g := c.Login("uma", nil)
-			waitReadyz(t, c, http.StatusOK, probeInterval)
+			c.WaitReadyz(t, http.StatusOK, probeInterval)
 
 			refuse()
 			refused := time.Now()
-			waitReadyz(t, c, http.StatusServiceUnavailable, probeInterval+time.Second)
+			c.WaitReadyz(t, http.StatusServiceUnavailable, probeInterval+time.Second)
 			t.Logf("/readyz 503 after %s", time.Since(refused).Round(time.Millisecond))
 			for i := range 15 {
 				password := wrongPassword
@@ -101,7 +102,7 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 			}
 
 			accept()
-			waitReadyz(t, c, http.StatusOK, probeInterval+time.Second)
+			c.WaitReadyz(t, http.StatusOK, probeInterval+time.Second)
 			c.Attempt("uma", wrongPassword).Expect(t, http.StatusUnauthorized)
 			c.Attempt("uma", sessiondtest.Password).Expect(t, http.StatusOK)
 		})

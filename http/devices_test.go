@@ -1,4 +1,4 @@
-package main
+package http_test
 
 import (
 	"fmt"
@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/geoip/geoiptest"
 	"github.com/sessiond/sessiond/internal/sessiondtest"
+	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
@@ -17,11 +19,15 @@ import (
 // the GeoIP database; an untrusted peer cannot spoof either.
 func TestDeviceFieldsBehindProxy(t *testing.T) {
 	db := geoiptest.WriteSample(t)
-	trusted := startServer(t, map[string]string{"SESSIOND_GEOIP_DB": db, "SESSIOND_TRUSTED_PROXIES": "127.0.0.1"})
-	untrusted := startServer(t, map[string]string{"SESSIOND_GEOIP_DB": db, "SESSIOND_TRUSTED_PROXIES": "10.0.0.0/8"})
+	trusted := startServer(t, func(s *sessiondtest.Server) {
+		s.HTTP.Locator, s.HTTP.TrustedProxies = locator(t, db), proxies(t, "127.0.0.1")
+	})
+	untrusted := startServer(t, func(s *sessiondtest.Server) {
+		s.HTTP.Locator, s.HTTP.TrustedProxies = locator(t, db), proxies(t, "10.0.0.0/8")
+	})
 	for _, tc := range []struct {
 		name, xff, wantIP, wantLoc string
-		srv                        *testServer
+		srv                        *sessiondtest.Server
 	}{
 		{"trusted peer, one hop", "81.2.69.142", "81.2.69.142", "London, United Kingdom", trusted},
 		{"trusted peer, spoofed left entry", "102.89.1.1, 81.2.69.142", "81.2.69.142", "London, United Kingdom", trusted},
@@ -76,14 +82,17 @@ func TestSessionCapUnderConcurrentLogins(t *testing.T) {
 	for _, store := range []string{"sqlite", "redis"} {
 		for _, policy := range []string{"evict", "deny"} {
 			t.Run(store+"/"+policy, func(t *testing.T) {
-				env := map[string]string{"SESSIOND_MAX_SESSIONS": "5", "SESSIOND_SESSION_LIMIT_POLICY": policy, "SESSIOND_TRUSTED_PROXIES": "127.0.0.1"}
+				var o sessiondtest.Options
 				if store == "redis" {
-					env["SESSIOND_REDIS_URL"] = redistest.Start(t).URL()
 					// The machine is busy hashing passwords: a generous
 					// deadline keeps this about the cap, not about load.
-					env["SESSIOND_REDIS_TIMEOUT"] = "5s"
+					o = sessiondtest.OnRedis(t, o, redis.Options{URL: redistest.Start(t).URL(), Timeout: 5 * time.Second})
 				}
-				ts := startServer(t, env)
+				ts := sessiondtest.StartServer(t, o, func(s *sessiondtest.Server) {
+					s.Manager.MaxSessions = 5
+					s.Manager.LimitPolicy = sessiond.LimitPolicy(policy)
+					s.HTTP.TrustedProxies = proxies(t, "127.0.0.1")
+				})
 				c := sessiondtest.NewClient(t, ts.URL)
 				c.Register("sam")
 				const n = 40

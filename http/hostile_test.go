@@ -1,4 +1,4 @@
-package main
+package http_test
 
 import (
 	"bufio"
@@ -12,8 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -53,7 +51,7 @@ type hostileCase struct {
 const maxHostileTime = 2 * time.Second
 
 // TestHostileRequests sends well over fifty hostile or malformed requests to
-// every endpoint of the real binary: each must get its intended 4xx in the
+// every endpoint of the HTTP server: each must get its intended 4xx in the
 // envelope (or Go's own 400/431 for what never reaches a handler), never a
 // 5xx, within maxHostileTime. Afterwards the legitimate sessions, their
 // names, refresh tokens and passwords are exactly as before: no forged
@@ -63,17 +61,8 @@ func TestHostileRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemBytes, err := key.MarshalPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
-	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, map[string]string{
-		"SESSIOND_SIGNING_KEY_FILE": keyFile,
-		"SESSIOND_TRUSTED_PROXIES":  "127.0.0.1/32",
+	ts := sessiondtest.StartServer(t, sessiondtest.Options{SigningKey: key}, func(s *sessiondtest.Server) {
+		s.HTTP.TrustedProxies = proxies(t, "127.0.0.1/32")
 	})
 	addr := strings.TrimPrefix(ts.URL, "http://")
 

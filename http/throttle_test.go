@@ -1,4 +1,4 @@
-package main
+package http_test
 
 import (
 	"crypto/rand"
@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/internal/sessiondtest"
+	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
 // TestThrottle drives every throttle of DESIGN section 2 through the real
-// binary, once with the embedded store and once with Redis. Client
+// HTTP server, once with the embedded store and once with Redis. Client
 // addresses are simulated with X-Forwarded-For from a trusted proxy
 // (127.0.0.1), except where the point is that an untrusted peer cannot do
 // the same. Each sub-test uses its own addresses and accounts, so the
@@ -31,22 +32,22 @@ func TestThrottle(t *testing.T) {
 		heavy bool
 	}{{"sqlite", true}, {"redis", false}} {
 		t.Run(backend.name, func(t *testing.T) {
-			env := func(trusted bool) map[string]string {
-				e := map[string]string{}
-				if trusted {
-					e["SESSIOND_TRUSTED_PROXIES"] = "127.0.0.1/32"
-				}
+			start := func(trusted bool) *sessiondtest.Server {
+				var o sessiondtest.Options
 				if backend.name == "redis" {
-					e["SESSIOND_REDIS_URL"] = redistest.Start(t).URL()
 					// Concurrent sign-ins keep both cores hashing: a
 					// generous deadline keeps this about throttles, not
 					// about load.
-					e["SESSIOND_REDIS_TIMEOUT"] = "5s"
+					o = sessiondtest.OnRedis(t, o, redis.Options{URL: redistest.Start(t).URL(), Timeout: 5 * time.Second})
 				}
-				return e
+				return sessiondtest.StartServer(t, o, func(s *sessiondtest.Server) {
+					if trusted {
+						s.HTTP.TrustedProxies = proxies(t, "127.0.0.1/32")
+					}
+				})
 			}
-			proxied := startServer(t, env(true))
-			direct := startServer(t, env(false))
+			proxied := start(true)
+			direct := start(false)
 			testThrottles(t, proxied, direct, backend.heavy)
 		})
 	}
@@ -63,7 +64,7 @@ func newIP() string {
 
 // from returns a client of ts that claims to come from ip through the
 // trusted proxy.
-func from(t testing.TB, ts *testServer, ip string) *sessiondtest.Client {
+func from(t testing.TB, ts *sessiondtest.Server, ip string) *sessiondtest.Client {
 	c := sessiondtest.NewClient(t, ts.URL)
 	c.Headers = map[string]string{"X-Forwarded-For": ip}
 	return c
@@ -74,7 +75,7 @@ var userSeq atomic.Uint32
 
 // newUser registers a fresh user from a fresh address (the registration
 // throttle counts per address) and returns its username.
-func newUser(t testing.TB, ts *testServer, prefix string) string {
+func newUser(t testing.TB, ts *sessiondtest.Server, prefix string) string {
 	t.Helper()
 	name := fmt.Sprintf("%s%d", prefix, userSeq.Add(1))
 	from(t, ts, newIP()).Register(name)
@@ -100,7 +101,7 @@ func expectThrottled(t testing.TB, r *sessiondtest.Response, window time.Duratio
 // retryText matches the varying part of a throttle message.
 var retryText = regexp.MustCompile(`retry after [0-9hms.]+`)
 
-func testThrottles(t *testing.T, proxied, direct *testServer, heavy bool) {
+func testThrottles(t *testing.T, proxied, direct *sessiondtest.Server, heavy bool) {
 	const (
 		loginWindow    = 15 * time.Minute
 		minuteWindow   = time.Minute
