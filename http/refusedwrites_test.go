@@ -1,13 +1,9 @@
 package http_test
 
 import (
-	"database/sql"
-	"errors"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -45,19 +41,11 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 				func() { r.MustDo("REPLICAOF", "NO", "ONE") }
 		}},
 		{"sqlite disk full", func(t *testing.T) (sessiondtest.Options, func(), func()) {
-			dir := t.TempDir()
-			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
-				t.Fatalf("mount a tmpfs for the full-disk case: %v (this test needs root or CAP_SYS_ADMIN)", err)
-			}
-			t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-			filler := filepath.Join(dir, "filler")
-			return sessiondtest.Options{DB: sessiondtest.OpenSQLiteAt(t, filepath.Join(dir, "sessiond.db"))},
-				func() { fillDisk(t, filepath.Join(dir, "sessiond.db"), filler) },
-				func() {
-					if err := os.Remove(filler); err != nil {
-						t.Fatal(err)
-					}
-				}
+			disk := sessiondtest.MountFullDisk(t)
+			db := filepath.Join(disk.Dir, "sessiond.db")
+			return sessiondtest.Options{DB: sessiondtest.OpenSQLiteAt(t, db)},
+				func() { disk.Fill(t, db) },
+				func() { disk.Free(t) }
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,36 +94,5 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 			c.Attempt("uma", wrongPassword).Expect(t, http.StatusUnauthorized)
 			c.Attempt("uma", sessiondtest.Password).Expect(t, http.StatusOK)
 		})
-	}
-}
-
-// fillDisk empties the write-ahead log of the SQLite file db (so that the
-// next write must grow it) and fills the disk with filler to its last
-// byte.
-func fillDisk(t *testing.T, db, filler string) {
-	t.Helper()
-	c, err := sql.Open("sqlite", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatalf("checkpoint: %v", err)
-	}
-	c.Close()
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, size := range []int{1 << 16, 1 << 12, 1} {
-		buf := make([]byte, size)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatalf("fill the disk: %v", err)
-				}
-				break
-			}
-		}
 	}
 }

@@ -48,28 +48,6 @@ func writeSharedKeys(t *testing.T, dir string) map[string]string {
 	return map[string]string{"SESSIOND_SIGNING_KEY_FILE": signPath, "SESSIOND_REFRESH_KEY_FILE": refreshPath}
 }
 
-// untilStatus polls GET path with token on c until it answers want, for
-// at most ceiling, and returns how long that took. Until then the answer
-// must be 200: a revoked session is never anything but accepted (the
-// cached copy) or refused.
-func untilStatus(t *testing.T, c *sessiondtest.Client, path, token string, want int, ceiling time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		r := c.Do("GET", path, token, nil)
-		if r.StatusCode == want {
-			return time.Since(start)
-		}
-		if r.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: got %d while waiting for %d: %s", path, r.StatusCode, want, r.Body)
-		}
-		if time.Since(start) > ceiling {
-			t.Fatalf("GET %s: still %d after %v, want %d", path, r.StatusCode, ceiling, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestMultiInstance runs the production layout: two sessiond processes,
 // each with its own data directory, sharing PostgreSQL (users), a 3-node
 // Redis Cluster (sessions, throttles, events) and the key files.
@@ -136,7 +114,7 @@ func TestMultiInstance(t *testing.T) {
 	}
 	cb.Do("DELETE", "/api/v1/sessions/"+onA.Session.ID, onB.AccessToken, nil).Expect(t, http.StatusOK)
 	cb.Do("GET", "/api/v1/me", onA.AccessToken, nil).Expect(t, http.StatusUnauthorized)
-	d := untilStatus(t, ca, "/api/v1/me", onA.AccessToken, http.StatusUnauthorized, time.Second)
+	d := waitStatus(t, ca, "/api/v1/me", onA.AccessToken, http.StatusUnauthorized, time.Second)
 	t.Logf("A refused the session revoked on B after %v", d)
 	ca.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": onA.RefreshToken}).Expect(t, http.StatusUnauthorized)
 	ca.Do("GET", "/api/v1/me", onB.AccessToken, nil).Expect(t, http.StatusOK)
@@ -161,7 +139,7 @@ func TestMultiInstance(t *testing.T) {
 	}
 	for _, g := range []sessiondtest.Grant{onB, onB2} {
 		ca.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, http.StatusUnauthorized)
-		d := untilStatus(t, cb, "/api/v1/me", g.AccessToken, http.StatusUnauthorized, time.Second)
+		d := waitStatus(t, cb, "/api/v1/me", g.AccessToken, http.StatusUnauthorized, time.Second)
 		t.Logf("B refused its session ended by the password change on A after %v", d)
 		cb.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).Expect(t, http.StatusUnauthorized)
 	}
@@ -206,7 +184,7 @@ func TestMultiInstanceUsersInPostgresSessionsInSQLite(t *testing.T) {
 	if err := mustPG(t, env["SESSIOND_DATABASE_URL"]).QueryRow(ctx, `SELECT locked FROM users WHERE id = $1`, user.ID).Scan(&locked); err != nil || !locked {
 		t.Fatalf("locked in PostgreSQL after sessiond user lock: got (%t, %v), want true", locked, err)
 	}
-	d := untilStatus(t, c, "/api/v1/me", g.AccessToken, http.StatusUnauthorized, 2*time.Second)
+	d := waitStatus(t, c, "/api/v1/me", g.AccessToken, http.StatusUnauthorized, 2*time.Second)
 	t.Logf("the server refused the session ended by the admin command after %v", d)
 }
 

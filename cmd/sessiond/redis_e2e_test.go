@@ -29,8 +29,10 @@ func redisPair(t *testing.T, envB map[string]string) (*redistest.Server, *testSe
 	return r, a, b
 }
 
-// waitStatus polls path with token on c until it answers want, for at most
-// ceiling, and returns how long that took.
+// waitStatus polls GET path with token on c until it answers want, for at
+// most ceiling, and returns how long that took. Until then the answer must
+// be 200: a revoked session is never anything but accepted (the cached
+// copy) or refused.
 func waitStatus(t *testing.T, c *sessiondtest.Client, path, token string, want int, ceiling time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
