@@ -17,7 +17,15 @@ import (
 // fresh login; the database closes at cleanup.
 func signedIn(t testing.TB) (*sessiond.Manager, *sessiond.Grant, func() error) {
 	t.Helper()
-	env := sessiondtest.NewManager(t, sessiondtest.Options{Issuer: "example"})
+	env, g := signedInOn(t, sessiondtest.Options{})
+	return env.Manager, g, env.DB.Close
+}
+
+// signedInOn is signedIn on a Manager built as o says (issuer "example").
+func signedInOn(t testing.TB, o sessiondtest.Options) (*sessiondtest.Env, *sessiond.Grant) {
+	t.Helper()
+	o.Issuer = "example"
+	env := sessiondtest.NewManager(t, o)
 	m := env.Manager
 	ctx := context.Background()
 	if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: "erin", Email: "erin@example.com", Password: "correct horse battery staple"}); err != nil {
@@ -27,7 +35,7 @@ func signedIn(t testing.TB) (*sessiond.Manager, *sessiond.Grant, func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m, g, env.DB.Close
+	return env, g
 }
 
 // sessionEcho answers 200 with the id of the context's session.
