@@ -56,7 +56,7 @@ type Env struct {
 	Manager *sessiond.Manager
 
 	Issuer     string
-	DB         *sqlite.DB
+	DB         *sqlite.DB // holds the stores Options did not give; nil if it gave all
 	Sessions   sessiond.SessionStore
 	Users      sessiond.UserStore
 	Limiter    sessiond.Limiter // nil when Options.NoLimiter
