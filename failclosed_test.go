@@ -2,17 +2,15 @@ package sessiond_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 	"github.com/sessiond/sessiond/sqlite"
@@ -34,7 +32,7 @@ type refusingLimiter struct {
 func refusingLimiters() []refusingLimiter {
 	var (
 		srv     *redistest.Server
-		disk    *fullDisk
+		disk    *sessiondtest.FullDisk
 		primary *redistest.Server
 	)
 	return []refusingLimiter{
@@ -61,19 +59,19 @@ func refusingLimiters() []refusingLimiter {
 			// writes until one succeeds.
 			name: "redis MISCONF",
 			limiter: func(t *testing.T) sessiond.Limiter {
-				srv, disk = redistest.Start(t, redistest.WithConfig("enable-protected-configs", "yes")), mountFullDisk(t)
+				srv, disk = redistest.Start(t, redistest.WithConfig("enable-protected-configs", "yes")), sessiondtest.MountFullDisk(t)
 				return redis.NewLimiter(openRedis(t, srv))
 			},
 			refuse: func(t *testing.T) {
-				disk.fill(t, "")
-				srv.MustDo("CONFIG", "SET", "dir", disk.dir)
+				disk.Fill(t, "")
+				srv.MustDo("CONFIG", "SET", "dir", disk.Dir)
 				srv.MustDo("CONFIG", "SET", "save", "3600 1")
 				srv.MustDo("CONFIG", "SET", "stop-writes-on-bgsave-error", "yes")
 				srv.MustDo("BGSAVE")
 				waitRedisInfo(t, srv, "rdb_last_bgsave_status:err")
 			},
 			accept: func(t *testing.T) {
-				disk.free(t)
+				disk.Free(t)
 				srv.MustDo("BGSAVE")
 				waitRedisInfo(t, srv, "rdb_last_bgsave_status:ok")
 			},
@@ -81,16 +79,16 @@ func refusingLimiters() []refusingLimiter {
 		{
 			name: "sqlite disk full",
 			limiter: func(t *testing.T) sessiond.Limiter {
-				disk = mountFullDisk(t)
-				db, err := sqlite.Open(filepath.Join(disk.dir, "limiter.db"))
+				disk = sessiondtest.MountFullDisk(t)
+				db, err := sqlite.Open(filepath.Join(disk.Dir, "limiter.db"))
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { db.Close() })
 				return sqlite.NewLimiter(db)
 			},
-			refuse: func(t *testing.T) { disk.fill(t, filepath.Join(disk.dir, "limiter.db")) },
-			accept: func(t *testing.T) { disk.free(t) },
+			refuse: func(t *testing.T) { disk.Fill(t, filepath.Join(disk.Dir, "limiter.db")) },
+			accept: func(t *testing.T) { disk.Free(t) },
 		},
 	}
 }
@@ -163,64 +161,6 @@ func TestThrottlesFailClosed(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// fullDisk is a small tmpfs mounted by the test, which it can fill up.
-type fullDisk struct {
-	dir    string
-	filler string
-}
-
-// mountFullDisk mounts a 4 MiB tmpfs on a temporary directory, unmounted
-// when t ends. It needs root (or CAP_SYS_ADMIN).
-func mountFullDisk(t *testing.T) *fullDisk {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
-		t.Fatalf("mount a tmpfs for the full-disk case: %v (this test needs root or CAP_SYS_ADMIN)", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return &fullDisk{dir: dir, filler: filepath.Join(dir, "filler")}
-}
-
-// fill empties the write-ahead log of the SQLite file db, if any (so that
-// the next write must grow it), and then fills the disk to its last byte.
-func (d *fullDisk) fill(t *testing.T, db string) {
-	t.Helper()
-	if db != "" {
-		c, err := sql.Open("sqlite", db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-			t.Fatalf("checkpoint: %v", err)
-		}
-		c.Close()
-	}
-	f, err := os.Create(d.filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, size := range []int{1 << 16, 1 << 12, 1} {
-		buf := make([]byte, size)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatalf("fill the disk: %v", err)
-				}
-				break
-			}
-		}
-	}
-}
-
-// free gives the disk its space back.
-func (d *fullDisk) free(t *testing.T) {
-	t.Helper()
-	if err := os.Remove(d.filler); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // waitRedisInfo waits until INFO of srv contains want, for at most 10 s.
 func waitRedisInfo(t *testing.T, srv *redistest.Server, want string) {

@@ -2,13 +2,12 @@ package sessiond_test
 
 import (
 	"context"
-	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 	"github.com/sessiond/sessiond/sqlite"
@@ -29,19 +28,7 @@ var benchStores = []struct {
 // opens another Store on the same server: another instance's view.
 func benchManager(b *testing.B, useRedis, strict bool) (m *sessiond.Manager, clock *atomic.Int64, other func() sessiond.SessionStore) {
 	b.Helper()
-	db, err := sqlite.Open(filepath.Join(b.TempDir(), "sessiond.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	sk, err := sessiond.GenerateSigningKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	rk, err := sessiond.GenerateRefreshKey()
-	if err != nil {
-		b.Fatal(err)
-	}
+	db := sessiondtest.OpenSQLite(b)
 	var sessions sessiond.SessionStore = sqlite.NewSessionStore(db)
 	var limiter sessiond.Limiter = sqlite.NewLimiter(db)
 	if useRedis {
@@ -58,18 +45,12 @@ func benchManager(b *testing.B, useRedis, strict bool) (m *sessiond.Manager, clo
 		sessions, limiter = st, redis.NewLimiter(st)
 		other = func() sessiond.SessionStore { return open() }
 	}
-	m = sessiond.NewManager(sessiond.Parts{
-		Sessions: sessions,
-		Users:    sqlite.NewUserStore(db),
-		Access:   sessiond.NewAccessTokens("bench", sk),
-		Refresh:  sessiond.NewRefreshTokens(rk),
-		Limiter:  limiter,
-	})
-	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	m.Logger = slog.New(slog.DiscardHandler)
 	clock = new(atomic.Int64)
 	clock.Store(time.Now().UnixNano())
-	m.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	m = sessiondtest.NewManager(b, sessiondtest.Options{
+		DB: db, Sessions: sessions, Limiter: limiter, Issuer: "bench", CheapHashing: true,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) },
+	}).Manager
 	return m, clock, other
 }
 

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/sqlite"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // clock is a settable time source.
@@ -35,29 +35,8 @@ func (c *clock) Advance(d time.Duration) {
 // cheap password hashing.
 func newManager(t *testing.T) (*sessiond.Manager, *clock) {
 	t.Helper()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "sessiond.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sk, err := sessiond.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rk, err := sessiond.GenerateRefreshKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := sessiond.NewManager(sessiond.Parts{
-		Sessions: sqlite.NewSessionStore(db),
-		Users:    sqlite.NewUserStore(db),
-		Access:   sessiond.NewAccessTokens("test", sk),
-		Refresh:  sessiond.NewRefreshTokens(rk),
-		Limiter:  sqlite.NewLimiter(db),
-	})
-	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
 	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	m.Now = clk.Now
+	m := sessiondtest.NewManager(t, sessiondtest.Options{Issuer: "test", CheapHashing: true, Now: clk.Now, Logger: slog.Default()}).Manager
 	return m, clk
 }
 

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 	"github.com/sessiond/sessiond/sqlite"
@@ -38,24 +37,12 @@ type raceEnv struct {
 // keys and clock, cheap password hashing and no throttles (the races below
 // replay and fail refreshes far more often than a throttle allows, and the
 // throttles have their own tests).
-func newManagerOn(t *testing.T, sessions sessiond.SessionStore, db *sqlite.DB, access *sessiond.AccessTokens, refresh *sessiond.RefreshTokens, clk *clock) *sessiond.Manager {
+func newManagerOn(t *testing.T, sessions sessiond.SessionStore, db *sqlite.DB, sk *sessiond.SigningKey, rk *sessiond.RefreshKey, clk *clock) *sessiond.Manager {
 	t.Helper()
-	m := sessiond.NewManager(sessiond.Parts{Sessions: sessions, Users: sqlite.NewUserStore(db), Access: access, Refresh: refresh})
-	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	m.Logger = slog.New(slog.DiscardHandler)
-	m.Now = clk.Now
-	return m
-}
-
-// openSQLite opens a fresh SQLite file, closed when t ends.
-func openSQLite(t *testing.T) *sqlite.DB {
-	t.Helper()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "sessiond.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return sessiondtest.NewManager(t, sessiondtest.Options{
+		DB: db, Sessions: sessions, NoLimiter: true, Issuer: "test", SigningKey: sk, RefreshKey: rk,
+		CheapHashing: true, Now: clk.Now,
+	}).Manager
 }
 
 // openRedis returns a Store on srv, closed when t ends. Calls get a 2 s
@@ -73,7 +60,7 @@ func openRedis(t *testing.T, srv *redistest.Server) *redis.Store {
 // forEachDeployment runs body on SQLite, on Redis (one instance), and on
 // Redis with the revocation made by a second instance.
 func forEachDeployment(t *testing.T, body func(t *testing.T, env *raceEnv)) {
-	keys := func(t *testing.T) (*sessiond.AccessTokens, *sessiond.RefreshTokens) {
+	keys := func(t *testing.T) (*sessiond.SigningKey, *sessiond.RefreshKey) {
 		sk, err := sessiond.GenerateSigningKey()
 		if err != nil {
 			t.Fatal(err)
@@ -82,16 +69,16 @@ func forEachDeployment(t *testing.T, body func(t *testing.T, env *raceEnv)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return sessiond.NewAccessTokens("test", sk), sessiond.NewRefreshTokens(rk)
+		return sk, rk
 	}
 	// A clock near real time: Redis expires keys at the sessions' expiry.
 	newClock := func() *clock { return &clock{t: time.Now().UTC().Truncate(time.Millisecond)} }
 
 	t.Run("sqlite", func(t *testing.T) {
-		db := openSQLite(t)
-		at, rt := keys(t)
+		db := sessiondtest.OpenSQLite(t)
+		sk, rk := keys(t)
 		clk := newClock()
-		m := newManagerOn(t, sqlite.NewSessionStore(db), db, at, rt, clk)
+		m := newManagerOn(t, sqlite.NewSessionStore(db), db, sk, rk, clk)
 		body(t, &raceEnv{m: m, revoker: m, creator: m, clk: clk})
 	})
 
@@ -103,20 +90,20 @@ func forEachDeployment(t *testing.T, body func(t *testing.T, env *raceEnv)) {
 	}
 	t.Run("redis", func(t *testing.T) {
 		srv := redistest.Start(t)
-		db := openSQLite(t)
-		at, rt := keys(t)
+		db := sessiondtest.OpenSQLite(t)
+		sk, rk := keys(t)
 		clk := newClock()
-		m := newManagerOn(t, openRedis(t, srv), db, at, rt, clk)
-		creator := newManagerOn(t, openRedis(t, srv), db, at, rt, clk)
+		m := newManagerOn(t, openRedis(t, srv), db, sk, rk, clk)
+		creator := newManagerOn(t, openRedis(t, srv), db, sk, rk, clk)
 		body(t, &raceEnv{m: m, revoker: m, creator: creator, clk: clk, exists: redisExists(srv)})
 	})
 	t.Run("redis/revoked by another instance", func(t *testing.T) {
 		srv := redistest.Start(t)
-		db := openSQLite(t)
-		at, rt := keys(t)
+		db := sessiondtest.OpenSQLite(t)
+		sk, rk := keys(t)
 		clk := newClock()
-		m := newManagerOn(t, openRedis(t, srv), db, at, rt, clk)
-		other := newManagerOn(t, openRedis(t, srv), db, at, rt, clk)
+		m := newManagerOn(t, openRedis(t, srv), db, sk, rk, clk)
+		other := newManagerOn(t, openRedis(t, srv), db, sk, rk, clk)
 		body(t, &raceEnv{m: m, revoker: other, creator: other, clk: clk, wait: time.Second, exists: redisExists(srv)})
 	})
 }
@@ -229,18 +216,17 @@ func TestRaceConcurrentRefreshOnRedis(t *testing.T) {
 	for _, instances := range []int{1, 2} {
 		t.Run(fmt.Sprintf("%d instances", instances), func(t *testing.T) {
 			srv := redistest.Start(t)
-			db := openSQLite(t)
+			db := sessiondtest.OpenSQLite(t)
 			sk, _ := sessiond.GenerateSigningKey()
 			rk, _ := sessiond.GenerateRefreshKey()
-			at, rt := sessiond.NewAccessTokens("test", sk), sessiond.NewRefreshTokens(rk)
 			clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
 			var ms []*sessiond.Manager
 			for range instances {
-				ms = append(ms, newManagerOn(t, openRedis(t, srv), db, at, rt, clk))
+				ms = append(ms, newManagerOn(t, openRedis(t, srv), db, sk, rk, clk))
 			}
 			// Sign in on a third instance, so every refresher starts from
 			// its cache.
-			env := &raceEnv{m: ms[0], revoker: ms[0], creator: newManagerOn(t, openRedis(t, srv), db, at, rt, clk), clk: clk}
+			env := &raceEnv{m: ms[0], revoker: ms[0], creator: newManagerOn(t, openRedis(t, srv), db, sk, rk, clk), clk: clk}
 			env.register(t, "bea")
 			for round := range 20 {
 				g := env.login(t, "bea")

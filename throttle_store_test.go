@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 	"github.com/sessiond/sessiond/sqlite"
@@ -25,34 +25,18 @@ import (
 // time (Redis expires keys by its own).
 func forEachLimiterStore(t *testing.T, body func(t *testing.T, m *sessiond.Manager)) {
 	newManager := func(t *testing.T, sessions sessiond.SessionStore, db *sqlite.DB, l sessiond.Limiter) *sessiond.Manager {
-		sk, err := sessiond.GenerateSigningKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rk, err := sessiond.GenerateRefreshKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := sessiond.NewManager(sessiond.Parts{
-			Sessions: sessions,
-			Users:    sqlite.NewUserStore(db),
-			Access:   sessiond.NewAccessTokens("test", sk),
-			Refresh:  sessiond.NewRefreshTokens(rk),
-			Limiter:  l,
-		})
-		m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-		m.Logger = slog.New(slog.DiscardHandler)
 		clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
-		m.Now = clk.Now
-		return m
+		return sessiondtest.NewManager(t, sessiondtest.Options{
+			DB: db, Sessions: sessions, Limiter: l, Issuer: "test", CheapHashing: true, Now: clk.Now,
+		}).Manager
 	}
 	t.Run("sqlite", func(t *testing.T) {
-		db := openSQLite(t)
+		db := sessiondtest.OpenSQLite(t)
 		body(t, newManager(t, sqlite.NewSessionStore(db), db, sqlite.NewLimiter(db)))
 	})
 	t.Run("redis", func(t *testing.T) {
 		st := openRedis(t, redistest.Start(t))
-		body(t, newManager(t, st, openSQLite(t), redis.NewLimiter(st)))
+		body(t, newManager(t, st, sessiondtest.OpenSQLite(t), redis.NewLimiter(st)))
 	})
 	t.Run("redis cluster", func(t *testing.T) {
 		c := redistest.StartCluster(t)
@@ -61,7 +45,7 @@ func forEachLimiterStore(t *testing.T, body func(t *testing.T, m *sessiond.Manag
 			t.Fatalf("redis.New: %v", err)
 		}
 		t.Cleanup(st.Close)
-		body(t, newManager(t, st, openSQLite(t), redis.NewLimiter(st)))
+		body(t, newManager(t, st, sessiondtest.OpenSQLite(t), redis.NewLimiter(st)))
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/freeport"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
@@ -179,7 +180,7 @@ func startRedis(dir string) (*redisServer, error) {
 	}
 	var lastErr error
 	for range 5 {
-		port, err := freePort()
+		port, err := freeport.Port()
 		if err != nil {
 			return nil, err
 		}
@@ -190,15 +191,6 @@ func startRedis(dir string) (*redisServer, error) {
 		lastErr = err
 	}
 	return nil, lastErr
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func tryRedis(dir string, port int) (*redisServer, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // FuzzDecodeRequest drives the real handlers of every endpoint that reads a
@@ -22,9 +23,7 @@ import (
 func FuzzDecodeRequest(f *testing.F) {
 	// Cheap hashes keep the fuzzer fast; throttles and the session cap
 	// would only make most inputs answer the same.
-	m, db := newManager(f.TempDir(), func(p *sessiond.Parts) { p.Limiter = nil })
-	f.Cleanup(func() { db.Close() })
-	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
+	m := sessiondtest.NewManager(f, sessiondtest.Options{Issuer: "example", NoLimiter: true, CheapHashing: true}).Manager
 	m.MaxSessions = 0
 	ctx := context.Background()
 	const pw = "correct horse battery staple"

@@ -10,14 +10,23 @@ import (
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // signedIn returns a Manager over SQLite in a temp dir and the grant of a
 // fresh login; the database closes at cleanup.
 func signedIn(t testing.TB, adjust ...func(*sessiond.Parts)) (*sessiond.Manager, *sessiond.Grant, func() error) {
 	t.Helper()
-	m, db := newManager(t.TempDir(), adjust...)
-	t.Cleanup(func() { db.Close() })
+	env, g := signedInOn(t, sessiondtest.Options{})
+	return env.Manager, g, env.DB.Close
+}
+
+// signedInOn is signedIn on a Manager built as o says (issuer "example").
+func signedInOn(t testing.TB, o sessiondtest.Options) (*sessiondtest.Env, *sessiond.Grant) {
+	t.Helper()
+	o.Issuer = "example"
+	env := sessiondtest.NewManager(t, o)
+	m := env.Manager
 	ctx := context.Background()
 	if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: "erin", Email: "erin@example.com", Password: "correct horse battery staple"}); err != nil {
 		t.Fatal(err)
@@ -26,7 +35,7 @@ func signedIn(t testing.TB, adjust ...func(*sessiond.Parts)) (*sessiond.Manager,
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m, g, db.Close
+	return env, g
 }
 
 // sessionEcho answers 200 with the id of the context's session.

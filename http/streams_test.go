@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // countingBroker is the real broker it wraps, counting subscriptions.
@@ -28,19 +28,15 @@ func (b *countingBroker) Subscribe(ctx context.Context, userID string) (<-chan s
 	return b.Broker.Subscribe(ctx, userID)
 }
 
-// streamServer serves m over real connections (each stream holds one, as
-// in production) and returns the Server and its URL.
-func streamServer(t *testing.T, m *sessiond.Manager, maxStreams int) (*sessiondhttp.Server, string) {
+// streamServer serves a Manager with cheap hashing over real connections
+// (each stream holds one, as in production), and returns the server and
+// the broker, which counts subscriptions.
+func streamServer(t *testing.T, maxStreams int) (*sessiondtest.Server, *countingBroker) {
 	t.Helper()
-	srv := sessiondhttp.NewServer(m)
-	srv.Logger = slog.New(slog.DiscardHandler)
-	srv.MaxStreams = maxStreams
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		srv.StopStreams()
-		ts.Close()
-	})
-	return srv, ts.URL
+	b := &countingBroker{Broker: sessiond.NewLocalBroker()}
+	o := sessiondtest.Options{Issuer: "example", CheapHashing: true, Broker: b, Logger: slog.New(slog.DiscardHandler)}
+	ts := sessiondtest.StartServer(t, o, func(s *sessiondtest.Server) { s.HTTP.MaxStreams = maxStreams })
+	return ts, b
 }
 
 // streamResult is what openStream saw.
@@ -103,15 +99,6 @@ func loginN(t *testing.T, m *sessiond.Manager, user string, n int) []*sessiond.G
 	return gs
 }
 
-func streamManager(t *testing.T) (*sessiond.Manager, *countingBroker) {
-	t.Helper()
-	b := &countingBroker{Broker: sessiond.NewLocalBroker()}
-	m, db := newManager(t.TempDir(), func(p *sessiond.Parts) { p.Broker = b })
-	t.Cleanup(func() { db.Close() })
-	m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-	return m, b
-}
-
 // waitStreams waits until srv holds want open streams: a closed client
 // connection ends its stream when the server notices, which takes a
 // moment.
@@ -132,10 +119,10 @@ func waitStreams(t *testing.T, srv *sessiondhttp.Server, want int) {
 // closed, before anything subscribes; another user's requests meanwhile
 // succeed; closing the streams frees their slots.
 func TestStreamFloodIsRefused(t *testing.T) {
-	m, broker := streamManager(t)
+	ts, broker := streamServer(t, 0)
+	m, srv, url := ts.Manager, ts.HTTP, ts.URL
 	attacker := loginN(t, m, "mallory", 1)[0]
 	victim := loginN(t, m, "victor", 1)[0]
-	srv, url := streamServer(t, m, 0)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	t.Cleanup(client.CloseIdleConnections)
 
@@ -215,10 +202,10 @@ func TestStreamFloodIsRefused(t *testing.T) {
 // hold at most 20 streams, and the Server at most MaxStreams, whoever
 // opened them; other requests are served meanwhile.
 func TestStreamCapsPerUserAndInstance(t *testing.T) {
-	m, _ := streamManager(t)
+	ts, _ := streamServer(t, sessiondhttp.MaxStreamsPerUser+2)
+	m, srv, url := ts.Manager, ts.HTTP, ts.URL
 	sessions := loginN(t, m, "una", 7)
 	other := loginN(t, m, "otto", 2)
-	srv, url := streamServer(t, m, sessiondhttp.MaxStreamsPerUser+2)
 	client := &http.Client{}
 	t.Cleanup(client.CloseIdleConnections)
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // TestUnicodeOverHTTP: the Unicode rules as clients meet them. A Kelvin
@@ -21,9 +22,10 @@ import (
 // never a U+FFFD in its place; a form value with the UTF-8 bytes of a
 // surrogate (invalid UTF-8) gets 400 invalid_field naming it.
 func TestUnicodeOverHTTP(t *testing.T) {
-	// erin, "correct horse battery staple"; no throttles: every case below
-	// answers before a throttle would matter.
-	m, g, _ := signedIn(t, func(p *sessiond.Parts) { p.Limiter = nil })
+	// erin, "correct horse battery staple"; every case below answers
+	// before a throttle would matter.
+	env, g := signedInOn(t, sessiondtest.Options{NoLimiter: true})
+	m := env.Manager
 	ctx := context.Background()
 	// A user whose password holds U+FFFD: a lone surrogate in its place must
 	// not sign in.
@@ -98,11 +100,7 @@ func TestUnicodeOverHTTP(t *testing.T) {
 		}
 	}
 	// The names that passed are stored as sent.
-	list, err := m.List(ctx, g.Session.UserID, g.Session.ID)
-	var s sessiond.Session
-	if err == nil && len(list) > 0 && list[0].ID == g.Session.ID {
-		s = *list[0]
-	}
+	s, err := env.Sessions.Get(ctx, g.Session.UserID, g.Session.ID, m.Now())
 	if err != nil || s.Name != `say "\ud800"` {
 		t.Fatalf("name after the renames: got %q (%v)", s.Name, err)
 	}

@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
@@ -71,8 +71,7 @@ func BenchmarkLargeUserNeighbours(b *testing.B) {
 			// The large user's own instance, with the default deadline
 			// of each Redis call, as a deployment runs it.
 			lst := newStore(b, redis.Options{URL: srv.URL(), Timeout: redis.DefaultTimeout})
-			m := sessiond.NewManager(sessiond.Parts{Sessions: lst, Broker: redis.NewBroker(lst)})
-			m.Logger = slog.New(slog.DiscardHandler)
+			m := sessiondtest.NewManager(b, sessiondtest.Options{Sessions: lst, Broker: redis.NewBroker(lst)}).Manager
 			var loops, failures atomic.Int64
 			stop := make(chan struct{})
 			var done sync.WaitGroup

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // adminResult is what one admin command printed and returned.
@@ -48,11 +50,11 @@ func (r adminResult) ok(t *testing.T) adminResult {
 // admin command wrote through another connection to the SQLite file, and
 // docs/design.md ("Revocation across instances") bounds how long the
 // server may still accept it.
-func refusedWithin1s(t *testing.T, c *client, token string) {
+func refusedWithin1s(t *testing.T, c *sessiondtest.Client, token string) {
 	t.Helper()
 	start := time.Now()
 	for {
-		r := c.do("GET", "/api/v1/me", token, nil)
+		r := c.Do("GET", "/api/v1/me", token, nil)
 		if r.StatusCode == http.StatusUnauthorized {
 			return
 		}
@@ -69,41 +71,41 @@ func refusedWithin1s(t *testing.T, c *client, token string) {
 const newPassword = "a brand new passphrase"
 
 // loginStatus tries a login and returns the status.
-func loginStatus(c *client, login, password string) *response {
-	return c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": login, "password": password})
+func loginStatus(c *sessiondtest.Client, login, password string) *sessiondtest.Response {
+	return c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": login, "password": password})
 }
 
 func TestAdminUserAdd(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
+	c := sessiondtest.NewClient(t, ts.URL)
 
-	r := runAdmin(t, ts, testPassword+"\n", "user", "add", "judy", "judy@example.com").ok(t)
+	r := runAdmin(t, ts, sessiondtest.Password+"\n", "user", "add", "judy", "judy@example.com").ok(t)
 	if !regexp.MustCompile(`^added user judy \(id [A-Za-z0-9_-]+\)\n$`).MatchString(r.Stdout) {
 		t.Fatalf("stdout: got %q, want \"added user judy (id ...)\"", r.Stdout)
 	}
-	g := c.login("judy", nil)
+	g := c.Login("judy", nil)
 	var me struct {
-		User userData `json:"user"`
+		User sessiondtest.User `json:"user"`
 	}
-	c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200).decode(t, &me)
+	c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200).Decode(t, &me)
 	if me.User.Username != "judy" || me.User.Email != "judy@example.com" || !strings.Contains(r.Stdout, me.User.ID) {
 		t.Fatalf("me: got %+v, want judy with the id the CLI printed (%s)", me.User, r.Stdout)
 	}
 	// A password without a line end (printf %s) works too.
 	runAdmin(t, ts, "no line end here", "user", "add", "kim", "kim@example.com").ok(t)
-	loginStatus(c, "kim@example.com", "no line end here").expect(t, 200)
+	loginStatus(c, "kim@example.com", "no line end here").Expect(t, 200)
 
 	tests := []struct {
 		name, stdin string
 		args        []string
 		wantErr     string
 	}{
-		{"taken username", testPassword, []string{"user", "add", "JUDY", "other@example.com"}, "username is already taken"},
-		{"taken email", testPassword, []string{"user", "add", "judith", "Judy@Example.com"}, "email is already registered"},
+		{"taken username", sessiondtest.Password, []string{"user", "add", "JUDY", "other@example.com"}, "username is already taken"},
+		{"taken email", sessiondtest.Password, []string{"user", "add", "judith", "Judy@Example.com"}, "email is already registered"},
 		{"no password", "", []string{"user", "add", "leo", "leo@example.com"}, "password: give it on standard input"},
 		{"short password", "short\n", []string{"user", "add", "leo", "leo@example.com"}, "password"},
-		{"bad username", testPassword, []string{"user", "add", "leo smith", "leo@example.com"}, "username"},
-		{"bad email", testPassword, []string{"user", "add", "leo", "not-an-email"}, "email"},
+		{"bad username", sessiondtest.Password, []string{"user", "add", "leo smith", "leo@example.com"}, "username"},
+		{"bad email", sessiondtest.Password, []string{"user", "add", "leo", "not-an-email"}, "email"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,18 +115,18 @@ func TestAdminUserAdd(t *testing.T) {
 			}
 		})
 	}
-	loginStatus(c, "leo", testPassword).expect(t, 401)
+	loginStatus(c, "leo", sessiondtest.Password).Expect(t, 401)
 }
 
 func TestAdminSessionsListAndRevoke(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	runAdmin(t, ts, testPassword, "user", "add", "mallory", "mallory@example.com").ok(t)
+	c := sessiondtest.NewClient(t, ts.URL)
+	runAdmin(t, ts, sessiondtest.Password, "user", "add", "mallory", "mallory@example.com").ok(t)
 	c.UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
-	laptop := c.login("mallory", map[string]string{"device_name": "Work laptop"})
+	laptop := c.Login("mallory", map[string]string{"device_name": "Work laptop"})
 	c.UA = "curl/8.5.0"
-	phone := c.login("mallory", nil)
-	tablet := c.login("mallory", nil)
+	phone := c.Login("mallory", nil)
+	tablet := c.Login("mallory", nil)
 
 	r := runAdmin(t, ts, "", "sessions", "list", "mallory").ok(t)
 	lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")
@@ -158,8 +160,8 @@ func TestAdminSessionsListAndRevoke(t *testing.T) {
 		t.Errorf("revoke one: the audit line on stderr should name the session and reason admin, got %q", r.Stderr)
 	}
 	refusedWithin1s(t, c, phone.AccessToken)
-	c.do("GET", "/api/v1/me", laptop.AccessToken, nil).expect(t, 200)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": phone.RefreshToken}).expect(t, 401)
+	c.Do("GET", "/api/v1/me", laptop.AccessToken, nil).Expect(t, 200)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": phone.RefreshToken}).Expect(t, 401)
 
 	r = runAdmin(t, ts, "", "sessions", "revoke", "mallory", phone.Session.ID)
 	if r.Err == nil || !strings.Contains(r.Err.Error(), `mallory has no session "`+phone.Session.ID+`"`) {
@@ -177,14 +179,14 @@ func TestAdminSessionsListAndRevoke(t *testing.T) {
 		t.Fatalf("list after revoke all: got %q", r.Stdout)
 	}
 	// The account itself still works.
-	loginStatus(c, "mallory", testPassword).expect(t, 200)
+	loginStatus(c, "mallory", sessiondtest.Password).Expect(t, 200)
 }
 
 func TestAdminLockAndUnlock(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	runAdmin(t, ts, testPassword, "user", "add", "nina", "nina@example.com").ok(t)
-	g1, g2 := c.login("nina", nil), c.login("nina", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	runAdmin(t, ts, sessiondtest.Password, "user", "add", "nina", "nina@example.com").ok(t)
+	g1, g2 := c.Login("nina", nil), c.Login("nina", nil)
 
 	r := runAdmin(t, ts, "", "user", "lock", "nina").ok(t)
 	if r.Stdout != "nina: 2 sessions ended\n" || !strings.Contains(r.Stderr, `"reason":"account_locked"`) {
@@ -192,61 +194,61 @@ func TestAdminLockAndUnlock(t *testing.T) {
 	}
 	refusedWithin1s(t, c, g1.AccessToken)
 	refusedWithin1s(t, c, g2.AccessToken)
-	if r := loginStatus(c, "nina", testPassword).expect(t, 401); r.Env.Message != "this account is locked" {
+	if r := loginStatus(c, "nina", sessiondtest.Password).Expect(t, 401); r.Env.Message != "this account is locked" {
 		t.Fatalf("login while locked: got message %q", r.Env.Message)
 	}
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g1.RefreshToken}).expect(t, 401)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g1.RefreshToken}).Expect(t, 401)
 
 	r = runAdmin(t, ts, "", "user", "unlock", "nina").ok(t)
 	if r.Stdout != "nina: unlocked\n" {
 		t.Fatalf("unlock: got %q", r.Stdout)
 	}
-	g := c.login("nina", nil)
-	c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
+	g := c.Login("nina", nil)
+	c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200)
 }
 
 func TestAdminResetPassword(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	runAdmin(t, ts, testPassword, "user", "add", "oscar", "oscar@example.com").ok(t)
-	g := c.login("oscar", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	runAdmin(t, ts, sessiondtest.Password, "user", "add", "oscar", "oscar@example.com").ok(t)
+	g := c.Login("oscar", nil)
 
 	if r := runAdmin(t, ts, "short\n", "user", "reset-password", "oscar"); r.Err == nil {
 		t.Fatalf("reset to a short password: got success %q, want an error", r.Stdout)
 	}
-	c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200) // a refused reset ends nothing
+	c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200) // a refused reset ends nothing
 
 	r := runAdmin(t, ts, newPassword+"\n", "user", "reset-password", "oscar").ok(t)
 	if r.Stdout != "oscar: 1 session ended\n" || !strings.Contains(r.Stderr, `"reason":"password_reset"`) {
 		t.Fatalf("reset-password: got stdout %q stderr %q", r.Stdout, r.Stderr)
 	}
 	refusedWithin1s(t, c, g.AccessToken)
-	loginStatus(c, "oscar", testPassword).expect(t, 401)
-	loginStatus(c, "oscar", newPassword).expect(t, 200)
+	loginStatus(c, "oscar", sessiondtest.Password).Expect(t, 401)
+	loginStatus(c, "oscar", newPassword).Expect(t, 200)
 }
 
 func TestAdminDeleteUser(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	runAdmin(t, ts, testPassword, "user", "add", "peggy", "peggy@example.com").ok(t)
-	g := c.login("peggy", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	runAdmin(t, ts, sessiondtest.Password, "user", "add", "peggy", "peggy@example.com").ok(t)
+	g := c.Login("peggy", nil)
 
 	r := runAdmin(t, ts, "", "user", "delete", "peggy").ok(t)
 	if r.Stdout != "peggy: 1 session ended\n" || !strings.Contains(r.Stderr, `"reason":"account_deleted"`) {
 		t.Fatalf("delete: got stdout %q stderr %q", r.Stdout, r.Stderr)
 	}
 	refusedWithin1s(t, c, g.AccessToken)
-	loginStatus(c, "peggy", testPassword).expect(t, 401)
+	loginStatus(c, "peggy", sessiondtest.Password).Expect(t, 401)
 	if r := runAdmin(t, ts, "", "sessions", "list", "peggy"); r.Err == nil || r.Err.Error() != `no user "peggy"` {
 		t.Fatalf("list a deleted user: got %v, want no user", r.Err)
 	}
 	// The name is free again.
-	runAdmin(t, ts, testPassword, "user", "add", "peggy", "peggy@example.com").ok(t)
+	runAdmin(t, ts, sessiondtest.Password, "user", "add", "peggy", "peggy@example.com").ok(t)
 }
 
 func TestAdminErrors(t *testing.T) {
 	ts := startServer(t, nil)
-	runAdmin(t, ts, testPassword, "user", "add", "quinn", "quinn@example.com").ok(t)
+	runAdmin(t, ts, sessiondtest.Password, "user", "add", "quinn", "quinn@example.com").ok(t)
 
 	for _, args := range [][]string{
 		{"user", "lock", "nobody"}, {"user", "unlock", "nobody"}, {"user", "delete", "nobody"},

@@ -14,38 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
 // Faults of a real Redis under the real program (docs/design.md, "Fail
 // closed"). Redis being killed under load is
-// TestRedisDownIsUnavailableThenRecovers in redis_e2e_test.go.
-
-// waitReadyz polls /readyz until it answers want, and fails the test after
-// within.
-func waitReadyz(t *testing.T, c *client, want int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		r := c.do("GET", "/readyz", "", nil)
-		if r.StatusCode == want {
-			if want == http.StatusServiceUnavailable && r.Header.Get("Retry-After") == "" {
-				t.Fatal("/readyz: 503 without Retry-After")
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d after %s, want %d", r.StatusCode, within, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// postRefresh posts a refresh token and returns the answer.
-func (c *client) postRefresh(token string) *response {
-	c.t.Helper()
-	return c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": token})
-}
+// TestRedisDownIsUnavailableThenRecovers in http/redisdown_test.go.
 
 // TestFaultRedisKilledWithAppendFsyncAlways kills Redis (SIGKILL, as a
 // crash) after logins, revocations and refreshes, and restarts it on the
@@ -63,65 +38,65 @@ func TestFaultRedisKilledWithAppendFsyncAlways(t *testing.T) {
 	r := redistest.Start(t, redistest.WithConfig("appendonly", "yes", "appendfsync", "always"))
 	env := map[string]string{"SESSIOND_REDIS_URL": r.URL(), "SESSIOND_DATA_DIR": t.TempDir()}
 	a := startServer(t, env)
-	ca := newClient(t, a.URL)
-	ca.register("quinn")
-	var g [6]grantData
+	ca := sessiondtest.NewClient(t, a.URL)
+	ca.Register("quinn")
+	var g [6]sessiondtest.Grant
 	for i := range g {
-		g[i] = ca.login("quinn", map[string]string{"device_name": fmt.Sprintf("device %d", i)})
+		g[i] = ca.Login("quinn", map[string]string{"device_name": fmt.Sprintf("device %d", i)})
 	}
 	// 0 is revoked from another device, 1 logs out.
-	ca.do("DELETE", "/api/v1/sessions/"+g[0].Session.ID, g[5].AccessToken, nil).expect(t, 200)
-	ca.do("POST", "/api/v1/auth/logout", g[1].AccessToken, nil).expect(t, 200)
+	ca.Do("DELETE", "/api/v1/sessions/"+g[0].Session.ID, g[5].AccessToken, nil).Expect(t, 200)
+	ca.Do("POST", "/api/v1/auth/logout", g[1].AccessToken, nil).Expect(t, 200)
 	// 2 is refreshed twice (generation 3), 3 once (generation 2).
-	var g2b, g2c, g3b grantData
-	ca.postRefresh(g[2].RefreshToken).expect(t, 200).decode(t, &g2b)
-	ca.postRefresh(g2b.RefreshToken).expect(t, 200).decode(t, &g2c)
-	ca.postRefresh(g[3].RefreshToken).expect(t, 200).decode(t, &g3b)
+	var g2b, g2c, g3b sessiondtest.Grant
+	ca.PostRefresh(g[2].RefreshToken).Expect(t, 200).Decode(t, &g2b)
+	ca.PostRefresh(g2b.RefreshToken).Expect(t, 200).Decode(t, &g2c)
+	ca.PostRefresh(g[3].RefreshToken).Expect(t, 200).Decode(t, &g3b)
 	// 4 is renamed.
-	ca.do("PATCH", "/api/v1/sessions/"+g[4].Session.ID, g[4].AccessToken, map[string]string{"name": "renamed"}).expect(t, 200)
-	var before []sessionData
-	ca.do("GET", "/api/v1/sessions", g[5].AccessToken, nil).expect(t, 200).decode(t, &before)
+	ca.Do("PATCH", "/api/v1/sessions/"+g[4].Session.ID, g[4].AccessToken, map[string]string{"name": "renamed"}).Expect(t, 200)
+	var before []sessiondtest.Session
+	ca.Do("GET", "/api/v1/sessions", g[5].AccessToken, nil).Expect(t, 200).Decode(t, &before)
 	if len(before) != 4 {
 		t.Fatalf("sessions before the crash: got %d, want 4", len(before))
 	}
 
 	r.Kill()
-	waitReadyz(t, ca, http.StatusServiceUnavailable, 2*time.Second)
+	ca.WaitReadyz(t, http.StatusServiceUnavailable, 2*time.Second)
 	r.Start()
-	waitReadyz(t, ca, http.StatusOK, 10*time.Second)
+	ca.WaitReadyz(t, http.StatusOK, 10*time.Second)
 
 	b := startServer(t, env)
-	cb := newClient(t, b.URL)
-	waitReadyz(t, cb, http.StatusOK, 10*time.Second)
-	var after []sessionData
-	cb.do("GET", "/api/v1/sessions", g[5].AccessToken, nil).expect(t, 200).decode(t, &after)
+	cb := sessiondtest.NewClient(t, b.URL)
+	cb.WaitReadyz(t, http.StatusOK, 10*time.Second)
+	var after []sessiondtest.Session
+	cb.Do("GET", "/api/v1/sessions", g[5].AccessToken, nil).Expect(t, 200).Decode(t, &after)
 	if !slices.Equal(before, after) {
 		t.Fatalf("sessions changed across the crash:\nbefore %+v\nafter  %+v", before, after)
 	}
-	for _, c := range []*client{cb, ca} {
+	for _, c := range []*sessiondtest.Client{cb, ca} {
 		// Revocations held.
 		for _, i := range []int{0, 1} {
-			c.do("GET", "/api/v1/me", g[i].AccessToken, nil).expect(t, 401)
-			c.postRefresh(g[i].RefreshToken).expect(t, 401)
+			c.Do("GET", "/api/v1/me", g[i].AccessToken, nil).Expect(t, 401)
+			c.PostRefresh(g[i].RefreshToken).Expect(t, 401)
 		}
 		// Live sessions work.
 		for _, tok := range []string{g[4].AccessToken, g[5].AccessToken, g2c.AccessToken, g3b.AccessToken} {
-			c.do("GET", "/api/v1/me", tok, nil).expect(t, 200)
+			c.Do("GET", "/api/v1/me", tok, nil).Expect(t, 200)
 		}
 	}
 	// Session 3 is still at generation 2: its current token rotates it
 	// (a lost rotation would make that token one from the future).
-	var g3c grantData
-	cb.postRefresh(g3b.RefreshToken).expect(t, 200).decode(t, &g3c)
+	var g3c sessiondtest.Grant
+	cb.PostRefresh(g3b.RefreshToken).Expect(t, 200).Decode(t, &g3c)
 	if g3c.Session.ID != g[3].Session.ID {
 		t.Fatalf("refresh after the crash: got session %s, want %s", g3c.Session.ID, g[3].Session.ID)
 	}
 	// Session 2 is still at generation 3: its first token is reuse and
 	// ends the session (a lost rotation would accept it).
-	cb.postRefresh(g[2].RefreshToken).expect(t, 401)
-	cb.do("GET", "/api/v1/me", g2c.AccessToken, nil).expect(t, 401)
-	cb.postRefresh(g2c.RefreshToken).expect(t, 401)
-	ca.do("GET", "/api/v1/me", g2c.AccessToken, nil).expect(t, 401)
+	cb.PostRefresh(g[2].RefreshToken).Expect(t, 401)
+	cb.Do("GET", "/api/v1/me", g2c.AccessToken, nil).Expect(t, 401)
+	cb.PostRefresh(g2c.RefreshToken).Expect(t, 401)
+	ca.Do("GET", "/api/v1/me", g2c.AccessToken, nil).Expect(t, 401)
 }
 
 // burstResult is one answer during a burst.
@@ -142,9 +117,9 @@ type burstResult struct {
 func TestFaultSlowRedis(t *testing.T) {
 	r := redistest.Start(t)
 	ts := startServer(t, map[string]string{"SESSIOND_REDIS_URL": r.URL(), "SESSIOND_REDIS_TIMEOUT": "100ms"})
-	c := newClient(t, ts.URL)
-	c.register("pat")
-	g := c.login("pat", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("pat")
+	g := c.Login("pat", nil)
 
 	hc := &http.Client{Timeout: 5 * time.Second}
 	send := func(what string) burstResult {
@@ -161,7 +136,7 @@ func TestFaultSlowRedis(t *testing.T) {
 			req, _ = http.NewRequest("POST", ts.URL+"/api/v1/auth/refresh", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 		case "login":
-			body, _ := json.Marshal(map[string]string{"username": "pat", "password": testPassword})
+			body, _ := json.Marshal(map[string]string{"username": "pat", "password": sessiondtest.Password})
 			req, _ = http.NewRequest("POST", ts.URL+"/api/v1/auth/login", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 		case "readyz":
@@ -265,7 +240,7 @@ func TestFaultSlowRedis(t *testing.T) {
 	}
 
 	time.Sleep(time.Until(paused.Add(pause)))
-	waitReadyz(t, c, http.StatusOK, 5*time.Second)
+	c.WaitReadyz(t, http.StatusOK, 5*time.Second)
 	after := settled(before+slack, 3*time.Second)
 	t.Logf("goroutines: %d before the burst, %d right after it, %d by %s into the pause, %d once it ended", before, during, held, released.Round(time.Millisecond), after)
 	if after > before+slack {
@@ -277,12 +252,12 @@ func TestFaultSlowRedis(t *testing.T) {
 	// Recovery. The refreshes sent during the pause were queued by Redis
 	// and may have run once it resumed; the same token then gets the
 	// successor inside the grace window.
-	c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
-	c.do("GET", "/api/v1/sessions", g.AccessToken, nil).expect(t, 200)
-	var g2 grantData
-	c.postRefresh(g.RefreshToken).expect(t, 200).decode(t, &g2)
-	c.do("GET", "/api/v1/me", g2.AccessToken, nil).expect(t, 200)
-	c.login("pat", nil)
+	c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200)
+	c.Do("GET", "/api/v1/sessions", g.AccessToken, nil).Expect(t, 200)
+	var g2 sessiondtest.Grant
+	c.PostRefresh(g.RefreshToken).Expect(t, 200).Decode(t, &g2)
+	c.Do("GET", "/api/v1/me", g2.AccessToken, nil).Expect(t, 200)
+	c.Login("pat", nil)
 }
 
 // clientIDs returns the ids of Redis's normal client connections of user
@@ -307,11 +282,11 @@ func clientIDs(t *testing.T, r *redistest.Server, user string) []string {
 // waitRefused polls GET /api/v1/me with token on c until it answers 401,
 // and fails the test if it still answers 200 after within. A 503 while the
 // instance reconnects is acceptable; any other answer is not.
-func waitRefused(t *testing.T, c *client, token string, within time.Duration) time.Duration {
+func waitRefused(t *testing.T, c *sessiondtest.Client, token string, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for {
-		r := c.do("GET", "/api/v1/me", token, nil)
+		r := c.Do("GET", "/api/v1/me", token, nil)
 		switch r.StatusCode {
 		case 401:
 			return time.Since(start)
@@ -328,7 +303,7 @@ func waitRefused(t *testing.T, c *client, token string, within time.Duration) ti
 
 // past503 repeats req while it answers 503, for at most within, and
 // returns the first other answer.
-func past503(t *testing.T, within time.Duration, req func() *response) *response {
+func past503(t *testing.T, within time.Duration, req func() *sessiondtest.Response) *sessiondtest.Response {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -353,21 +328,21 @@ func TestFaultInvalidationConnectionKilled(t *testing.T) {
 	dir := t.TempDir()
 	a := startServer(t, map[string]string{"SESSIOND_REDIS_URL": r.URL(), "SESSIOND_DATA_DIR": dir})
 	b := startServer(t, map[string]string{"SESSIOND_REDIS_URL": "redis://instance-b:b-secret@" + r.Addr(), "SESSIOND_DATA_DIR": dir})
-	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
-	ca.register("kim")
-	keep := ca.login("kim", nil)
-	early := ca.login("kim", nil) // revoked right after the kill
-	late := ca.login("kim", nil)  // revoked after B has reconnected
+	ca, cb := sessiondtest.NewClient(t, a.URL), sessiondtest.NewClient(t, b.URL)
+	ca.Register("kim")
+	keep := ca.Login("kim", nil)
+	early := ca.Login("kim", nil) // revoked right after the kill
+	late := ca.Login("kim", nil)  // revoked after B has reconnected
 
 	// B caches both: after the first request, B answers without asking
 	// Redis.
-	for _, g := range []grantData{early, late} {
-		cb.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
+	for _, g := range []sessiondtest.Grant{early, late} {
+		cb.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200)
 	}
 	reads := redisCalls(t, r, "hmget")
 	for range 10 {
-		for _, g := range []grantData{early, late} {
-			cb.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
+		for _, g := range []sessiondtest.Grant{early, late} {
+			cb.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200)
 		}
 	}
 	if n := redisCalls(t, r, "hmget") - reads; n != 0 {
@@ -381,8 +356,8 @@ func TestFaultInvalidationConnectionKilled(t *testing.T) {
 	for _, id := range ids {
 		r.MustDo("CLIENT", "KILL", "ID", id)
 	}
-	ca.do("DELETE", "/api/v1/sessions/"+early.Session.ID, keep.AccessToken, nil).expect(t, 200)
-	ca.do("GET", "/api/v1/me", early.AccessToken, nil).expect(t, 401)
+	ca.Do("DELETE", "/api/v1/sessions/"+early.Session.ID, keep.AccessToken, nil).Expect(t, 200)
+	ca.Do("GET", "/api/v1/me", early.AccessToken, nil).Expect(t, 401)
 	d := waitRefused(t, cb, early.AccessToken, time.Second)
 	t.Logf("B refused the session revoked right after the kill after %s", d)
 
@@ -391,28 +366,28 @@ func TestFaultInvalidationConnectionKilled(t *testing.T) {
 	// B reads it from Redis again, on a connection that tracks it.
 	reads = redisCalls(t, r, "hmget")
 	deadline := time.Now().Add(5 * time.Second)
-	for len(clientIDs(t, r, "instance-b")) == 0 || cb.do("GET", "/api/v1/me", late.AccessToken, nil).StatusCode != 200 {
+	for len(clientIDs(t, r, "instance-b")) == 0 || cb.Do("GET", "/api/v1/me", late.AccessToken, nil).StatusCode != 200 {
 		if time.Now().After(deadline) {
 			t.Fatal("B did not reconnect within 5 s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	for range 10 {
-		cb.do("GET", "/api/v1/me", late.AccessToken, nil).expect(t, 200)
+		cb.Do("GET", "/api/v1/me", late.AccessToken, nil).Expect(t, 200)
 	}
 	if redisCalls(t, r, "hmget") == reads {
 		t.Fatal("B kept answering from the copy it cached before its connection was killed")
 	}
-	ca.do("DELETE", "/api/v1/sessions/"+late.Session.ID, keep.AccessToken, nil).expect(t, 200)
+	ca.Do("DELETE", "/api/v1/sessions/"+late.Session.ID, keep.AccessToken, nil).Expect(t, 200)
 	d = waitRefused(t, cb, late.AccessToken, time.Second)
 	t.Logf("B refused the session cached before the kill and revoked after it reconnected after %s", d)
 
 	// B's other connections to Redis died too; an idle one is found dead
 	// when next used, and that one call answers 503 (never 200 or 401).
-	var list []sessionData
-	past503(t, 2*time.Second, func() *response {
-		return cb.do("GET", "/api/v1/sessions", keep.AccessToken, nil)
-	}).expect(t, 200).decode(t, &list)
+	var list []sessiondtest.Session
+	past503(t, 2*time.Second, func() *sessiondtest.Response {
+		return cb.Do("GET", "/api/v1/sessions", keep.AccessToken, nil)
+	}).Expect(t, 200).Decode(t, &list)
 	if len(list) != 1 || list[0].ID != keep.Session.ID {
 		t.Fatalf("B's list after the revocations: got %+v, want only the keeping session", list)
 	}

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/freeport"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // nginxBinary returns the path of Debian's nginx, or fails the test with
@@ -28,17 +31,6 @@ func nginxBinary(t *testing.T) string {
 	}
 	t.Fatal("nginx is not installed: apt-get install -y nginx (the README's test command installs it)")
 	return ""
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // nginxForwardAuth is the configuration under test: every request to the
@@ -89,7 +81,10 @@ func startNginx(t *testing.T, sessiondURL, upstreamURL string) string {
 	var lastErr string
 	for attempt := 0; attempt < 3; attempt++ {
 		dir := t.TempDir()
-		port := freePort(t)
+		port, err := freeport.Port()
+		if err != nil {
+			t.Fatal(err)
+		}
 		user := ""
 		if os.Geteuid() == 0 {
 			user = "user root;" // workers otherwise run as nobody and cannot use the temp dir
@@ -175,10 +170,10 @@ func (l *lockedBuffer) String() string {
 // refused at nginx on its next request.
 func TestNginxForwardAuth(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	u := c.register("frank")
-	laptop := c.login("frank", nil)
-	phone := c.login("frank", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	u := c.Register("frank")
+	laptop := c.Login("frank", nil)
+	phone := c.Login("frank", nil)
 
 	var mu sync.Mutex
 	var seen []string
@@ -240,7 +235,7 @@ func TestNginxForwardAuth(t *testing.T) {
 		t.Fatalf("valid token, POST: got %d %q, want 200 %q", code, body, want)
 	}
 
-	c.do("DELETE", "/api/v1/sessions/"+phone.Session.ID, laptop.AccessToken, nil).expect(t, http.StatusOK)
+	c.Do("DELETE", "/api/v1/sessions/"+phone.Session.ID, laptop.AccessToken, nil).Expect(t, http.StatusOK)
 	code, _, body = get(phone.AccessToken, nil)
 	if code != http.StatusUnauthorized {
 		t.Fatalf("revoked session: got %d %s, want 401 at nginx", code, body)

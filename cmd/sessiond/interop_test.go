@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // joseDir is the Node.js project that verifies tokens with the jose package.
@@ -82,9 +84,9 @@ func joseVerify(t *testing.T, node, jwksURL, token, issuer string) (string, bool
 func TestJoseVerifiesAccessTokens(t *testing.T) {
 	node := joseVerifier(t)
 	ts := startServer(t, map[string]string{"SESSIOND_ISSUER": "https://auth.example.com"})
-	c := newClient(t, ts.URL)
-	u := c.register("grace")
-	g := c.login("grace", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	u := c.Register("grace")
+	g := c.Login("grace", nil)
 	jwks := ts.URL + "/.well-known/jwks.json"
 
 	out, ok := joseVerify(t, node, jwks, g.AccessToken, "https://auth.example.com")

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 func writeSigningKeys(t *testing.T, path string, keys ...*sessiond.SigningKey) {
@@ -51,37 +52,37 @@ func TestKeyRotation(t *testing.T) {
 	writeSigningKeys(t, sign, oldSK)
 	writeRefreshKeys(t, refresh, oldRK)
 	ts := startServer(t, env)
-	c := newClient(t, ts.URL)
-	c.register("vic")
-	before := c.login("vic", nil)
-	keep := c.login("vic", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("vic")
+	before := c.Login("vic", nil)
+	keep := c.Login("vic", nil)
 	ts.stop()
 
 	writeSigningKeys(t, sign, newSK, oldSK)
 	writeRefreshKeys(t, refresh, newRK, oldRK)
 	ts = startServer(t, env)
-	c = newClient(t, ts.URL)
-	c.do("GET", "/api/v1/me", before.AccessToken, nil).expect(t, 200)
+	c = sessiondtest.NewClient(t, ts.URL)
+	c.Do("GET", "/api/v1/me", before.AccessToken, nil).Expect(t, 200)
 	var jwks struct {
 		Keys []struct {
 			Kid string `json:"kid"`
 		} `json:"keys"`
 	}
-	json.Unmarshal(c.do("GET", "/.well-known/jwks.json", "", nil).expect(t, 200).Body, &jwks)
+	json.Unmarshal(c.Do("GET", "/.well-known/jwks.json", "", nil).Expect(t, 200).Body, &jwks)
 	if len(jwks.Keys) != 2 {
 		t.Fatalf("jwks during rotation: got %d keys, want 2", len(jwks.Keys))
 	}
-	var after grantData
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": before.RefreshToken}).expect(t, 200).decode(t, &after)
+	var after sessiondtest.Grant
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": before.RefreshToken}).Expect(t, 200).Decode(t, &after)
 	ts.stop()
 
 	writeSigningKeys(t, sign, newSK)
 	writeRefreshKeys(t, refresh, newRK)
 	ts = startServer(t, env)
-	c = newClient(t, ts.URL)
-	c.do("GET", "/api/v1/me", after.AccessToken, nil).expect(t, 200)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": after.RefreshToken}).expect(t, 200)
+	c = sessiondtest.NewClient(t, ts.URL)
+	c.Do("GET", "/api/v1/me", after.AccessToken, nil).Expect(t, 200)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": after.RefreshToken}).Expect(t, 200)
 	// Tokens made only under the retired keys end with them.
-	c.do("GET", "/api/v1/me", keep.AccessToken, nil).expect(t, 401)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": keep.RefreshToken}).expect(t, 401)
+	c.Do("GET", "/api/v1/me", keep.AccessToken, nil).Expect(t, 401)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": keep.RefreshToken}).Expect(t, 401)
 }

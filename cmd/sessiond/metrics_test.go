@@ -2,19 +2,12 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/sessiond/sessiond"
-	sessiondhttp "github.com/sessiond/sessiond/http"
-	"github.com/sessiond/sessiond/sqlite"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // scrape returns the samples of /metrics, keyed by series as exposed
@@ -51,8 +44,8 @@ func scrape(t *testing.T, base string) map[string]float64 {
 // checks each counter of /metrics.
 func TestMetricsCountWhatHappened(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("heidi")
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("heidi")
 
 	before := scrape(t, ts.URL)
 	for _, series := range []string{`sessiond_logins_total{result="success"}`, `sessiond_logins_total{result="failure"}`, `sessiond_refreshes_total{result="success"}`, `sessiond_refresh_reuse_detected_total`} {
@@ -61,21 +54,21 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		}
 	}
 
-	laptop := c.login("heidi", nil)
-	phone := c.login("heidi", nil)
-	c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "heidi", "password": "wrong password"}).expect(t, 401)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": "sdr1.garbage"}).expect(t, 401)
+	laptop := c.Login("heidi", nil)
+	phone := c.Login("heidi", nil)
+	c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "heidi", "password": "wrong password"}).Expect(t, 401)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": "sdr1.garbage"}).Expect(t, 401)
 
 	// Two rotations, then the first token again: outside the grace of the
 	// previous generation, so it is reuse and ends the session.
-	var g2, g3 grantData
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).expect(t, 200).decode(t, &g2)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g2.RefreshToken}).expect(t, 200).decode(t, &g3)
-	c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).expect(t, 401)
+	var g2, g3 sessiondtest.Grant
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).Expect(t, 200).Decode(t, &g2)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g2.RefreshToken}).Expect(t, 200).Decode(t, &g3)
+	c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": laptop.RefreshToken}).Expect(t, 401)
 
-	tablet := c.login("heidi", nil)
-	c.do("DELETE", "/api/v1/sessions/"+phone.Session.ID, tablet.AccessToken, nil).expect(t, 200)
-	c.do("GET", "/api/v1/me", phone.AccessToken, nil).expect(t, 401)
+	tablet := c.Login("heidi", nil)
+	c.Do("DELETE", "/api/v1/sessions/"+phone.Session.ID, tablet.AccessToken, nil).Expect(t, 200)
+	c.Do("GET", "/api/v1/me", phone.AccessToken, nil).Expect(t, 401)
 
 	got := scrape(t, ts.URL)
 	want := map[string]float64{
@@ -105,105 +98,5 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	}
 	if _, ok := got["go_goroutines"]; !ok {
 		t.Errorf("go_goroutines missing: the runtime collector is not registered")
-	}
-}
-
-// TestRequestLogCarriesRequestID checks that the JSON log line of a request
-// carries the X-Request-Id its response had, and that no token reaches the
-// log.
-func TestRequestLogCarriesRequestID(t *testing.T) {
-	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("ivan")
-	g := c.login("ivan", nil)
-	r := c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
-	id := r.Header.Get("X-Request-Id")
-	bad := c.do("GET", "/api/v1/sessions", "forged", nil).expect(t, 401)
-	badID := bad.Header.Get("X-Request-Id")
-	if id == "" || badID == "" || id == badID {
-		t.Fatalf("X-Request-Id: got %q and %q, want two different ids", id, badID)
-	}
-
-	type line struct {
-		Level     string  `json:"level"`
-		Msg       string  `json:"msg"`
-		RequestID string  `json:"request_id"`
-		Method    string  `json:"method"`
-		Path      string  `json:"path"`
-		Status    int     `json:"status"`
-		Duration  float64 `json:"duration"`
-	}
-	found := map[string]line{}
-	for _, raw := range strings.Split(strings.TrimSpace(ts.Logs.String()), "\n") {
-		var l line
-		if err := json.Unmarshal([]byte(raw), &l); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", raw, err)
-		}
-		if l.Msg == "request" {
-			found[l.RequestID] = l
-		}
-	}
-	if l, ok := found[id]; !ok || l.Method != "GET" || l.Path != "/api/v1/me" || l.Status != 200 || l.Level != "INFO" {
-		t.Errorf("log line of request %s: got %+v (found %v), want GET /api/v1/me 200", id, l, ok)
-	}
-	if l, ok := found[badID]; !ok || l.Path != "/api/v1/sessions" || l.Status != 401 {
-		t.Errorf("log line of request %s: got %+v (found %v), want GET /api/v1/sessions 401", badID, l, ok)
-	}
-	logs := ts.Logs.String()
-	for what, secret := range map[string]string{"access token": g.AccessToken, "refresh token": g.RefreshToken, "password": testPassword} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the log contains the %s", what)
-		}
-	}
-}
-
-// TestReadyzFailsWhenSQLiteIsClosed checks /readyz over the SQLite stores:
-// 200 while the file answers, 503 with Retry-After once it does not. It
-// uses the HTTP layer on the real stores rather than the binary, since a
-// running server's open SQLite file cannot be taken away cheaply.
-func TestReadyzFailsWhenSQLiteIsClosed(t *testing.T) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "sessiond.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sk, err := sessiond.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rk, err := sessiond.GenerateRefreshKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := sessiond.NewManager(sessiond.Parts{
-		Sessions: sqlite.NewSessionStore(db),
-		Users:    sqlite.NewUserStore(db),
-		Access:   sessiond.NewAccessTokens("sessiond", sk),
-		Refresh:  sessiond.NewRefreshTokens(rk),
-	})
-	m.Logger = slog.New(slog.DiscardHandler)
-	srv := sessiondhttp.NewServer(m)
-	srv.Logger = m.Logger
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-
-	readyz := func() (int, string, string) {
-		resp, err := http.Get(ts.URL + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header.Get("Retry-After"), string(b)
-	}
-	if code, _, body := readyz(); code != 200 {
-		t.Fatalf("open store: got %d %s, want 200", code, body)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	code, retry, body := readyz()
-	if code != 503 || retry == "" || !strings.Contains(body, `"status_code":503`) {
-		t.Fatalf("closed store: got %d (Retry-After %q) %s, want 503 with Retry-After in the envelope", code, retry, body)
 	}
 }

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/postgres/pgtest"
 	"github.com/sessiond/sessiond/redis/redistest"
 	"github.com/sessiond/sessiond/sqlite"
@@ -48,28 +48,6 @@ func writeSharedKeys(t *testing.T, dir string) map[string]string {
 	return map[string]string{"SESSIOND_SIGNING_KEY_FILE": signPath, "SESSIOND_REFRESH_KEY_FILE": refreshPath}
 }
 
-// untilStatus polls GET path with token on c until it answers want, for
-// at most ceiling, and returns how long that took. Until then the answer
-// must be 200: a revoked session is never anything but accepted (the
-// cached copy) or refused.
-func untilStatus(t *testing.T, c *client, path, token string, want int, ceiling time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		r := c.do("GET", path, token, nil)
-		if r.StatusCode == want {
-			return time.Since(start)
-		}
-		if r.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: got %d while waiting for %d: %s", path, r.StatusCode, want, r.Body)
-		}
-		if time.Since(start) > ceiling {
-			t.Fatalf("GET %s: still %d after %v, want %d", path, r.StatusCode, ceiling, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestMultiInstance runs the production layout: two sessiond processes,
 // each with its own data directory, sharing PostgreSQL (users), a 3-node
 // Redis Cluster (sessions, throttles, events) and the key files.
@@ -84,15 +62,15 @@ func TestMultiInstance(t *testing.T) {
 	if a.DataDir == b.DataDir {
 		t.Fatalf("both instances use data directory %s", a.DataDir)
 	}
-	ca, cb := newClient(t, a.URL), newClient(t, b.URL)
+	ca, cb := sessiondtest.NewClient(t, a.URL), sessiondtest.NewClient(t, b.URL)
 
 	// Register on A; B knows the user and its names, in any case.
-	user := ca.register("Mallory")
+	user := ca.Register("Mallory")
 	for _, body := range []map[string]string{
-		{"username": "mallory", "email": "someone@example.com", "password": testPassword},
-		{"username": "someone", "email": "MALLORY@example.com", "password": testPassword},
+		{"username": "mallory", "email": "someone@example.com", "password": sessiondtest.Password},
+		{"username": "someone", "email": "MALLORY@example.com", "password": sessiondtest.Password},
 	} {
-		cb.do("POST", "/api/v1/auth/register", "", body).expect(t, http.StatusConflict)
+		cb.Do("POST", "/api/v1/auth/register", "", body).Expect(t, http.StatusConflict)
 	}
 	var stored []string
 	rows, err := mustPG(t, dbURL).Query(context.Background(), `SELECT username FROM users`)
@@ -111,66 +89,66 @@ func TestMultiInstance(t *testing.T) {
 	}
 
 	// Log in on B, then on A; list on A.
-	onB := cb.login("mallory", map[string]string{"device_name": "made on B"})
-	onA := ca.login("MALLORY@example.com", map[string]string{"device_name": "made on A"})
-	var list []sessionData
-	ca.do("GET", "/api/v1/sessions", onA.AccessToken, nil).expect(t, http.StatusOK).decode(t, &list)
+	onB := cb.Login("mallory", map[string]string{"device_name": "made on B"})
+	onA := ca.Login("MALLORY@example.com", map[string]string{"device_name": "made on A"})
+	var list []sessiondtest.Session
+	ca.Do("GET", "/api/v1/sessions", onA.AccessToken, nil).Expect(t, http.StatusOK).Decode(t, &list)
 	if len(list) != 2 || list[0].ID != onA.Session.ID || !list[0].Current || list[1].ID != onB.Session.ID || list[1].Name != "made on B" {
 		t.Fatalf("sessions listed on A: got %+v, want the one made on A (current), then the one made on B", list)
 	}
 	var me struct {
-		User    userData    `json:"user"`
-		Session sessionData `json:"session"`
+		User    sessiondtest.User    `json:"user"`
+		Session sessiondtest.Session `json:"session"`
 	}
-	ca.do("GET", "/api/v1/me", onB.AccessToken, nil).expect(t, http.StatusOK).decode(t, &me)
+	ca.Do("GET", "/api/v1/me", onB.AccessToken, nil).Expect(t, http.StatusOK).Decode(t, &me)
 	if me.User.ID != user.ID || me.Session.ID != onB.Session.ID {
 		t.Fatalf("GET /me on A with B's token: got user %s session %s, want %s %s", me.User.ID, me.Session.ID, user.ID, onB.Session.ID)
 	}
 
 	// Revoke on B the session made on A: B refuses it at once, A within
 	// its cache invalidation.
-	for _, c := range []*client{ca, cb} {
+	for _, c := range []*sessiondtest.Client{ca, cb} {
 		for range 10 { // cached on both instances
-			c.do("GET", "/api/v1/me", onA.AccessToken, nil).expect(t, http.StatusOK)
+			c.Do("GET", "/api/v1/me", onA.AccessToken, nil).Expect(t, http.StatusOK)
 		}
 	}
-	cb.do("DELETE", "/api/v1/sessions/"+onA.Session.ID, onB.AccessToken, nil).expect(t, http.StatusOK)
-	cb.do("GET", "/api/v1/me", onA.AccessToken, nil).expect(t, http.StatusUnauthorized)
-	d := untilStatus(t, ca, "/api/v1/me", onA.AccessToken, http.StatusUnauthorized, time.Second)
+	cb.Do("DELETE", "/api/v1/sessions/"+onA.Session.ID, onB.AccessToken, nil).Expect(t, http.StatusOK)
+	cb.Do("GET", "/api/v1/me", onA.AccessToken, nil).Expect(t, http.StatusUnauthorized)
+	d := waitStatus(t, ca, "/api/v1/me", onA.AccessToken, http.StatusUnauthorized, time.Second)
 	t.Logf("A refused the session revoked on B after %v", d)
-	ca.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": onA.RefreshToken}).expect(t, http.StatusUnauthorized)
-	ca.do("GET", "/api/v1/me", onB.AccessToken, nil).expect(t, http.StatusOK)
+	ca.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": onA.RefreshToken}).Expect(t, http.StatusUnauthorized)
+	ca.Do("GET", "/api/v1/me", onB.AccessToken, nil).Expect(t, http.StatusOK)
 
 	// A password change on A ends every session made on B.
-	onB2 := cb.login("mallory", nil)
-	changer := ca.login("mallory", nil)
-	for _, g := range []grantData{onB, onB2} {
-		for _, c := range []*client{ca, cb} {
-			c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, http.StatusOK)
+	onB2 := cb.Login("mallory", nil)
+	changer := ca.Login("mallory", nil)
+	for _, g := range []sessiondtest.Grant{onB, onB2} {
+		for _, c := range []*sessiondtest.Client{ca, cb} {
+			c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, http.StatusOK)
 		}
 	}
 	const newPassword = "a new and longer passphrase"
 	var changed struct {
 		Revoked int `json:"revoked"`
 	}
-	ca.do("POST", "/api/v1/auth/password", changer.AccessToken, map[string]any{
-		"current_password": testPassword, "new_password": newPassword,
-	}).expect(t, http.StatusOK).decode(t, &changed)
+	ca.Do("POST", "/api/v1/auth/password", changer.AccessToken, map[string]any{
+		"current_password": sessiondtest.Password, "new_password": newPassword,
+	}).Expect(t, http.StatusOK).Decode(t, &changed)
 	if changed.Revoked != 2 {
 		t.Fatalf("password change: got revoked %d, want 2 (both sessions made on B)", changed.Revoked)
 	}
-	for _, g := range []grantData{onB, onB2} {
-		ca.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, http.StatusUnauthorized)
-		d := untilStatus(t, cb, "/api/v1/me", g.AccessToken, http.StatusUnauthorized, time.Second)
+	for _, g := range []sessiondtest.Grant{onB, onB2} {
+		ca.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, http.StatusUnauthorized)
+		d := waitStatus(t, cb, "/api/v1/me", g.AccessToken, http.StatusUnauthorized, time.Second)
 		t.Logf("B refused its session ended by the password change on A after %v", d)
-		cb.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).expect(t, http.StatusUnauthorized)
+		cb.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).Expect(t, http.StatusUnauthorized)
 	}
-	for _, c := range []*client{ca, cb} {
-		c.do("GET", "/api/v1/me", changer.AccessToken, nil).expect(t, http.StatusOK)
+	for _, c := range []*sessiondtest.Client{ca, cb} {
+		c.Do("GET", "/api/v1/me", changer.AccessToken, nil).Expect(t, http.StatusOK)
 	}
 	// B checks passwords against the hash A wrote.
-	cb.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "mallory", "password": testPassword}).expect(t, http.StatusUnauthorized)
-	cb.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "mallory", "password": newPassword}).expect(t, http.StatusOK)
+	cb.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "mallory", "password": sessiondtest.Password}).Expect(t, http.StatusUnauthorized)
+	cb.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "mallory", "password": newPassword}).Expect(t, http.StatusOK)
 }
 
 // TestMultiInstanceUsersInPostgresSessionsInSQLite sets only
@@ -181,9 +159,9 @@ func TestMultiInstanceUsersInPostgresSessionsInSQLite(t *testing.T) {
 	ctx := context.Background()
 	env := map[string]string{"SESSIOND_DATABASE_URL": pgtest.URL(t), "SESSIOND_DATA_DIR": t.TempDir()}
 	ts := startServer(t, env)
-	c := newClient(t, ts.URL)
-	user := c.register("trent")
-	g := c.login("trent", nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	user := c.Register("trent")
+	g := c.Login("trent", nil)
 
 	db, err := sqlite.Open(filepath.Join(env["SESSIOND_DATA_DIR"], "sessiond.db"))
 	if err != nil {
@@ -206,7 +184,7 @@ func TestMultiInstanceUsersInPostgresSessionsInSQLite(t *testing.T) {
 	if err := mustPG(t, env["SESSIOND_DATABASE_URL"]).QueryRow(ctx, `SELECT locked FROM users WHERE id = $1`, user.ID).Scan(&locked); err != nil || !locked {
 		t.Fatalf("locked in PostgreSQL after sessiond user lock: got (%t, %v), want true", locked, err)
 	}
-	d := untilStatus(t, c, "/api/v1/me", g.AccessToken, http.StatusUnauthorized, 2*time.Second)
+	d := waitStatus(t, c, "/api/v1/me", g.AccessToken, http.StatusUnauthorized, 2*time.Second)
 	t.Logf("the server refused the session ended by the admin command after %v", d)
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
@@ -41,11 +42,11 @@ func benchLogin(b *testing.B, hc *http.Client, base string) string {
 			}
 		}
 	}
-	post("/api/v1/auth/register", map[string]string{"username": "bench", "email": "bench@example.com", "password": testPassword}, nil)
+	post("/api/v1/auth/register", map[string]string{"username": "bench", "email": "bench@example.com", "password": sessiondtest.Password}, nil)
 	var g struct {
-		Data grantData `json:"data"`
+		Data sessiondtest.Grant `json:"data"`
 	}
-	post("/api/v1/auth/login", map[string]string{"username": "bench", "password": testPassword}, &g)
+	post("/api/v1/auth/login", map[string]string{"username": "bench", "password": sessiondtest.Password}, &g)
 	return g.Data.AccessToken
 }
 

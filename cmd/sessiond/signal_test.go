@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // TestBinaryStopsGracefullyOnSignals builds the real binary, starts it with
@@ -71,15 +73,15 @@ func TestBinaryStopsGracefullyOnSignals(t *testing.T) {
 // complete; none is cut off with a 503.
 func TestShutdownLetsRequestsFinish(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("will")
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("will")
 	var wg sync.WaitGroup
 	statuses := make(chan int, 20)
 	for range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			body := strings.NewReader(`{"username":"will","password":"` + testPassword + `"}`)
+			body := strings.NewReader(`{"username":"will","password":"` + sessiondtest.Password + `"}`)
 			resp, err := http.Post(ts.URL+"/api/v1/auth/login", "application/json", body)
 			if err != nil {
 				return // refused once the listener closed: fine

@@ -8,18 +8,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // TestMaxStreamsIsWired: SESSIOND_MAX_STREAMS caps the streams of the
 // instance, whoever opens them; a bad value is refused at start.
 func TestMaxStreamsIsWired(t *testing.T) {
 	ts := startServer(t, map[string]string{"SESSIOND_MAX_STREAMS": "1"})
-	c := newClient(t, ts.URL)
-	c.register("ann")
-	c.register("bea")
-	a, b := c.login("ann", nil), c.login("bea", nil)
-	openStream(t, ts.URL, a.AccessToken)
-	r := c.do("GET", "/api/v1/sessions/events", b.AccessToken, nil).expect(t, 429)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("ann")
+	c.Register("bea")
+	a, b := c.Login("ann", nil), c.Login("bea", nil)
+	sessiondtest.Subscribe(t, ts.URL, a.AccessToken)
+	r := c.Do("GET", "/api/v1/sessions/events", b.AccessToken, nil).Expect(t, 429)
 	if !strings.Contains(string(r.Env.Data), `"code":"too_many_streams"`) {
 		t.Fatalf("second stream: data %s, want too_many_streams", r.Env.Data)
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-
 	"github.com/sessiond/sessiond/geoip/geoiptest"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/web/webtest"
 )
 
@@ -95,13 +95,13 @@ func byID(id, sel string) chromedp.CSS {
 
 func TestWebTwoDevices(t *testing.T) {
 	srv := startServer(t, nil)
-	newClient(t, srv.URL).register("ada")
+	sessiondtest.NewClient(t, srv.URL).Register("ada")
 	a := webtest.New(t, chromedp.UserAgent(uaChromeWindows))
 	b := webtest.New(t, chromedp.UserAgent(uaFirefoxMac))
 
 	// Sign in on both; A sees B arrive without a reload.
-	a.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", testPassword), webtest.WaitSessions(1), webtest.WaitLive())
-	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", testPassword), webtest.WaitSessions(2), webtest.WaitLive())
+	a.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", sessiondtest.Password), webtest.WaitSessions(1), webtest.WaitLive())
+	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", sessiondtest.Password), webtest.WaitSessions(2), webtest.WaitLive())
 	if err := a.DoWithin(revokeDeadline, webtest.WaitSessions(2)); err != nil {
 		t.Fatalf("A did not see B sign in: %v", err)
 	}
@@ -161,10 +161,10 @@ func TestWebTwoDevices(t *testing.T) {
 	b.Do(chromedp.Reload(), webtest.WaitView("signin"))
 
 	// B signs in again and a command-line client too; A's list follows.
-	b.Do(webtest.SignIn("ada", testPassword), webtest.WaitSessions(2))
-	cli := newClient(t, srv.URL)
+	b.Do(webtest.SignIn("ada", sessiondtest.Password), webtest.WaitSessions(2))
+	cli := sessiondtest.NewClient(t, srv.URL)
 	cli.UA = uaCurl
-	g := cli.login("ada", nil)
+	g := cli.Login("ada", nil)
 	if err := a.DoWithin(revokeDeadline, webtest.WaitSessions(3)); err != nil {
 		t.Fatalf("A's list did not grow to 3 devices: %v", err)
 	}
@@ -176,7 +176,7 @@ func TestWebTwoDevices(t *testing.T) {
 	if err := b.DoWithin(time.Until(start.Add(revokeDeadline)), webtest.WaitView("signin")); err != nil {
 		t.Fatalf("B did not return to the sign-in form within %v of sign out all others: %v", revokeDeadline, err)
 	}
-	cli.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, http.StatusUnauthorized)
+	cli.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, http.StatusUnauthorized)
 	if d := webtest.Devices(a); len(d) != 1 || d[0].ID != aSelf.ID || !d[0].Current {
 		t.Errorf("A's list after sign out all others: %+v", d)
 	}
@@ -185,16 +185,16 @@ func TestWebTwoDevices(t *testing.T) {
 	if aCookie == nil {
 		t.Fatal("A holds no access cookie")
 	}
-	viaCookie := newClient(t, srv.URL)
+	viaCookie := sessiondtest.NewClient(t, srv.URL)
 	viaCookie.Headers = map[string]string{"Cookie": aCookie.Name + "=" + aCookie.Value}
-	var list []sessionData
-	viaCookie.do("GET", "/api/v1/sessions", "", nil).expect(t, http.StatusOK).decode(t, &list)
+	var list []sessiondtest.Session
+	viaCookie.Do("GET", "/api/v1/sessions", "", nil).Expect(t, http.StatusOK).Decode(t, &list)
 	if len(list) != 1 || list[0].ID != aSelf.ID {
 		t.Errorf("sessions left on the server: %+v, want only A", list)
 	}
 
 	// B signs in once more and signs itself out; A's list follows live.
-	b.Do(webtest.SignIn("ada", testPassword), webtest.WaitSessions(2))
+	b.Do(webtest.SignIn("ada", sessiondtest.Password), webtest.WaitSessions(2))
 	if err := a.DoWithin(revokeDeadline, webtest.WaitSessions(2)); err != nil {
 		t.Fatal(err)
 	}
@@ -228,9 +228,9 @@ func TestWebTwoDevices(t *testing.T) {
 // state-changing cookie request from another site is refused.
 func TestWebCookiesAndCSRF(t *testing.T) {
 	srv := startServer(t, nil)
-	newClient(t, srv.URL).register("ada")
+	sessiondtest.NewClient(t, srv.URL).Register("ada")
 	b := webtest.New(t, chromedp.UserAgent(uaChromeMac))
-	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", testPassword), webtest.WaitSessions(1))
+	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", sessiondtest.Password), webtest.WaitSessions(1))
 
 	cookies := webtest.Cookies(b, srv.URL)
 	now := float64(time.Now().Unix())
@@ -304,14 +304,14 @@ func TestWebCookiesAndCSRF(t *testing.T) {
 // shows them as text.
 func TestWebHostileNamesAreText(t *testing.T) {
 	srv := startServer(t, nil)
-	c := newClient(t, srv.URL)
-	c.register("ada")
+	c := sessiondtest.NewClient(t, srv.URL)
+	c.Register("ada")
 	hostileName := `<img src=x onerror="window.pwned=1">`
 	c.UA = `<script>window.pwned=2</script> Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 "><svg onload=alert(1)>`
-	g := c.login("ada", map[string]string{"device_name": hostileName})
+	g := c.Login("ada", map[string]string{"device_name": hostileName})
 
 	b := webtest.New(t)
-	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", testPassword), webtest.WaitSessions(2))
+	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", sessiondtest.Password), webtest.WaitSessions(2))
 	var found bool
 	for _, d := range webtest.Devices(b) {
 		if d.ID == g.Session.ID {
@@ -345,8 +345,8 @@ func TestWebScreenshot(t *testing.T) {
 		"SESSIOND_TRUSTED_PROXIES":      "127.0.0.1",
 		"SESSIOND_SESSION_LIMIT_POLICY": "evict",
 	})
-	c := newClient(t, srv.URL)
-	c.register("ada")
+	c := sessiondtest.NewClient(t, srv.URL)
+	c.Register("ada")
 	for _, d := range []struct{ ua, ip, name string }{
 		{uaCurl, "175.16.199.1", ""},
 		{uaFirefoxWin, "2a02:c7f::1", ""},
@@ -359,13 +359,13 @@ func TestWebScreenshot(t *testing.T) {
 		if d.name != "" {
 			extra = map[string]string{"device_name": d.name}
 		}
-		c.login("ada", extra)
+		c.Login("ada", extra)
 	}
 
 	b := webtest.New(t, chromedp.UserAgent(uaChromeMac), chromedp.WindowSize(960, 1200))
 	b.Do(chromedp.Navigate("about:blank"))
 	webtest.SetHeaders(b, map[string]string{"X-Forwarded-For": "81.2.69.142"})
-	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", testPassword), webtest.WaitSessions(5), webtest.WaitLive())
+	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", sessiondtest.Password), webtest.WaitSessions(5), webtest.WaitLive())
 	self := currentOf(t, b)
 	if self.Title != "Chrome on macOS" || self.Location != "London, United Kingdom" {
 		t.Errorf("this device: got %q in %q", self.Title, self.Location)
@@ -392,10 +392,10 @@ func TestWebScreenshot(t *testing.T) {
 // its tokens before that and reconnects, so it stays signed in and live.
 func TestWebSurvivesTokenExpiry(t *testing.T) {
 	srv := startServer(t, map[string]string{"SESSIOND_ACCESS_TTL": "3s"})
-	c := newClient(t, srv.URL)
-	c.register("ada")
+	c := sessiondtest.NewClient(t, srv.URL)
+	c.Register("ada")
 	b := webtest.New(t, chromedp.UserAgent(uaChromeWindows))
-	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", testPassword), webtest.WaitSessions(1), webtest.WaitLive())
+	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("ada", sessiondtest.Password), webtest.WaitSessions(1), webtest.WaitLive())
 	first := webtest.Cookies(b, srv.URL)["__Host-sessiond_at"]
 
 	time.Sleep(7 * time.Second) // two access token lifetimes
@@ -407,7 +407,7 @@ func TestWebSurvivesTokenExpiry(t *testing.T) {
 	}
 	// Still live: a new sign-in elsewhere shows up.
 	c.UA = uaCurl
-	c.login("ada", nil)
+	c.Login("ada", nil)
 	if err := b.DoWithin(revokeDeadline, webtest.WaitSessions(2)); err != nil {
 		t.Fatalf("the page stopped following events after its token expired: %v", err)
 	}
@@ -424,19 +424,19 @@ func TestWebSignUpAndPasswordChange(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#to-signup")), webtest.WaitView("signup"),
 		chromedp.SetValue(chromedp.CSS("#signup-username"), "grace"),
 		chromedp.SetValue(chromedp.CSS("#signup-email"), "grace@example.com"),
-		chromedp.SetValue(chromedp.CSS("#signup-password"), testPassword),
+		chromedp.SetValue(chromedp.CSS("#signup-password"), sessiondtest.Password),
 		chromedp.Click(chromedp.CSS(`#signup-form button[type="submit"]`)),
 		webtest.WaitView("devices"), webtest.WaitSessions(1), webtest.WaitLive())
 	if got := webtest.Eval[string](a, `document.getElementById('account-name').textContent`); got != "grace" {
 		t.Errorf("signed in as %q, want grace", got)
 	}
-	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("grace@example.com", testPassword), webtest.WaitSessions(2))
+	b.Do(chromedp.Navigate(srv.URL+"/"), webtest.SignIn("grace@example.com", sessiondtest.Password), webtest.WaitSessions(2))
 
 	// A changes the password and signs the other devices out.
 	const newPassword = "a much longer passphrase"
 	start := time.Now()
 	a.Do(chromedp.Click(chromedp.CSS("#password-box summary")),
-		chromedp.SetValue(chromedp.CSS("#password-current"), testPassword),
+		chromedp.SetValue(chromedp.CSS("#password-current"), sessiondtest.Password),
 		chromedp.SetValue(chromedp.CSS("#password-new"), newPassword),
 		chromedp.SetValue(chromedp.CSS("#password-confirm"), newPassword),
 		chromedp.Click(chromedp.CSS(`#password-form button[type="submit"]`)))

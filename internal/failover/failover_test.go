@@ -8,19 +8,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
-	sessiondhttp "github.com/sessiond/sessiond/http"
 	"github.com/sessiond/sessiond/internal/apitest"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
-	"github.com/sessiond/sessiond/sqlite"
 )
 
 const password = "correct horse battery staple"
@@ -79,11 +76,7 @@ type deployment struct {
 
 func newDeployment(t *testing.T, c *redistest.Cluster, acks int) *deployment {
 	t.Helper()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sessiondtest.OpenSQLite(t)
 	sk, err := sessiond.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)
@@ -111,31 +104,14 @@ func newDeployment(t *testing.T, c *redistest.Cluster, acks int) *deployment {
 		// A deadline of 1 s rather than 100 ms: the test machine is
 		// shared, and a dial plus a round trip to a replica can take
 		// longer than 100 ms there.
-		st, err := redis.New(context.Background(), redis.Options{URL: c.URL(), ReplicaAcks: acks, Timeout: time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		m := sessiond.NewManager(sessiond.Parts{
-			Sessions: st,
-			Users:    sqlite.NewUserStore(db),
-			Access:   sessiond.NewAccessTokens("sessiond", sk),
-			Refresh:  sessiond.NewRefreshTokens(rk),
-			Limiter:  redis.NewLimiter(st),
-			Broker:   redis.NewBroker(st),
-		})
-		m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
-		m.Throttles = throttles
-		m.Logger = logger
-		s := sessiondhttp.NewServer(m)
-		s.Logger = logger
-		srv := httptest.NewServer(s.Handler())
-		t.Cleanup(srv.Close)
+		o := sessiondtest.OnRedis(t, sessiondtest.Options{DB: db, SigningKey: sk, RefreshKey: rk, CheapHashing: true, Logger: logger},
+			redis.Options{URL: c.URL(), ReplicaAcks: acks, Timeout: time.Second})
+		srv := sessiondtest.StartServer(t, o, func(s *sessiondtest.Server) { s.Manager.Throttles = throttles })
 		name := "A"
 		if p == &d.b {
 			name = "B"
 		}
-		*p = &instance{name: name, url: srv.URL, m: m, client: &http.Client{Transport: v.Transport(t, nil), Timeout: 10 * time.Second}}
+		*p = &instance{name: name, url: srv.URL, m: srv.Manager, client: &http.Client{Transport: v.Transport(t, nil), Timeout: 10 * time.Second}}
 	}
 	return d
 }

@@ -27,7 +27,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -42,6 +41,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sessiond/sessiond/internal/freeport"
 )
 
 // EnvURL names the variable that points the tests at an existing server.
@@ -286,7 +287,7 @@ func startOnce(bin string, prefix []string, uid, gid int) (*server, error) {
 			return nil, err
 		}
 	}
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -357,16 +358,6 @@ func (s *server) stop() error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("PostgreSQL in %s did not stop within 30 s", s.dir)
 	}
-}
-
-// freePort returns a loopback TCP port that nothing listens on now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // tail returns the end of a log file, for failure messages.

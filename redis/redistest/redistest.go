@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sessiond/sessiond/internal/freeport"
 )
 
 // startTimeout bounds how long a server may take to answer PING.
@@ -260,40 +261,19 @@ func requireBinaries(t testing.TB) {
 	}
 }
 
-var portMu sync.Mutex
-
 // freePort returns a loopback port that is free now (and, for cluster
-// nodes, whose cluster bus port, port+10000, is free too). The ports lie
-// below Linux's ephemeral range (32768 and up), where the outgoing
-// connections of a busy test run take their local ports: a port chosen
-// there could be taken by a client socket before redis-server binds it,
-// or between a kill and a restart on the same port.
+// nodes, whose cluster bus port, port+10000, is free too).
 func freePort(t testing.TB, bus bool) int {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	const low, high = 10_000, 32_768
-	for range 1000 {
-		p := low + rand.IntN(high-low)
-		if bus {
-			p = low + rand.IntN(high-low-10_000) // the bus port too stays below high
-		}
-		if p == 16379 || !portFree(p) || (bus && !portFree(p+10000)) {
-			continue
-		}
-		return p
+	pick := freeport.Port
+	if bus {
+		pick = freeport.WithBus
 	}
-	t.Fatal("redistest: no free port")
-	return 0
-}
-
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	p, err := pick()
 	if err != nil {
-		return false
+		t.Fatalf("redistest: %v", err)
 	}
-	l.Close()
-	return true
+	return p
 }
 
 func tail(path string) string {

@@ -1,4 +1,4 @@
-package main
+package http_test
 
 import (
 	"fmt"
@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/geoip/geoiptest"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
+	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
@@ -16,11 +19,15 @@ import (
 // the GeoIP database; an untrusted peer cannot spoof either.
 func TestDeviceFieldsBehindProxy(t *testing.T) {
 	db := geoiptest.WriteSample(t)
-	trusted := startServer(t, map[string]string{"SESSIOND_GEOIP_DB": db, "SESSIOND_TRUSTED_PROXIES": "127.0.0.1"})
-	untrusted := startServer(t, map[string]string{"SESSIOND_GEOIP_DB": db, "SESSIOND_TRUSTED_PROXIES": "10.0.0.0/8"})
+	trusted := startServer(t, func(s *sessiondtest.Server) {
+		s.HTTP.Locator, s.HTTP.TrustedProxies = locator(t, db), proxies(t, "127.0.0.1")
+	})
+	untrusted := startServer(t, func(s *sessiondtest.Server) {
+		s.HTTP.Locator, s.HTTP.TrustedProxies = locator(t, db), proxies(t, "10.0.0.0/8")
+	})
 	for _, tc := range []struct {
 		name, xff, wantIP, wantLoc string
-		srv                        *testServer
+		srv                        *sessiondtest.Server
 	}{
 		{"trusted peer, one hop", "81.2.69.142", "81.2.69.142", "London, United Kingdom", trusted},
 		{"trusted peer, spoofed left entry", "102.89.1.1, 81.2.69.142", "81.2.69.142", "London, United Kingdom", trusted},
@@ -31,11 +38,11 @@ func TestDeviceFieldsBehindProxy(t *testing.T) {
 		{"untrusted peer, spoofed header", "81.2.69.142", "127.0.0.1", "", untrusted},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newClient(t, tc.srv.URL)
+			c := sessiondtest.NewClient(t, tc.srv.URL)
 			user := fmt.Sprintf("u%d", time.Now().UnixNano()%1e9)
-			c.register(user)
+			c.Register(user)
 			c.Headers = map[string]string{"X-Forwarded-For": tc.xff}
-			g := c.login(user, nil)
+			g := c.Login(user, nil)
 			if g.Session.IPAddress != tc.wantIP || g.Session.Location != tc.wantLoc {
 				t.Fatalf("got ip %q location %q, want %q %q", g.Session.IPAddress, g.Session.Location, tc.wantIP, tc.wantLoc)
 			}
@@ -47,24 +54,24 @@ func TestDeviceFieldsBehindProxy(t *testing.T) {
 // device_id replaces the device's session instead of adding one.
 func TestSameDeviceReplacesItsSession(t *testing.T) {
 	ts := startServer(t, nil)
-	c := newClient(t, ts.URL)
-	c.register("quinn")
-	first := c.login("quinn", map[string]string{"device_id": "laptop-1"})
-	other := c.login("quinn", map[string]string{"device_id": "phone-1"})
-	second := c.login("quinn", map[string]string{"device_id": "laptop-1", "device_name": "Laptop"})
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("quinn")
+	first := c.Login("quinn", map[string]string{"device_id": "laptop-1"})
+	other := c.Login("quinn", map[string]string{"device_id": "phone-1"})
+	second := c.Login("quinn", map[string]string{"device_id": "laptop-1", "device_name": "Laptop"})
 	if second.Session.ID == first.Session.ID {
 		t.Fatal("the replacement kept the old session id")
 	}
-	c.do("GET", "/api/v1/me", first.AccessToken, nil).expect(t, 401)
-	var list []sessionData
-	c.do("GET", "/api/v1/sessions", second.AccessToken, nil).expect(t, 200).decode(t, &list)
+	c.Do("GET", "/api/v1/me", first.AccessToken, nil).Expect(t, 401)
+	var list []sessiondtest.Session
+	c.Do("GET", "/api/v1/sessions", second.AccessToken, nil).Expect(t, 200).Decode(t, &list)
 	if len(list) != 2 || list[0].ID != second.Session.ID || list[0].Name != "Laptop" || list[1].ID != other.Session.ID {
 		t.Fatalf("list: got %+v", list)
 	}
 	// Another user's identical device id is a different device.
-	c.register("rick")
-	c.login("rick", map[string]string{"device_id": "laptop-1"})
-	c.do("GET", "/api/v1/me", second.AccessToken, nil).expect(t, 200)
+	c.Register("rick")
+	c.Login("rick", map[string]string{"device_id": "laptop-1"})
+	c.Do("GET", "/api/v1/me", second.AccessToken, nil).Expect(t, 200)
 }
 
 // TestSessionCapUnderConcurrentLogins: simultaneous logins never leave more
@@ -75,16 +82,19 @@ func TestSessionCapUnderConcurrentLogins(t *testing.T) {
 	for _, store := range []string{"sqlite", "redis"} {
 		for _, policy := range []string{"evict", "deny"} {
 			t.Run(store+"/"+policy, func(t *testing.T) {
-				env := map[string]string{"SESSIOND_MAX_SESSIONS": "5", "SESSIOND_SESSION_LIMIT_POLICY": policy, "SESSIOND_TRUSTED_PROXIES": "127.0.0.1"}
+				var o sessiondtest.Options
 				if store == "redis" {
-					env["SESSIOND_REDIS_URL"] = redistest.Start(t).URL()
 					// The machine is busy hashing passwords: a generous
 					// deadline keeps this about the cap, not about load.
-					env["SESSIOND_REDIS_TIMEOUT"] = "5s"
+					o = sessiondtest.OnRedis(t, o, redis.Options{URL: redistest.Start(t).URL(), Timeout: 5 * time.Second})
 				}
-				ts := startServer(t, env)
-				c := newClient(t, ts.URL)
-				c.register("sam")
+				ts := sessiondtest.StartServer(t, o, func(s *sessiondtest.Server) {
+					s.Manager.MaxSessions = 5
+					s.Manager.CapPolicy = sessiond.CapPolicy(policy)
+					s.HTTP.TrustedProxies = proxies(t, "127.0.0.1")
+				})
+				c := sessiondtest.NewClient(t, ts.URL)
+				c.Register("sam")
 				const n = 40
 				var mu sync.Mutex
 				statuses := map[int]int{}
@@ -96,7 +106,7 @@ func TestSessionCapUnderConcurrentLogins(t *testing.T) {
 						// Distinct client addresses keep the sign-in
 						// throttles out of the way.
 						c := from(t, ts, fmt.Sprintf("203.0.113.%d", i+1))
-						r := c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "sam", "password": testPassword, "device_name": fmt.Sprint(i)})
+						r := c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "sam", "password": sessiondtest.Password, "device_name": fmt.Sprint(i)})
 						mu.Lock()
 						statuses[r.StatusCode]++
 						mu.Unlock()
@@ -107,15 +117,15 @@ func TestSessionCapUnderConcurrentLogins(t *testing.T) {
 					if statuses[200] != 5 || statuses[409] != n-5 {
 						t.Fatalf("deny: statuses %v, want 5 × 200 and %d × 409", statuses, n-5)
 					}
-					c.do("POST", "/api/v1/auth/login", "", map[string]string{"username": "sam", "password": testPassword}).expect(t, 409)
+					c.Do("POST", "/api/v1/auth/login", "", map[string]string{"username": "sam", "password": sessiondtest.Password}).Expect(t, 409)
 					return
 				}
-				g := c.login("sam", nil)
+				g := c.Login("sam", nil)
 				if statuses[200] != n {
 					t.Fatalf("evict: statuses %v, want %d × 200", statuses, n)
 				}
-				var list []sessionData
-				c.do("GET", "/api/v1/sessions", g.AccessToken, nil).expect(t, 200).decode(t, &list)
+				var list []sessiondtest.Session
+				c.Do("GET", "/api/v1/sessions", g.AccessToken, nil).Expect(t, 200).Decode(t, &list)
 				if len(list) != 5 {
 					t.Fatalf("evict: %d sessions after %d logins, want 5", len(list), n+1)
 				}

@@ -1,4 +1,4 @@
-package main
+package http_test
 
 import (
 	"bufio"
@@ -12,17 +12,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/apitest"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // hostileCase is one hostile or malformed request and the answer it must
@@ -53,7 +51,7 @@ type hostileCase struct {
 const maxHostileTime = 2 * time.Second
 
 // TestHostileRequests sends well over fifty hostile or malformed requests to
-// every endpoint of the real binary: each must get its intended 4xx in the
+// every endpoint of the HTTP server: each must get its intended 4xx in the
 // envelope (or Go's own 400/431 for what never reaches a handler), never a
 // 5xx, within maxHostileTime. Afterwards the legitimate sessions, their
 // names, refresh tokens and passwords are exactly as before: no forged
@@ -63,26 +61,17 @@ func TestHostileRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemBytes, err := key.MarshalPEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
-	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ts := startServer(t, map[string]string{
-		"SESSIOND_SIGNING_KEY_FILE": keyFile,
-		"SESSIOND_TRUSTED_PROXIES":  "127.0.0.1/32",
+	ts := sessiondtest.StartServer(t, sessiondtest.Options{SigningKey: key}, func(s *sessiondtest.Server) {
+		s.HTTP.TrustedProxies = proxies(t, "127.0.0.1/32")
 	})
 	addr := strings.TrimPrefix(ts.URL, "http://")
 
-	c := newClient(t, ts.URL)
-	ua, ub := c.register("hostile-a"), c.register("hostile-b")
-	a1, a2 := c.login("hostile-a", nil), c.login("hostile-a", nil)
-	b1 := c.login("hostile-b", nil)
-	c.do("PATCH", "/api/v1/sessions/"+a2.Session.ID, a1.AccessToken, map[string]string{"name": "kept name"}).expect(t, 200)
-	c.register("hostile-c") // signs in with a 64 KiB User-Agent below
+	c := sessiondtest.NewClient(t, ts.URL)
+	ua, ub := c.Register("hostile-a"), c.Register("hostile-b")
+	a1, a2 := c.Login("hostile-a", nil), c.Login("hostile-a", nil)
+	b1 := c.Login("hostile-b", nil)
+	c.Do("PATCH", "/api/v1/sessions/"+a2.Session.ID, a1.AccessToken, map[string]string{"name": "kept name"}).Expect(t, 200)
+	c.Register("hostile-c") // signs in with a 64 KiB User-Agent below
 
 	// Tokens signed with the server's own key: valid in every respect
 	// but the one each case names.
@@ -198,7 +187,7 @@ func TestHostileRequests(t *testing.T) {
 		{name: "login: multipart", method: "POST", path: "/api/v1/auth/login", ct: "multipart/form-data; boundary=x", body: []byte("--x\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nhostile-a\r\n--x--\r\n"), want: 415},
 		{name: "login: 8 KiB Content-Type", method: "POST", path: "/api/v1/auth/login", ct: big(8 << 10), body: loginJSON(), want: 415},
 		{name: "login: UTF-16 body labelled JSON", method: "POST", path: "/api/v1/auth/login", ct: "application/json; charset=utf-16", body: utf16LE(string(loginJSON())), want: 400},
-		{name: "register: form", method: "POST", path: "/api/v1/auth/register", ct: formCT, body: []byte("username=x&email=x@example.com&password=" + testPassword), want: 415},
+		{name: "register: form", method: "POST", path: "/api/v1/auth/register", ct: formCT, body: []byte("username=x&email=x@example.com&password=" + sessiondtest.Password), want: 415},
 		{name: "refresh: form", method: "POST", path: "/api/v1/auth/refresh", ct: formCT, body: []byte("refresh_token=" + a1.RefreshToken), want: 415},
 		{name: "password: text/xml", method: "POST", path: "/api/v1/auth/password", token: a1.AccessToken, ct: "text/xml", body: []byte(`<p/>`), want: 415},
 		{name: "rename: no Content-Type", method: "PATCH", path: "/api/v1/sessions/" + a2.Session.ID, token: a1.AccessToken, body: js(map[string]string{"name": "x"}), want: 415},
@@ -208,27 +197,27 @@ func TestHostileRequests(t *testing.T) {
 		{name: "login form: field twice", method: "POST", path: "/api/v1/auth/login", ct: formCT, body: []byte("username=hostile-a&username=hostile-b&password=x"), want: 400},
 		{name: "login form: escaped invalid UTF-8", method: "POST", path: "/api/v1/auth/login", ct: formCT, body: []byte("username=%ff%fe&password=x"), want: 400},
 		{name: "login form: raw invalid UTF-8", method: "POST", path: "/api/v1/auth/login", ct: formCT, body: []byte("username=\xff&password=x"), want: 400},
-		{name: "login form: NUL in the name", method: "POST", path: "/api/v1/auth/login", ct: formCT, body: []byte("username=hostile-a%00&password=" + testPassword), want: 401},
+		{name: "login form: NUL in the name", method: "POST", path: "/api/v1/auth/login", ct: formCT, body: []byte("username=hostile-a%00&password=" + sessiondtest.Password), want: 401},
 
 		// NUL bytes, invalid UTF-8 and absurd lengths in fields.
 		{name: "login: invalid UTF-8", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: []byte("{\"username\":\"\xff\xfe\",\"password\":\"x\"}"), want: 400},
-		{name: "login: escaped NUL in the name", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("username", "hostile-a\x00", "password", testPassword), want: 401},
+		{name: "login: escaped NUL in the name", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("username", "hostile-a\x00", "password", sessiondtest.Password), want: 401},
 		{name: "login: lone surrogate", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: []byte(`{"username":"\ud800","password":"x"}`), want: 400},
-		{name: "login: lone surrogate in the password", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: []byte(`{"username":"hostile-a","password":"` + testPassword + `\udc00"}`), want: 400},
+		{name: "login: lone surrogate in the password", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: []byte(`{"username":"hostile-a","password":"` + sessiondtest.Password + `\udc00"}`), want: 400},
 		{name: "login: bidi override in device_name", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("device_name", "\u202eexe.evil"), want: 400},
 		{name: "login: 60 KiB username", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("username", big(60<<10)), want: 400},
 		{name: "login: 60 KiB password", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("password", big(60<<10)), want: 400},
 		{name: "login: 10 KiB device_id", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("device_id", big(10<<10)), want: 400},
 		{name: "login: device_name with an escape sequence", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("device_name", "\x1b[31mred"), want: 400},
 		{name: "login: 10 KiB device_name", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("device_name", big(10<<10)), want: 400},
-		{name: "register: NUL in the username", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "mallory\x00", "email": "m@example.com", "password": testPassword}), want: 400},
-		{name: "register: Cyrillic look-alike username", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "hostile-\u0430", "email": "m@example.com", "password": testPassword}), want: 400},
-		{name: "register: header injection in the email", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "mallory", "email": "m@example.com\r\nBcc: all@example.com", "password": testPassword}), want: 400},
+		{name: "register: NUL in the username", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "mallory\x00", "email": "m@example.com", "password": sessiondtest.Password}), want: 400},
+		{name: "register: Cyrillic look-alike username", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "hostile-\u0430", "email": "m@example.com", "password": sessiondtest.Password}), want: 400},
+		{name: "register: header injection in the email", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "mallory", "email": "m@example.com\r\nBcc: all@example.com", "password": sessiondtest.Password}), want: 400},
 		{name: "register: invalid UTF-8", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: []byte("{\"username\":\"mallory\",\"email\":\"m@example.com\",\"password\":\"\xc3\x28aaaaaaaa\"}"), want: 400},
-		{name: "register: 10 KiB username", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": big(10 << 10), "email": "m@example.com", "password": testPassword}), want: 400},
-		{name: "register: 60 KiB email", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "mallory", "email": big(60<<10) + "@example.com", "password": testPassword}), want: 400},
+		{name: "register: 10 KiB username", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": big(10 << 10), "email": "m@example.com", "password": sessiondtest.Password}), want: 400},
+		{name: "register: 60 KiB email", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "mallory", "email": big(60<<10) + "@example.com", "password": sessiondtest.Password}), want: 400},
 		{name: "register: 60 KiB password", method: "POST", path: "/api/v1/auth/register", ct: jsonCT, body: js(map[string]string{"username": "mallory", "email": "m@example.com", "password": big(60 << 10)}), want: 400},
-		{name: "password: 60 KiB new password", method: "POST", path: "/api/v1/auth/password", token: a1.AccessToken, ct: jsonCT, body: js(map[string]string{"current_password": testPassword, "new_password": big(60 << 10)}), want: 400},
+		{name: "password: 60 KiB new password", method: "POST", path: "/api/v1/auth/password", token: a1.AccessToken, ct: jsonCT, body: js(map[string]string{"current_password": sessiondtest.Password, "new_password": big(60 << 10)}), want: 400},
 		{name: "password: number for current", method: "POST", path: "/api/v1/auth/password", token: a1.AccessToken, ct: jsonCT, body: []byte(`{"current_password":5,"new_password":"a new password"}`), want: 400},
 		{name: "password: string for the flag", method: "POST", path: "/api/v1/auth/password", token: a1.AccessToken, ct: jsonCT, body: []byte(`{"current_password":"x","new_password":"a new password","revoke_other_sessions":"yes"}`), want: 400},
 		{name: "rename: 10 KiB name", method: "PATCH", path: "/api/v1/sessions/" + a2.Session.ID, token: a1.AccessToken, ct: jsonCT, body: js(map[string]string{"name": big(10 << 10)}), want: 400},
@@ -334,12 +323,12 @@ func TestHostileRequests(t *testing.T) {
 		{name: "csrf: revoke others from another site", method: "DELETE", path: "/api/v1/sessions", header: with2(cookie(a1.AccessToken), "Origin", "https://attacker.example"), want: 403},
 		{name: "csrf: revoke one, cross-site fetch", method: "DELETE", path: "/api/v1/sessions/" + a2.Session.ID, header: with2(cookie(a1.AccessToken), "Sec-Fetch-Site", "cross-site"), want: 403},
 		{name: "csrf: origin with our host as a prefix", method: "PATCH", path: "/api/v1/sessions/" + a2.Session.ID, ct: jsonCT, body: js(map[string]string{"name": "pwned"}), header: with2(cookie(a1.AccessToken), "Origin", ts.URL+".attacker.example"), want: 403},
-		{name: "csrf: cookie login from another site", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("password", testPassword), header: map[string]string{"X-Sessiond-Cookies": "1", "Origin": "https://attacker.example"}, want: 403},
+		{name: "csrf: cookie login from another site", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON("password", sessiondtest.Password), header: map[string]string{"X-Sessiond-Cookies": "1", "Origin": "https://attacker.example"}, want: 403},
 		{name: "csrf: cookie refresh from a null origin", method: "POST", path: "/api/v1/auth/refresh", header: map[string]string{"X-Sessiond-Cookies": "1", "Origin": "null", "Cookie": "__Host-sessiond_rt=" + a1.RefreshToken}, want: 403},
 
 		// Headers.
 		{name: "headers: 900 KiB of headers are accepted", method: "GET", path: "/api/v1/me", token: a1.AccessToken, header: manyHeaders(900, 1<<10), want: 200},
-		{name: "headers: invalid UTF-8 User-Agent signs in", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: js(map[string]string{"username": "hostile-c", "password": testPassword}), header: map[string]string{"User-Agent": "Mozilla/5.0 \xff\xfe (\xc0\xaf)"}, want: 200},
+		{name: "headers: invalid UTF-8 User-Agent signs in", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: js(map[string]string{"username": "hostile-c", "password": sessiondtest.Password}), header: map[string]string{"User-Agent": "Mozilla/5.0 \xff\xfe (\xc0\xaf)"}, want: 200},
 		{name: "headers: 512 KiB X-Forwarded-For", method: "POST", path: "/api/v1/auth/login", ct: jsonCT, body: loginJSON(), header: map[string]string{"X-Forwarded-For": strings.Repeat("not-an-ip, ", 512<<10/11)}, want: 401},
 		{name: "headers: over 1 MiB gets Go's 431", raw: func() []byte {
 			return []byte("GET /api/v1/me HTTP/1.1\r\n" + host + "\r\n" + "X-Big: " + big(1100<<10) + "\r\n\r\n")
@@ -418,8 +407,8 @@ func TestHostileRequests(t *testing.T) {
 				}
 				return
 			}
-			var env envelope
-			checkEnvelope(t, tc.name, resp, body, &env)
+			var env sessiondtest.Envelope
+			sessiondtest.CheckEnvelope(t, tc.name, resp, body, &env)
 			if resp.StatusCode == 401 && tc.path != "/api/v1/auth/login" && resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
 				t.Fatalf("401 without WWW-Authenticate: %q", resp.Header.Get("WWW-Authenticate"))
 			}
@@ -434,9 +423,9 @@ func TestHostileRequests(t *testing.T) {
 
 	// A 64 KiB User-Agent still signs in, and names a device.
 	t.Run("a 64 KiB User-Agent signs in", func(t *testing.T) {
-		c := newClient(t, ts.URL)
+		c := sessiondtest.NewClient(t, ts.URL)
 		c.UA = "Mozilla/5.0 (X11; Linux x86_64) " + strings.Repeat("A", 64<<10)
-		g := c.login("hostile-c", nil)
+		g := c.Login("hostile-c", nil)
 		if g.Session.Device == "" || len(g.Session.Device) > 256 {
 			t.Fatalf("device: got %q", g.Session.Device)
 		}
@@ -444,28 +433,28 @@ func TestHostileRequests(t *testing.T) {
 
 	// Nothing above changed the legitimate state.
 	t.Run("legitimate sessions are untouched", func(t *testing.T) {
-		c := newClient(t, ts.URL)
+		c := sessiondtest.NewClient(t, ts.URL)
 		c.Headers = map[string]string{"X-Forwarded-For": newIP()}
-		for _, g := range []grantData{a1, a2, b1} {
-			c.do("GET", "/api/v1/me", g.AccessToken, nil).expect(t, 200)
+		for _, g := range []sessiondtest.Grant{a1, a2, b1} {
+			c.Do("GET", "/api/v1/me", g.AccessToken, nil).Expect(t, 200)
 		}
-		var list []sessionData
-		c.do("GET", "/api/v1/sessions", a1.AccessToken, nil).expect(t, 200).decode(t, &list)
+		var list []sessiondtest.Session
+		c.Do("GET", "/api/v1/sessions", a1.AccessToken, nil).Expect(t, 200).Decode(t, &list)
 		if len(list) != 2 || list[0].ID != a1.Session.ID || list[1].ID != a2.Session.ID || list[1].Name != "kept name" || list[0].Name != "" {
 			t.Fatalf("sessions of A: got %+v", list)
 		}
-		c.do("GET", "/api/v1/sessions", b1.AccessToken, nil).expect(t, 200).decode(t, &list)
+		c.Do("GET", "/api/v1/sessions", b1.AccessToken, nil).Expect(t, 200).Decode(t, &list)
 		if len(list) != 1 || list[0].ID != b1.Session.ID || list[0].Name != "" {
 			t.Fatalf("sessions of B: got %+v", list)
 		}
 		// The refresh tokens are still at their first generation: no
 		// forgery advanced or ended them.
-		for _, g := range []grantData{a1, b1} {
-			c.do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).expect(t, 200)
+		for _, g := range []sessiondtest.Grant{a1, b1} {
+			c.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": g.RefreshToken}).Expect(t, 200)
 		}
 		// Passwords are unchanged.
 		for _, name := range []string{"hostile-a", "hostile-b"} {
-			c.attempt(name, testPassword).expect(t, 200)
+			c.Attempt(name, sessiondtest.Password).Expect(t, 200)
 		}
 		if logs := ts.Logs.String(); strings.Contains(logs, `"msg":"panic"`) {
 			t.Fatalf("the server logged a panic")
