@@ -379,10 +379,17 @@ func (s *Store) Rotate(ctx context.Context, userID, id string, from uint64, at, 
 		return nil, wrap("rotate", err)
 	}
 	s.recent.set(changed, key)
-	if ackErr != nil {
-		return nil, wrap("rotate", ackErr)
+	sess, err := s.sessionReply("rotate", userID, id, res)
+	if err == nil && ackErr != nil {
+		// Rotated on the master, not known to be on enough replicas.
+		return sess, notAcked("rotate", ackErr)
 	}
-	return s.sessionReply("rotate", userID, id, res)
+	if err != nil && ackErr != nil {
+		// Not rotated (gone, or another generation), and that answer
+		// itself is not confirmed by the replicas.
+		return nil, fmt.Errorf("redis: rotate: %w: %w", sessiond.ErrUnavailable, ackErr)
+	}
+	return sess, err
 }
 
 // Rename implements sessiond.SessionStore.
@@ -440,10 +447,15 @@ func (s *Store) Revoke(ctx context.Context, userID, id string) error {
 	if err != nil {
 		return wrap("revoke", err)
 	}
-	if ackErr != nil {
-		return wrap("revoke", ackErr)
-	}
-	if n == 0 {
+	switch {
+	case ackErr != nil && n == 1:
+		// Deleted on the master, not known to be on enough replicas.
+		return notAcked("revoke", ackErr)
+	case ackErr != nil:
+		// Already gone on the master (an earlier, unconfirmed revocation
+		// deleted it), maybe not on the replicas: not found is not sure.
+		return fmt.Errorf("redis: revoke: %w: %w", sessiond.ErrUnavailable, ackErr)
+	case n == 0:
 		return notFound("revoke")
 	}
 	return nil
@@ -488,7 +500,7 @@ func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]stri
 		if ackErr != nil {
 			// The chunk is gone on the master but not known to be on
 			// enough replicas: report what ended, and fail.
-			return ids, wrap(op, ackErr)
+			return ids, notAcked(op, ackErr)
 		}
 		if done, _ := arr[0].AsInt64(); done == 1 {
 			return ids, nil

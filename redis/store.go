@@ -65,8 +65,9 @@ type Options struct {
 	// refresh rotation before it succeeds (default 0: none are waited
 	// for). With N > 0, each such call waits (WAIT N, within Timeout) on
 	// the connection that wrote, and fails wrapping
-	// sessiond.ErrUnavailable when fewer confirm: a success then survives
-	// the failover of the master. See acks.go.
+	// sessiond.ErrNotAcknowledged (an ErrUnavailable) when fewer confirm:
+	// a success then survives the failover of the master. Sync and
+	// Writable wait the same way. See acks.go.
 	ReplicaAcks int
 }
 
