@@ -286,7 +286,10 @@ func (s *Store) List(ctx context.Context, userID string, now time.Time) ([]*sess
 // expiry, not by activity, so it reads the times of every session of the
 // user (a chunk per script call, the packed record only), sorts them, and
 // then reads the full fields of the page's sessions, one pipelined HMGET
-// each.
+// each. A session that ended between the two steps is left out and the
+// next candidates in order are read in its place, so the page is short
+// only when no more sessions come after it: a caller asking for one more
+// than it shows then knows whether another page follows.
 func (s *Store) ListPage(ctx context.Context, userID string, now time.Time, after *sessiond.ListPosition, excludeID string, limit int) ([]*sessiond.Session, error) {
 	idx, prefix := userKeys(userID)
 	rows, err := s.scan(ctx, "list page", idx, prefix, now, fieldNames[fRecord:fRecord+1])
@@ -313,29 +316,37 @@ func (s *Store) ListPage(ctx context.Context, userID string, now time.Time, afte
 		entries = append(entries, e)
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return a.pos.Compare(b.pos) })
-	entries = entries[:min(limit, len(entries))]
-	if len(entries) == 0 {
-		return []*sessiond.Session{}, nil
+	if s.afterPageScan != nil {
+		s.afterPageScan()
 	}
-	cmds := make(rueidis.Commands, len(entries))
-	for i, e := range entries {
-		cmds[i] = s.client.B().Hmget().Key(e.key).Field(fieldNames[:]...).Build()
-	}
-	cctx, cancel := s.deadline(ctx)
-	defer cancel()
-	out := make([]*sessiond.Session, 0, len(entries))
-	for i, res := range s.client.DoMulti(cctx, cmds...) {
-		vals, err := res.ToArray()
-		if err != nil {
-			return nil, wrap("list page", err)
+	out := make([]*sessiond.Session, 0, min(max(limit, 0), len(entries)))
+	// Each round reads as many candidates as the page still lacks, so it
+	// reads at least one, and a later round runs only when a session
+	// ended since the scan: the rounds are bounded by the candidates.
+	for len(out) < limit && len(entries) > 0 {
+		batch := entries[:min(limit-len(out), len(entries))]
+		entries = entries[len(batch):]
+		cmds := make(rueidis.Commands, len(batch))
+		for i, e := range batch {
+			cmds[i] = s.client.B().Hmget().Key(e.key).Field(fieldNames[:]...).Build()
 		}
-		sess, ok, err := decodeSession(userID, entries[i].pos.ID, vals)
-		if err != nil {
-			return nil, fmt.Errorf("redis: list page: %w", err)
-		}
-		// A session that ended since the scan is left out.
-		if ok && sess.ExpiresAt.After(now) {
-			out = append(out, sess)
+		cctx, cancel := s.deadline(ctx)
+		results := s.client.DoMulti(cctx, cmds...)
+		cancel()
+		for i, res := range results {
+			vals, err := res.ToArray()
+			if err != nil {
+				return nil, wrap("list page", err)
+			}
+			sess, ok, err := decodeSession(userID, batch[i].pos.ID, vals)
+			if err != nil {
+				return nil, fmt.Errorf("redis: list page: %w", err)
+			}
+			// A session that ended since the scan is left out; the next
+			// round reads another candidate in its place.
+			if ok && sess.ExpiresAt.After(now) {
+				out = append(out, sess)
+			}
 		}
 	}
 	return out, nil

@@ -82,6 +82,10 @@ type Store struct {
 	recent   *recent
 	cluster  bool
 	acks     int64
+
+	// afterPageScan, when set (by tests only), runs in ListPage between
+	// its scan of the sessions' times and its read of the page.
+	afterPageScan func()
 }
 
 var _ sessiond.SessionStore = (*Store)(nil)
