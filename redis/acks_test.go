@@ -247,3 +247,40 @@ func TestWritableWaitsForReplicas(t *testing.T) {
 		t.Fatalf("Writable with ReplicaAcks 1, the replica cut off: got %v, want ErrUnavailable", err)
 	}
 }
+
+// TestReplicaAcksClusterProbeAndSync checks that on a Cluster the readiness
+// probe waits for the replicas of every master, and Sync for those of the
+// user's master: one paused replica fails both for its master only.
+func TestReplicaAcksClusterProbeAndSync(t *testing.T) {
+	c := redistest.StartFailoverCluster(t)
+	c.WaitReplicas()
+	ctx := context.Background()
+	st := newStore(t, redis.Options{URL: c.URL(), ReplicaAcks: 1, Timeout: redis.DefaultTimeout})
+	user := randomID()
+	create(t, st, testSession(user, time.Now()))
+	if err := st.Writable(ctx); err != nil {
+		t.Fatalf("Writable with every replica in sync: %v", err)
+	}
+	if err := st.Sync(ctx, user); err != nil {
+		t.Fatalf("Sync with every replica in sync: %v", err)
+	}
+	// Another user on another master.
+	master := c.MasterOf(redis.IndexKey(user))
+	other := randomID()
+	for c.MasterOf(redis.IndexKey(other)) == master {
+		other = randomID()
+	}
+
+	replica := c.ReplicaOf(master)
+	replica.Freeze()
+	defer replica.Thaw()
+	if err := st.Writable(ctx); !errors.Is(err, sessiond.ErrUnavailable) {
+		t.Fatalf("Writable with the replica of one master paused: got %v, want ErrUnavailable", err)
+	}
+	if err := st.Sync(ctx, user); !errors.Is(err, sessiond.ErrNotAcknowledged) {
+		t.Fatalf("Sync of a user of that master: got %v, want ErrNotAcknowledged", err)
+	}
+	if err := st.Sync(ctx, other); err != nil {
+		t.Fatalf("Sync of a user of another master: %v", err)
+	}
+}
