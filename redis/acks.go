@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -100,9 +101,14 @@ func (s *Store) execWaited(ctx context.Context, script *rueidis.Lua, keys, args 
 	return res, ackErr
 }
 
+// errNoConnection is the script's reply when no dedicated connection
+// could be had to send it on: nothing was sent.
+var errNoConnection = errors.New("no dedicated connection")
+
 // ackedOn runs the two round trips of execAcked on a dedicated connection
 // of client.
 func (s *Store) ackedOn(ctx context.Context, client rueidis.Client, src luaSource, keys, args []string) (res rueidis.RedisResult, ackErr error) {
+	res = rueidis.NewErrorResult(errNoConnection) // unless fn runs
 	ackErr = client.Dedicated(func(c rueidis.DedicatedClient) error {
 		res = c.Do(ctx, c.B().Evalsha().Sha1(src.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
 		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
