@@ -29,7 +29,7 @@ import (
 // success then means the change is on N replicas, one of which takes over
 // if the master fails.
 
-// ackMarkTTL is how long the marker key that markAndWait writes lives.
+// ackMarkTTL is how long the marker key of a change or of Sync lives.
 const ackMarkTTL = time.Second
 
 // waitSlack is how much later than its own timeout a WAIT may answer:
@@ -118,12 +118,12 @@ func (s *Store) ackedOn(ctx context.Context, client rueidis.Client, src luaSourc
 		if res.Error() != nil {
 			return nil
 		}
-		return s.markAndWait(context.WithoutCancel(ctx), c, ackMarkKey(keys[0]))
+		return s.markAndWait(context.WithoutCancel(ctx), c, ackMarkKey(keys[0]), ackMarkTTL)
 	})
 	return res, ackErr
 }
 
-// markAndWait writes a short-lived marker key on c's connection and waits
+// markAndWait writes a marker key that lives ttl on c's connection and waits
 // (WAIT N, at most Options.Timeout) until N replicas hold everything that
 // connection wrote, in one round trip bounded by Options.Timeout plus the
 // server's tick. WAIT covers what its own connection wrote; the marker
@@ -132,12 +132,12 @@ func (s *Store) ackedOn(ctx context.Context, client rueidis.Client, src luaSourc
 // already gone on the master, which replicas may not know yet). It
 // returns an error when fewer than N replicas confirmed or the round trip
 // failed.
-func (s *Store) markAndWait(ctx context.Context, c rueidis.DedicatedClient, marker string) error {
+func (s *Store) markAndWait(ctx context.Context, c rueidis.DedicatedClient, marker string, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout+waitSlack)
 	defer cancel()
 	wait := max(s.timeout.Milliseconds(), 1) // 0 would wait for ever
 	rs := c.DoMulti(ctx,
-		c.B().Set().Key(marker).Value("1").Px(ackMarkTTL).Build(),
+		c.B().Set().Key(marker).Value("1").Px(ttl).Build(),
 		c.B().Wait().Numreplicas(s.acks).Timeout(wait).Build())
 	if err := rs[0].Error(); err != nil {
 		return err
@@ -172,7 +172,7 @@ func (s *Store) Sync(ctx context.Context, userID string) error {
 	idx, _ := userKeys(userID)
 	marker := ackMarkKey(idx)
 	syncOn := func(client rueidis.Client) error {
-		return client.Dedicated(func(c rueidis.DedicatedClient) error { return s.markAndWait(ctx, c, marker) })
+		return client.Dedicated(func(c rueidis.DedicatedClient) error { return s.markAndWait(ctx, c, marker, ackMarkTTL) })
 	}
 	err := syncOn(s.client)
 	if re, ok := rueidis.IsRedisErr(err); ok {

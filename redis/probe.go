@@ -60,7 +60,7 @@ func (s *Store) probeAcked(ctx context.Context, cmds rueidis.Commands) error {
 		key := cmd.Commands()[1]
 		wg.Go(func() {
 			errs[i] = s.client.Dedicated(func(c rueidis.DedicatedClient) error {
-				return s.markAndWait(ctx, c, key)
+				return s.markAndWait(ctx, c, key, probeTTL)
 			})
 		})
 	}
