@@ -34,7 +34,24 @@ var (
 	// ErrUnavailable reports a store that did not answer (down, slow, or
 	// past its deadline). The HTTP layer turns it into 503.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrNotAcknowledged reports a change that the store made but fewer
+	// replicas than required confirmed in time (Redis with replica
+	// acknowledgements): it holds on the primary now and may be lost if
+	// the primary fails. It wraps ErrUnavailable, so it is answered 503
+	// wherever a store error is; a caller that reports what changed (a
+	// "session ended" event) must treat the change as made.
+	ErrNotAcknowledged error = &notAcknowledged{}
 )
+
+// notAcknowledged is the type of ErrNotAcknowledged: a sentinel that is
+// also an ErrUnavailable.
+type notAcknowledged struct{}
+
+func (*notAcknowledged) Error() string {
+	return "the change is made but fewer replicas than required confirmed it"
+}
+
+func (*notAcknowledged) Unwrap() error { return ErrUnavailable }
 
 // InputError reports malformed input; Field names what was wrong.
 type InputError struct {

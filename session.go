@@ -185,7 +185,11 @@ type SessionStore interface {
 	// (ascending). With after set, the page starts with the first session
 	// that comes after that position; excludeID ("" for none) is left out.
 	// Like List, it reads a large user's sessions in chunks; it reads the
-	// full fields of the sessions of the page only.
+	// full fields of the sessions of the page only. It returns fewer than
+	// limit sessions only when fewer live ones come after the position: a
+	// session that ends during the call is replaced by the next one, so a
+	// caller that asks for one more than it shows learns whether another
+	// page follows.
 	ListPage(ctx context.Context, userID string, now time.Time, after *ListPosition, excludeID string, limit int) ([]*Session, error)
 
 	// Touch records activity: it sets LastActive and ExpiresAt. It returns
@@ -196,7 +200,9 @@ type SessionStore interface {
 	// session's Generation equals from, it becomes from+1, RotatedAt and
 	// LastActive become at, ExpiresAt becomes expiresAt, and the updated
 	// session is returned. Otherwise it returns ErrGenerationMismatch and
-	// changes nothing; ErrNotFound when the session is gone.
+	// changes nothing; ErrNotFound when the session is gone. An error
+	// wrapping ErrNotAcknowledged means the rotation is made but not
+	// confirmed by enough replicas; the updated session comes with it.
 	Rotate(ctx context.Context, userID, id string, from uint64, at, expiresAt time.Time) (*Session, error)
 
 	// Rename sets the session's Name ("" clears it) and returns the
@@ -206,7 +212,10 @@ type SessionStore interface {
 	// Revoke deletes one session. It returns ErrNotFound when there was
 	// no such live session, so a second revoke of the same id reports
 	// ErrNotFound. After Revoke returns, Get on this process never returns
-	// the session again.
+	// the session again. An error wrapping ErrNotAcknowledged means this
+	// call deleted the session but not enough replicas confirmed it: the
+	// session has ended all the same (a retry reports ErrUnavailable until
+	// the replicas confirm, then ErrNotFound).
 	Revoke(ctx context.Context, userID, id string) error
 
 	// RevokeOthers deletes every session of userID but keepID and returns
@@ -215,6 +224,8 @@ type SessionStore interface {
 	// so sessions created during the call may be deleted too. When it
 	// returns an error, the ids it returns with it were deleted (the chunks
 	// that completed) and others may remain: the caller must report both.
+	// An error wrapping ErrNotAcknowledged means the ids returned were
+	// deleted but not enough replicas confirmed it.
 	RevokeOthers(ctx context.Context, userID, keepID string) ([]string, error)
 
 	// RevokeAll deletes every session of userID and returns their ids,
@@ -225,6 +236,16 @@ type SessionStore interface {
 	// how many it removed. Stores whose keys expire by themselves return 0.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 
+	// Sync returns once every change of userID's sessions made so far is
+	// as durable as the store promises (with replica acknowledgements: on
+	// the required number of replicas), or an error wrapping
+	// ErrNotAcknowledged or ErrUnavailable. Stores without such a promise
+	// return nil at once. A caller that answers from a change an earlier
+	// call made (a refresh replayed inside its grace window) calls it
+	// first, so that it never answers 200 from a change that a failover
+	// could take back. Idempotent; it changes no session.
+	Sync(ctx context.Context, userID string) error
+
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 
@@ -234,6 +255,9 @@ type SessionStore interface {
 	// primary, since one can refuse writes alone. A refused write wraps
 	// ErrUnavailable. It is the readiness check, run every few seconds,
 	// not on every request: a store that answers reads but refuses writes
-	// answers every sign-in and revocation 503, and is not ready.
+	// answers every sign-in and revocation 503, and is not ready. A store
+	// with replica acknowledgements also waits for them, each within the
+	// store's timeout: without them every revocation and refresh answers
+	// 503, so the store is not ready either.
 	Writable(ctx context.Context) error
 }

@@ -40,6 +40,7 @@ func TestErrorTable(t *testing.T) {
 		{errCSRF, 403, codeCSRFFailed, ""},
 		{fmt.Errorf("%w: Content-Type must be application/json", errMediaType), 415, codeUnsupportedMedia, ""},
 		{sessiond.ErrUnavailable, 503, codeUnavailable, ""},
+		{fmt.Errorf("redis: revoke: %w: 0 of 1 replicas confirmed", sessiond.ErrNotAcknowledged), 503, codeUnavailable, ""},
 		{errors.New("something nobody expected"), 503, codeUnavailable, ""},
 	}
 	for _, tt := range tests {

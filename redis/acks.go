@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessiond/sessiond"
 )
 
 // Replica acknowledgements.
@@ -22,16 +24,18 @@ import (
 // With Options.ReplicaAcks = N > 0, every revocation and every refresh
 // rotation is followed by WAIT N on the connection that carried the write
 // (WAIT counts the replicas that hold everything that connection wrote),
-// and answered with an error wrapping sessiond.ErrUnavailable when fewer
-// than N replicas confirm in time. A success then means the change is on
-// N replicas, one of which takes over if the master fails.
+// and answered with an error wrapping sessiond.ErrNotAcknowledged (and so
+// sessiond.ErrUnavailable) when fewer than N replicas confirm in time. A
+// success then means the change is on N replicas, one of which takes over
+// if the master fails.
 
-// errNotAcknowledged is the error of a change that fewer replicas than
-// Options.ReplicaAcks confirmed in time. wrap makes it ErrUnavailable.
-var errNotAcknowledged = errors.New("not acknowledged by enough replicas")
-
-// ackMarkTTL is how long the marker key that execAcked writes lives.
+// ackMarkTTL is how long the marker key of a change or of Sync lives.
 const ackMarkTTL = time.Second
+
+// waitSlack is how much later than its own timeout a WAIT may answer:
+// Redis ends a WAIT that timed out only on its next server cron tick, 100
+// ms apart at the default hz 10 (WAIT 1 75 answers after 95 to 160 ms).
+const waitSlack = 250 * time.Millisecond
 
 // luaSource is the text and SHA-1 of a script that execAcked may send
 // itself: rueidis.Lua.Exec takes a rueidis.Client, which a dedicated
@@ -55,18 +59,16 @@ func newScript(body string) *rueidis.Lua {
 // replica acknowledgements (the default) that is all it does, at the same
 // cost.
 //
-// With Options.ReplicaAcks = N, it sends three commands in one round trip
-// on one dedicated connection to the master of keys[0]'s slot: the script,
-// a SET of a short-lived marker key in the same slot, and WAIT N with a
-// timeout of three quarters of the time left before the call's deadline
-// (so at most Options.Timeout). WAIT covers what its own connection wrote;
-// the marker makes that include the master's whole state even when the
-// script changed nothing (a retried revocation finds the session already
-// gone on the master, which replicas may not know yet). res is the
-// script's reply; ackErr, when res is not an error, reports that fewer
-// than N replicas confirmed, and wraps errNotAcknowledged or the error of
-// the SET or WAIT. The caller handles res first (its process forgets what
-// it revoked either way), then returns wrap(ackErr, op).
+// With Options.ReplicaAcks = N, it holds one dedicated connection to the
+// master of keys[0]'s slot for two round trips. The first runs the script
+// (EVALSHA, then EVAL if the node does not know it yet) under ctx, and its
+// reply is res, whatever happens next. The second, only when the script
+// succeeded, is markAndWait: a marker write in the same slot and WAIT N,
+// which reports in ackErr that fewer than N replicas confirmed within
+// Options.Timeout. It runs under its own deadline, detached from ctx's
+// cancellation, so that a caller going away cannot turn a change made into
+// one unreported. The caller handles res first (the change is made on the
+// master either way), then reports ackErr with notAcked.
 func (s *Store) execAcked(ctx context.Context, script *rueidis.Lua, keys, args []string) (res rueidis.RedisResult, ackErr error) {
 	if s.acks <= 0 {
 		return script.Exec(ctx, s.client, keys, args), nil
@@ -82,18 +84,14 @@ func (s *Store) execWaited(ctx context.Context, script *rueidis.Lua, keys, args 
 	if !ok {
 		panic("redis: execAcked: script not made by newScript")
 	}
-	wait := int64(time.Second / time.Millisecond)
-	if d, ok := ctx.Deadline(); ok {
-		wait = max(int64(time.Until(d)*3/4/time.Millisecond), 1) // 0 would wait for ever
-	}
-	res, ackErr = s.ackedOn(ctx, s.client, src, keys, args, wait)
+	res, ackErr = s.ackedOn(ctx, s.client, src, keys, args)
 	if re, ok := rueidis.IsRedisErr(res.Error()); ok {
 		// rueidis follows redirects on its shared connections, not on a
 		// dedicated one, and learns the new topology only a while later:
 		// after a failover, go to the master the redirect names.
 		if addr, moved := re.IsMoved(); moved {
 			if node, ok := s.client.Nodes()[addr]; ok {
-				res, ackErr = s.ackedOn(ctx, node, src, keys, args, wait)
+				res, ackErr = s.ackedOn(ctx, node, src, keys, args)
 			}
 		}
 	}
@@ -103,42 +101,91 @@ func (s *Store) execWaited(ctx context.Context, script *rueidis.Lua, keys, args 
 	return res, ackErr
 }
 
-// ackedOn runs the pipeline of execAcked on a dedicated connection of
-// client, and falls back to EVAL when the node does not know the script.
-func (s *Store) ackedOn(ctx context.Context, client rueidis.Client, src luaSource, keys, args []string, wait int64) (res rueidis.RedisResult, ackErr error) {
+// errNoConnection is the script's reply when no dedicated connection
+// could be had to send it on: nothing was sent.
+var errNoConnection = errors.New("no dedicated connection")
+
+// ackedOn runs the two round trips of execAcked on a dedicated connection
+// of client.
+func (s *Store) ackedOn(ctx context.Context, client rueidis.Client, src luaSource, keys, args []string) (res rueidis.RedisResult, ackErr error) {
+	res = rueidis.NewErrorResult(errNoConnection) // unless fn runs
 	ackErr = client.Dedicated(func(c rueidis.DedicatedClient) error {
-		for _, eval := range []bool{false, true} {
-			var run rueidis.Completed
-			if eval {
-				run = c.B().Eval().Script(src.body).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-			} else {
-				run = c.B().Evalsha().Sha1(src.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()
-			}
-			rs := c.DoMulti(ctx, run,
-				c.B().Set().Key(ackMarkKey(keys[0])).Value("1").Px(ackMarkTTL).Build(),
-				c.B().Wait().Numreplicas(s.acks).Timeout(wait).Build())
-			res = rs[0]
-			if re, ok := rueidis.IsRedisErr(res.Error()); !eval && ok && re.IsNoScript() {
-				continue // first use on this node: send the text
-			}
-			if res.Error() != nil {
-				return nil
-			}
-			if err := rs[1].Error(); err != nil {
-				return err
-			}
-			n, err := rs[2].AsInt64()
-			if err != nil {
-				return err
-			}
-			if n < s.acks {
-				return fmt.Errorf("%w: %d of %d within %dms", errNotAcknowledged, n, s.acks, wait)
-			}
+		res = c.Do(ctx, c.B().Evalsha().Sha1(src.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+		if re, ok := rueidis.IsRedisErr(res.Error()); ok && re.IsNoScript() {
+			// First use on this node: send the text.
+			res = c.Do(ctx, c.B().Eval().Script(src.body).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+		}
+		if res.Error() != nil {
 			return nil
 		}
-		return nil
+		return s.markAndWait(context.WithoutCancel(ctx), c, ackMarkKey(keys[0]), ackMarkTTL)
 	})
 	return res, ackErr
+}
+
+// markAndWait writes a marker key that lives ttl on c's connection and waits
+// (WAIT N, at most Options.Timeout) until N replicas hold everything that
+// connection wrote, in one round trip bounded by Options.Timeout plus the
+// server's tick. WAIT covers what its own connection wrote; the marker
+// makes that include the master's whole state of the slot, also when the
+// caller changed nothing itself (a retried revocation finds the session
+// already gone on the master, which replicas may not know yet). It
+// returns an error when fewer than N replicas confirmed or the round trip
+// failed.
+func (s *Store) markAndWait(ctx context.Context, c rueidis.DedicatedClient, marker string, ttl time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout+waitSlack)
+	defer cancel()
+	wait := max(s.timeout.Milliseconds(), 1) // 0 would wait for ever
+	rs := c.DoMulti(ctx,
+		c.B().Set().Key(marker).Value("1").Px(ttl).Build(),
+		c.B().Wait().Numreplicas(s.acks).Timeout(wait).Build())
+	if err := rs[0].Error(); err != nil {
+		return err
+	}
+	n, err := rs[1].AsInt64()
+	if err != nil {
+		return err
+	}
+	if n < s.acks {
+		return fmt.Errorf("%d of %d replicas confirmed within %v", n, s.acks, s.timeout)
+	}
+	return nil
+}
+
+// notAcked is the error of a change made on the master that markAndWait
+// could not confirm: it wraps sessiond.ErrNotAcknowledged (an
+// ErrUnavailable) and the cause.
+func notAcked(op string, err error) error {
+	return fmt.Errorf("redis: %s: %w: %w", op, sessiond.ErrNotAcknowledged, err)
+}
+
+// Sync implements sessiond.SessionStore. Without replica acknowledgements
+// it returns nil at once, without a round trip. With ReplicaAcks = N it
+// writes the marker key in the user's slot and waits for N replicas, like
+// the second round trip of a revocation: the marker brings everything the
+// master holds in that slot (all of the user's sessions and changes) into
+// what WAIT covers.
+func (s *Store) Sync(ctx context.Context, userID string) error {
+	if s.acks <= 0 {
+		return nil
+	}
+	idx, _ := userKeys(userID)
+	marker := ackMarkKey(idx)
+	syncOn := func(client rueidis.Client) error {
+		return client.Dedicated(func(c rueidis.DedicatedClient) error { return s.markAndWait(ctx, c, marker, ackMarkTTL) })
+	}
+	err := syncOn(s.client)
+	if re, ok := rueidis.IsRedisErr(err); ok {
+		if addr, moved := re.IsMoved(); moved {
+			if node, ok := s.client.Nodes()[addr]; ok {
+				err = syncOn(node) // as in execWaited
+			}
+		}
+	}
+	if err != nil {
+		return notAcked("sync", err)
+	}
+	return nil
 }
 
 // ackMarkKey returns the marker key of execAcked in the slot of key: the

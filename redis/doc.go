@@ -54,8 +54,10 @@
 // Redis replicates asynchronously, so a failover can lose what the old
 // master last acknowledged. With Options.ReplicaAcks = N, revocations and
 // refresh rotations run with WAIT N on the connection that wrote them
-// (acks.go) and fail, wrapping sessiond.ErrUnavailable, unless N replicas
-// confirm in time: a revocation that succeeded survives a failover.
+// (acks.go) and fail, wrapping sessiond.ErrNotAcknowledged (an
+// ErrUnavailable) with what they changed, unless N replicas confirm in
+// time: a revocation that succeeded survives a failover. Sync and the
+// readiness probe wait for the replicas the same way.
 //
 // Every call has a deadline (Options.Timeout, 100ms by default); an
 // unanswered call, a refused connection or a reply such as CLUSTERDOWN or

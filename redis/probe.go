@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sessiond/sessiond"
 )
 
 // probeTTL is how long a write probe's key lives.
@@ -16,8 +19,13 @@ const probeTTL = 10 * time.Second
 // Writable implements sessiond.SessionStore: a SET of a key that expires
 // in 10 s, on a Cluster one on every master (each a key of a slot that
 // master serves), since a master can refuse writes alone (NOREPLICAS,
-// MISCONF, OOM) while the others accept them.
+// MISCONF, OOM) while the others accept them. With ReplicaAcks = N, each
+// master's probe is also waited for (WAIT N, at most Options.Timeout, on
+// the connection that wrote it, the masters at once): a master whose
+// replicas cannot confirm answers every revocation and refresh of its
+// users 503, so the store is not ready.
 func (s *Store) Writable(ctx context.Context) error {
+	parent := ctx
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	c := s.client
@@ -31,9 +39,38 @@ func (s *Store) Writable(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.acks > 0 {
+		return s.probeAcked(parent, cmds) // its own deadline: the wait's
+
+	}
 	for _, r := range c.DoMulti(ctx, cmds...) {
 		if err := r.Error(); err != nil {
 			return wrap(err, "writable")
+		}
+	}
+	return nil
+}
+
+// probeAcked runs each probe as markAndWait on a dedicated connection to
+// the master of its key, all at once, and returns the first error.
+func (s *Store) probeAcked(ctx context.Context, cmds rueidis.Commands) error {
+	errs := make([]error, len(cmds))
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		key := cmd.Commands()[1]
+		wg.Go(func() {
+			errs[i] = s.client.Dedicated(func(c rueidis.DedicatedClient) error {
+				return s.markAndWait(ctx, c, key, probeTTL)
+			})
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			if _, ok := rueidis.IsRedisErr(err); ok {
+				return fmt.Errorf("redis: writable: %w: %w", sessiond.ErrUnavailable, err) // refused
+			}
+			return notAcked("writable", err)
 		}
 	}
 	return nil

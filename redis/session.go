@@ -286,7 +286,10 @@ func (s *Store) List(ctx context.Context, userID string, now time.Time) ([]*sess
 // expiry, not by activity, so it reads the times of every session of the
 // user (a chunk per script call, the packed record only), sorts them, and
 // then reads the full fields of the page's sessions, one pipelined HMGET
-// each.
+// each. A session that ended between the two steps is left out and the
+// next candidates in order are read in its place, so the page is short
+// only when no more sessions come after it: a caller asking for one more
+// than it shows then knows whether another page follows.
 func (s *Store) ListPage(ctx context.Context, userID string, now time.Time, after *sessiond.ListPosition, excludeID string, limit int) ([]*sessiond.Session, error) {
 	idx, prefix := userKeys(userID)
 	rows, err := s.scan(ctx, "list page", idx, prefix, now, fieldNames[fRecord:fRecord+1])
@@ -313,29 +316,37 @@ func (s *Store) ListPage(ctx context.Context, userID string, now time.Time, afte
 		entries = append(entries, e)
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return a.pos.Compare(b.pos) })
-	entries = entries[:min(limit, len(entries))]
-	if len(entries) == 0 {
-		return []*sessiond.Session{}, nil
+	if s.afterPageScan != nil {
+		s.afterPageScan()
 	}
-	cmds := make(rueidis.Commands, len(entries))
-	for i, e := range entries {
-		cmds[i] = s.client.B().Hmget().Key(e.key).Field(fieldNames[:]...).Build()
-	}
-	cctx, cancel := s.deadline(ctx)
-	defer cancel()
-	out := make([]*sessiond.Session, 0, len(entries))
-	for i, res := range s.client.DoMulti(cctx, cmds...) {
-		vals, err := res.ToArray()
-		if err != nil {
-			return nil, wrap(err, "list page")
+	out := make([]*sessiond.Session, 0, min(max(limit, 0), len(entries)))
+	// Each round reads as many candidates as the page still lacks, so it
+	// reads at least one, and a later round runs only when a session
+	// ended since the scan: the rounds are bounded by the candidates.
+	for len(out) < limit && len(entries) > 0 {
+		batch := entries[:min(limit-len(out), len(entries))]
+		entries = entries[len(batch):]
+		cmds := make(rueidis.Commands, len(batch))
+		for i, e := range batch {
+			cmds[i] = s.client.B().Hmget().Key(e.key).Field(fieldNames[:]...).Build()
 		}
-		sess, ok, err := decodeSession(userID, entries[i].pos.ID, vals)
-		if err != nil {
-			return nil, fmt.Errorf("redis: list page: %w", err)
-		}
-		// A session that ended since the scan is left out.
-		if ok && sess.ExpiresAt.After(now) {
-			out = append(out, sess)
+		cctx, cancel := s.deadline(ctx)
+		results := s.client.DoMulti(cctx, cmds...)
+		cancel()
+		for i, res := range results {
+			vals, err := res.ToArray()
+			if err != nil {
+				return nil, wrap(err, "list page")
+			}
+			sess, ok, err := decodeSession(userID, batch[i].pos.ID, vals)
+			if err != nil {
+				return nil, fmt.Errorf("redis: list page: %w", err)
+			}
+			// A session that ended since the scan is left out; the next
+			// round reads another candidate in its place.
+			if ok && sess.ExpiresAt.After(now) {
+				out = append(out, sess)
+			}
 		}
 	}
 	return out, nil
@@ -379,10 +390,17 @@ func (s *Store) Rotate(ctx context.Context, userID, id string, from uint64, at, 
 		return nil, wrap(err, "rotate")
 	}
 	s.recent.set(changed, key)
-	if ackErr != nil {
-		return nil, wrap(ackErr, "rotate")
+	sess, err := s.sessionReply("rotate", userID, id, res)
+	if err == nil && ackErr != nil {
+		// Rotated on the master, not known to be on enough replicas.
+		return sess, notAcked("rotate", ackErr)
 	}
-	return s.sessionReply("rotate", userID, id, res)
+	if err != nil && ackErr != nil {
+		// Not rotated (gone, or another generation), and that answer
+		// itself is not confirmed by the replicas.
+		return nil, fmt.Errorf("redis: rotate: %w: %w", sessiond.ErrUnavailable, ackErr)
+	}
+	return sess, err
 }
 
 // Rename implements sessiond.SessionStore.
@@ -440,10 +458,15 @@ func (s *Store) Revoke(ctx context.Context, userID, id string) error {
 	if err != nil {
 		return wrap(err, "revoke")
 	}
-	if ackErr != nil {
-		return wrap(ackErr, "revoke")
-	}
-	if n == 0 {
+	switch {
+	case ackErr != nil && n == 1:
+		// Deleted on the master, not known to be on enough replicas.
+		return notAcked("revoke", ackErr)
+	case ackErr != nil:
+		// Already gone on the master (an earlier, unconfirmed revocation
+		// deleted it), maybe not on the replicas: not found is not sure.
+		return fmt.Errorf("redis: revoke: %w: %w", sessiond.ErrUnavailable, ackErr)
+	case n == 0:
 		return notFound("revoke")
 	}
 	return nil
@@ -488,7 +511,7 @@ func (s *Store) revokeMany(ctx context.Context, op, userID, keep string) ([]stri
 		if ackErr != nil {
 			// The chunk is gone on the master but not known to be on
 			// enough replicas: report what ended, and fail.
-			return ids, wrap(ackErr, op)
+			return ids, notAcked(op, ackErr)
 		}
 		if done, _ := arr[0].AsInt64(); done == 1 {
 			return ids, nil

@@ -65,8 +65,9 @@ type Options struct {
 	// refresh rotation before it succeeds (default 0: none are waited
 	// for). With N > 0, each such call waits (WAIT N, within Timeout) on
 	// the connection that wrote, and fails wrapping
-	// sessiond.ErrUnavailable when fewer confirm: a success then survives
-	// the failover of the master. See acks.go.
+	// sessiond.ErrNotAcknowledged (an ErrUnavailable) when fewer confirm:
+	// a success then survives the failover of the master. Sync and
+	// Writable wait the same way. See acks.go.
 	ReplicaAcks int
 }
 
@@ -81,6 +82,10 @@ type Store struct {
 	recent   *recent
 	cluster  bool
 	acks     int64
+
+	// afterPageScan, when set (by tests only), runs in ListPage between
+	// its scan of the sessions' times and its read of the page.
+	afterPageScan func()
 }
 
 var _ sessiond.SessionStore = (*Store)(nil)

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sessiond.SessionStore) {
 		{"a user at the hard maximum is listed, capped and revoked whole", testLargeUser},
 		{"ping answers", testPing},
 		{"writable accepts a write and keeps nothing a session call sees", testWritable},
+		{"sync returns nil when every change is confirmed and changes nothing", testSync},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1181,6 +1182,29 @@ func testWritable(t *testing.T, st sessiond.SessionStore) {
 	list, err := st.List(ctx, "writable-user", now)
 	if err != nil || len(list) != 1 || list[0].ID != s.ID {
 		t.Fatalf("List after Writable: got %v, %v, want the one session", list, err)
+	}
+}
+
+func testSync(t *testing.T, st sessiond.SessionStore) {
+	ctx := context.Background()
+	now := base()
+	a, b := newSession("sync-user", now), newSession("sync-user", now)
+	for _, s := range []*sessiond.Session{a, b} {
+		if _, err := st.Create(ctx, s, sessiond.SessionCap{}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Revoke(ctx, "sync-user", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"sync-user", "sync-unknown-user"} {
+		if err := st.Sync(ctx, user); err != nil {
+			t.Fatalf("Sync(%q): got error %v, want nil", user, err)
+		}
+	}
+	list, err := st.List(ctx, "sync-user", now)
+	if err != nil || len(list) != 1 || list[0].ID != b.ID {
+		t.Fatalf("List after Sync: got %v, %v, want the one session left", list, err)
 	}
 }
 

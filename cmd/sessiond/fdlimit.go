@@ -8,8 +8,9 @@ const fdReserve = 256
 // open files (0 when unknown). Each open stream holds a connection, so a
 // descriptor; a cap above the limit would let streams take every
 // descriptor and new clients time out, which is what the cap is there to
-// prevent. Streams get at most three quarters of the limit, leaving the
-// rest (at least fdReserve) to everything else. It reports whether it
+// prevent. Streams get the limit less a reserve of a quarter of it and at
+// least fdReserve, so at most three quarters of it (544 of 800), and half
+// a limit too small for that reserve (512 or less). It reports whether it
 // lowered the cap.
 func streamsWithin(configured int, fdLimit uint64) (int, bool) {
 	if fdLimit == 0 {

@@ -55,6 +55,8 @@ func TestStreamsWithinOpenFileLimit(t *testing.T) {
 		{10_000, 20_000, 10_000, false},     // 15,000 allowed
 		{10_000, 1024, 768, true},           // the common default soft limit
 		{10_000, 600, 344, true},            // 256 kept back
+		{10_000, 800, 544, true},            // the figure the docs give
+		{10_000, 512, 256, true},            // half at 512 or less
 		{100, 600, 100, false},              // below the bound
 		{10_000, 300, 150, true},            // tiny limit: half
 		{10_000, ^uint64(0), 10_000, false}, // RLIM_INFINITY
