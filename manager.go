@@ -424,7 +424,13 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 	case c.Generation+1 == s.Generation && now.Sub(s.RotatedAt) <= m.RefreshGrace:
 		// The previous generation inside the grace window gets the
 		// current tokens again, never a second child, and counts for
-		// nothing.
+		// nothing. The rotation it answers for may be one whose own
+		// answer was a 503 because the store could not confirm it (on
+		// replicas): it is confirmed before its tokens are handed out,
+		// or a failover could bring back the generation they supersede.
+		if err := m.sessions.Sync(ctx, s.UserID); err != nil {
+			return nil, err
+		}
 		m.observer.Refresh(true)
 		return m.grant(s, now)
 	case c.Generation < s.Generation:
@@ -489,10 +495,7 @@ func (m *Manager) rotate(ctx context.Context, c RefreshClaims, now time.Time) (*
 // the throttles say.
 func (m *Manager) reused(ctx context.Context, s *Session, now time.Time, failed counter) error {
 	m.observer.ReuseDetected()
-	switch err := m.sessions.Revoke(ctx, s.UserID, s.ID); {
-	case err == nil:
-		m.ended(ctx, s.UserID, []string{s.ID}, ReasonReuseDetected)
-	case !errors.Is(err, ErrNotFound):
+	if err := m.revokeOne(ctx, s.UserID, s.ID, ReasonReuseDetected); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	// It is a failed refresh of this address all the same; its answer
@@ -711,32 +714,35 @@ func parseListCursor(cursor string) (*listCursor, error) {
 // Logout ends the session s. A session that ended meanwhile is already
 // logged out: that is not an error.
 func (m *Manager) Logout(ctx context.Context, s *Session) error {
-	err := m.sessions.Revoke(ctx, s.UserID, s.ID)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	if err := m.revokeOne(ctx, s.UserID, s.ID, ReasonLogout); !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	m.ended(ctx, s.UserID, []string{s.ID}, ReasonLogout)
 	return nil
 }
 
 // Revoke ends one session of userID. An unknown id and another user's id
 // both give ErrNotFound; too many of those in a row are throttled.
 func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) error {
-	err := m.sessions.Revoke(ctx, userID, id)
+	err := m.revokeOne(ctx, userID, id, reason)
 	if errors.Is(err, ErrNotFound) {
 		if err := m.take(ctx, m.now(), randomID(), unknownRevocations.of(userID)); err != nil {
 			return err
 		}
 		return fmt.Errorf("session %w", ErrNotFound)
 	}
-	if err != nil {
-		return err
+	return err
+}
+
+// revokeOne ends one session and tells of its end. A store that deleted it
+// but could not confirm the deletion on enough replicas (ErrNotAcknowledged)
+// has ended it all the same where every read goes: its end is told too,
+// and the error returned, so the caller answers 503 and the client retries.
+func (m *Manager) revokeOne(ctx context.Context, userID, id string, reason Reason) error {
+	err := m.sessions.Revoke(ctx, userID, id)
+	if err == nil || errors.Is(err, ErrNotAcknowledged) {
+		m.ended(ctx, userID, []string{id}, reason)
 	}
-	m.ended(ctx, userID, []string{id}, reason)
-	return nil
+	return err
 }
 
 // RevokeOthers ends every session of userID but keepID and returns how many
