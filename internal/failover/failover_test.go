@@ -241,8 +241,11 @@ func (d *deployment) refusedEverywhere(t *testing.T, what string, g grant) {
 // detach cuts replica off its master: the replica is paused (SIGSTOP) and
 // the master drops its replication link, so nothing the master writes from
 // now on reaches the replica, which still holds everything written before.
-func detach(t *testing.T, master, replica *redistest.Server) {
+func detach(t *testing.T, c *redistest.Cluster, master, replica *redistest.Server) {
 	t.Helper()
+	// What came before (the sessions a test signs in) must be on the
+	// replica, or the failover loses those too and proves nothing.
+	c.WaitReplicas()
 	replica.Freeze()
 	master.MustDo("CLIENT", "KILL", "TYPE", "replica")
 }
@@ -279,7 +282,7 @@ func TestRevocationSurvivesFailover(t *testing.T) {
 		master := c.MasterOf(key)
 		replica := c.ReplicaOf(master)
 
-		detach(t, master, replica)
+		detach(t, c, master, replica)
 		if a := d.a.revoke(other.AccessToken, victim.Session.ID); a.status != http.StatusServiceUnavailable {
 			t.Fatalf("revoke while the replica is cut off: got %d, want 503", a.status)
 		}
@@ -335,7 +338,7 @@ func TestRevocationSurvivesFailover(t *testing.T) {
 		master := c.MasterOf(key)
 		replica := c.ReplicaOf(master)
 
-		detach(t, master, replica)
+		detach(t, c, master, replica)
 		if a := d.a.revoke(other.AccessToken, victim.Session.ID); a.status != http.StatusOK {
 			t.Fatalf("revoke without acknowledgements while the replica is cut off: got %d, want 200", a.status)
 		}
