@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -241,13 +242,37 @@ func (d *deployment) refusedEverywhere(t *testing.T, what string, g grant) {
 // detach cuts replica off its master: the replica is paused (SIGSTOP) and
 // the master drops its replication link, so nothing the master writes from
 // now on reaches the replica, which still holds everything written before.
-func detach(t *testing.T, c *redistest.Cluster, master, replica *redistest.Server) {
+func detach(t *testing.T, master, replica *redistest.Server) {
 	t.Helper()
 	// What came before (the sessions a test signs in) must be on the
-	// replica, or the failover loses those too and proves nothing.
-	c.WaitReplicas()
+	// replica, or the failover loses those too and proves nothing: wait
+	// until the replica has processed the master's whole stream so far.
+	want := replOffset(t, master, "master_repl_offset")
+	deadline := time.Now().Add(10 * time.Second)
+	for replOffset(t, replica, "slave_repl_offset") < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s did not reach offset %d of its master in 10 s", replica.Addr(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	replica.Freeze()
 	master.MustDo("CLIENT", "KILL", "TYPE", "replica")
+}
+
+// replOffset returns the replication offset field of s's INFO replication.
+func replOffset(t *testing.T, s *redistest.Server, field string) int64 {
+	t.Helper()
+	for _, line := range strings.Split(s.MustDo("INFO", "replication"), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", s.Addr(), line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("%s: INFO replication has no %s", s.Addr(), field)
+	return 0
 }
 
 // restore starts a killed node again (it rejoins as a replica of the
@@ -282,7 +307,7 @@ func TestRevocationSurvivesFailover(t *testing.T) {
 		master := c.MasterOf(key)
 		replica := c.ReplicaOf(master)
 
-		detach(t, c, master, replica)
+		detach(t, master, replica)
 		if a := d.a.revoke(other.AccessToken, victim.Session.ID); a.status != http.StatusServiceUnavailable {
 			t.Fatalf("revoke while the replica is cut off: got %d, want 503", a.status)
 		}
@@ -338,7 +363,7 @@ func TestRevocationSurvivesFailover(t *testing.T) {
 		master := c.MasterOf(key)
 		replica := c.ReplicaOf(master)
 
-		detach(t, c, master, replica)
+		detach(t, master, replica)
 		if a := d.a.revoke(other.AccessToken, victim.Session.ID); a.status != http.StatusOK {
 			t.Fatalf("revoke without acknowledgements while the replica is cut off: got %d, want 200", a.status)
 		}
