@@ -39,10 +39,15 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 		return errUsage
 	}
 	fs, c, check := newFlagSet("sessiond "+cmd, getenv, stderr)
-	args, err := parseInterleaved(fs, args)
+	var pos []string
+	err := parseFlags(fs, cmd, stdout, stderr, func(args []string) (err error) {
+		pos, err = parseInterleaved(fs, args)
+		return err
+	}, args)
 	if err != nil {
-		return errUsage
+		return err
 	}
+	args = pos
 	if len(args) < n[0] || len(args) > n[1] {
 		fmt.Fprintf(stderr, "sessiond: %s takes %s, got %d\n\n%s", cmd, argCount(n), len(args), usage)
 		return errUsage

@@ -151,8 +151,8 @@ func newLogger(c *config, w io.Writer) *slog.Logger {
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs, c, check := newFlagSet("sessiond serve", getenv, stderr)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, "serve", stdout, stderr, fs.Parse, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
