@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -151,5 +152,91 @@ func TestHealthcheck(t *testing.T) {
 	_, _, err = runCLI(t, map[string]string{"SESSIOND_ADDR": strings.TrimPrefix(slow.URL, "http://")}, "healthcheck")
 	if took := time.Since(start); err == nil || took > 5*time.Second {
 		t.Fatalf("silent server: got %v after %v, want an error after about 2 s", err, took)
+	}
+}
+
+// TestSecretVariablesFromFiles: SESSIOND_REDIS_URL and SESSIOND_DATABASE_URL
+// may be read from the files their _FILE variables name.
+func TestSecretVariablesFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	parse := func(env map[string]string) (*config, error) {
+		fs, c, check := newFlagSet("test", func(k string) string { return env[k] }, io.Discard)
+		if err := fs.Parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		return c, check()
+	}
+	c, err := parse(map[string]string{
+		"SESSIOND_REDIS_URL_FILE":    write("redis", "redis://sessiond:s3cret@10.0.0.5:6379/0\n"),
+		"SESSIOND_DATABASE_URL_FILE": write("pg", "postgres://sessiond:pg-s3cret@db/sessiond\r\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisURL != "redis://sessiond:s3cret@10.0.0.5:6379/0" || c.DatabaseURL != "postgres://sessiond:pg-s3cret@db/sessiond" {
+		t.Fatalf("got %q and %q, want the files' contents without their line end", c.RedisURL, c.DatabaseURL)
+	}
+	// Only one line end is trimmed: the value is the file's, not a guess.
+	c, err = parse(map[string]string{"SESSIOND_REDIS_URL_FILE": write("two", "redis://a:1\n\n")})
+	if err != nil || c.RedisURL != "redis://a:1\n" {
+		t.Fatalf("two newlines: got %q, %v; want one trimmed", c.RedisURL, err)
+	}
+
+	secretFile := write("secret", "redis://sessiond:s3cret@10.0.0.5:6379/0\n")
+	for _, tt := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{"SESSIOND_REDIS_URL": "redis://sessiond:env-s3cret@h:1", "SESSIOND_REDIS_URL_FILE": secretFile},
+			[]string{"SESSIOND_REDIS_URL and SESSIOND_REDIS_URL_FILE"}},
+		{map[string]string{"SESSIOND_DATABASE_URL": "postgres://u:env-s3cret@h/db", "SESSIOND_DATABASE_URL_FILE": secretFile},
+			[]string{"SESSIOND_DATABASE_URL and SESSIOND_DATABASE_URL_FILE"}},
+		{map[string]string{"SESSIOND_REDIS_URL_FILE": filepath.Join(dir, "missing")},
+			[]string{"SESSIOND_REDIS_URL_FILE", "missing"}},
+		{map[string]string{"SESSIOND_DATABASE_URL_FILE": dir}, // a directory cannot be read as a file
+			[]string{"SESSIOND_DATABASE_URL_FILE"}},
+	} {
+		_, err := parse(tt.env)
+		if err == nil {
+			t.Fatalf("%v: got no error", tt.env)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not say %q", tt.env, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%v: error %q shows the secret", tt.env, err)
+		}
+	}
+
+	// The whole program uses the file's value (here a Redis that is not
+	// there, so it stops at start), and its help never shows it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	env := map[string]string{
+		"SESSIOND_ADDR":           "127.0.0.1:0",
+		"SESSIOND_DATA_DIR":       filepath.Join(dir, "data"),
+		"SESSIOND_REDIS_URL_FILE": write("closed", "redis://sessiond:s3cret@"+closed+"\n"),
+	}
+	_, errOut, err := runCLI(t, env, "serve")
+	if err == nil || !strings.Contains(err.Error(), "SESSIOND_REDIS_URL") || strings.Contains(err.Error()+errOut, "s3cret") {
+		t.Fatalf("serve with a Redis URL file naming a closed port: got %v, want a Redis error without the password", err)
+	}
+	out, _, err := runCLI(t, env, "serve", "-h")
+	if err != nil || !strings.Contains(out, "SESSIOND_REDIS_URL_FILE") || strings.Contains(out, "s3cret") {
+		t.Fatalf("serve -h: got %v, %q; want the usage naming the _FILE variable without the secret", err, out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -84,8 +85,32 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	}
 	str(&c.Addr, "SESSIOND_ADDR", "localhost:8080", "listen address")
 	str(&c.DataDir, "SESSIOND_DATA_DIR", "./data", "SQLite file and generated keys")
-	str(&c.RedisURL, "SESSIOND_REDIS_URL", "", "Redis for sessions: redis://host:port, or a comma-separated seed list for Cluster")
-	str(&c.DatabaseURL, "SESSIOND_DATABASE_URL", "", "PostgreSQL for users: postgres://...")
+	// secret is str for a variable that can hold a secret. It may instead
+	// be given as <NAME>_FILE, a path to a file holding the value (the
+	// container convention: the secret stays out of the environment, which
+	// process listings and crash reports show). Its flag shows no default,
+	// so -h never prints the secret.
+	secret := func(p *string, env, usage string) {
+		*p = getenv(env)
+		if path := getenv(env + "_FILE"); path != "" {
+			if *p != "" {
+				errs = append(errs, fmt.Errorf("%s and %s_FILE are both set: set one of them", env, env))
+			} else if b, err := os.ReadFile(path); err != nil {
+				// The error names the path, never what the file holds.
+				errs = append(errs, fmt.Errorf("%s_FILE: %w", env, err))
+			} else {
+				// Editors end a file with a newline; the value does not.
+				v, ok := strings.CutSuffix(string(b), "\n")
+				if ok {
+					v = strings.TrimSuffix(v, "\r")
+				}
+				*p = v
+			}
+		}
+		fs.Func(flagName(env), usage+" ("+env+", or "+env+"_FILE naming a file that holds it)", func(s string) error { *p = s; return nil })
+	}
+	secret(&c.RedisURL, "SESSIOND_REDIS_URL", "Redis for sessions: redis://host:port, or a comma-separated seed list for Cluster")
+	secret(&c.DatabaseURL, "SESSIOND_DATABASE_URL", "PostgreSQL for users: postgres://...")
 	dur(&c.AccessTTL, "SESSIOND_ACCESS_TTL", sessiond.DefaultAccessTTL, "access token lifetime")
 	dur(&c.IdleTimeout, "SESSIOND_IDLE_TIMEOUT", sessiond.DefaultIdleTimeout, "session idle timeout")
 	dur(&c.AbsoluteLifetime, "SESSIOND_ABSOLUTE_LIFETIME", sessiond.DefaultAbsoluteLifetime, "session absolute lifetime (0: none, weaker)")
