@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -64,7 +65,7 @@ type DB struct {
 	bg      sync.WaitGroup // background cache checks
 }
 
-// Open opens the SQLite database at path, creating the file (not its
+// Open opens the SQLite database at path, creating the file (mode 0600, not its
 // directory) when missing, and applies the embedded migrations that the file
 // has not seen yet; its schema_version table records the latest. It refuses
 // a file whose schema is newer than this build knows.
@@ -74,6 +75,9 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	db := &DB{path: abs}
+	if err := createPrivate(abs); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 
 	params := url.Values{}
 	params.Set("_busy_timeout", strconv.FormatInt(busyTimeout.Milliseconds(), 10))
@@ -309,3 +313,25 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // fromMS converts unix milliseconds back to a UTC time.
 func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// createPrivate creates the database file at path, readable and writable
+// by its owner only, when it does not exist. The file holds password
+// hashes and sessions; SQLite would create it with the process umask
+// (0644 under the usual 022), and it gives the -wal and -shm files it
+// creates beside it the database file's mode, so they follow.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// OpenFile's mode passes through the umask, which may only remove
+	// bits; Chmod makes it exactly 0600 whatever the umask.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

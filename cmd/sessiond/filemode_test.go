@@ -1,0 +1,34 @@
+//go:build unix
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/sessiond/sessiond/internal/sessiondtest"
+)
+
+// TestDataFilesArePrivate: the SQLite file (password hashes, sessions), its
+// -wal and -shm files and the generated keys are created 0600, whatever the
+// umask.
+func TestDataFilesArePrivate(t *testing.T) {
+	// The loosest umask: what the files get is then what sessiond asks for.
+	old := syscall.Umask(0)
+	t.Cleanup(func() { syscall.Umask(old) })
+	ts := startServer(t, nil)
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("mia")
+	c.Login("mia", nil)
+	for _, name := range []string{"sessiond.db", "sessiond.db-wal", "sessiond.db-shm", "signing-key.pem", "refresh-key"} {
+		fi, err := os.Stat(filepath.Join(ts.DataDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("%s: got mode %#o, want 0600", name, got)
+		}
+	}
+}
