@@ -81,7 +81,7 @@ func ExampleNewManager() {
 	}
 	g, err := m.Login(ctx, sessiond.LoginRequest{
 		Login: "alice@example.com", Password: "correct horse battery staple",
-		Device: "curl", DeviceClass: sessiond.ClassCLI, IPAddress: "192.0.2.1",
+		UserAgent: "curl/8.5.0", ClientIP: "192.0.2.1",
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -122,14 +122,16 @@ func ExampleManager_RevokeOthers() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	login := func(device string) *sessiond.Grant {
-		g, err := m.Login(ctx, sessiond.LoginRequest{Login: "bob", Password: "correct horse battery staple", Device: device})
+	login := func(userAgent string) *sessiond.Grant {
+		g, err := m.Login(ctx, sessiond.LoginRequest{Login: "bob", Password: "correct horse battery staple", UserAgent: userAgent})
 		if err != nil {
 			log.Fatal(err)
 		}
 		return g
 	}
-	laptop, phone, tablet := login("Firefox on Linux"), login("Safari on iPhone"), login("Chrome on Android")
+	laptop := login("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0")
+	phone := login("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1")
+	tablet := login("Mozilla/5.0 (Linux; Android 14; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
 
 	n, err := m.RevokeOthers(ctx, u.ID, laptop.Session.ID, sessiond.ReasonRevokedOthers)
 	if err != nil {

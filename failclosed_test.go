@@ -123,7 +123,7 @@ func TestThrottlesFailClosed(t *testing.T) {
 				}
 			}
 			login := func(name, password string) error {
-				_, err := m.Login(ctx, sessiond.LoginRequest{Login: name, Password: password, IPAddress: "192.0.2.30"})
+				_, err := m.Login(ctx, sessiond.LoginRequest{Login: name, Password: password, ClientIP: "192.0.2.30"})
 				return err
 			}
 			for range 2 * m.Throttles.LoginAccountIP.N {

@@ -40,6 +40,7 @@ type Manager struct {
 	broker   Broker
 	limiter  Limiter
 	observer Observer
+	locator  Locator
 
 	// Hasher hashes passwords; default: argon2id with DefaultArgon2.
 	Hasher *PasswordHasher
@@ -83,11 +84,14 @@ type Manager struct {
 	ready readiness
 }
 
-// Parts are what a Manager is built on. Sessions, Users, Access and
-// Refresh are required; the rest are optional.
+// Parts are what a Manager is built on. Sessions, Access and Refresh are
+// required; the rest are optional.
 type Parts struct {
 	Sessions SessionStore
-	Users    UserStore
+	// Users keeps sessiond's own users and passwords; nil: the users are
+	// the app's own, and sessions start with StartSession (see
+	// ExternalUsers).
+	Users UserStore
 	// Access issues and verifies access tokens.
 	Access *AccessTokens
 	// Refresh mints and parses refresh tokens.
@@ -100,6 +104,9 @@ type Parts struct {
 	// Observer is told about logins, refreshes and revocations, for
 	// metrics; nil: nobody is.
 	Observer Observer
+	// Locator finds the location of a client address; nil: sessions have
+	// no location.
+	Locator Locator
 }
 
 // Observer is told what the Manager does, for metrics. Its methods must be
@@ -136,6 +143,7 @@ func NewManager(p Parts) *Manager {
 		broker:           p.Broker,
 		limiter:          p.Limiter,
 		observer:         p.Observer,
+		locator:          p.Locator,
 		Hasher:           NewPasswordHasher(DefaultArgon2),
 		Throttles:        defaultThrottles,
 		AccessTTL:        DefaultAccessTTL,
@@ -184,6 +192,9 @@ type RegisterRequest struct {
 
 // Register creates a user.
 func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error) {
+	if m.users == nil {
+		return nil, errNoUsers
+	}
 	if !m.SignupOpen {
 		return nil, ErrSignupClosed
 	}
@@ -214,8 +225,9 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 	return u, nil
 }
 
-// LoginRequest is a sign-in from one device. Device, DeviceClass, IPAddress
-// and Location describe the client; the HTTP layer fills them in.
+// LoginRequest is a sign-in from one device. The Manager derives the
+// session's device name and class from UserAgent, and its location from
+// ClientIP.
 type LoginRequest struct {
 	// Login is a username or an email address.
 	Login    string
@@ -224,11 +236,11 @@ type LoginRequest struct {
 	// login from a device that has a live session replaces it.
 	DeviceID string
 	// DeviceName sets the session's name, optional.
-	DeviceName  string
-	Device      string
-	DeviceClass string
-	IPAddress   string
-	Location    string
+	DeviceName string
+	// UserAgent is the client's User-Agent header.
+	UserAgent string
+	// ClientIP is the client's address; it also keys the throttles.
+	ClientIP string
 }
 
 // Grant is the answer to a login or a refresh. Its durations are measured
@@ -250,6 +262,9 @@ type Grant struct {
 
 // Login verifies the credentials and creates a session for the device.
 func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
+	if m.users == nil {
+		return nil, errNoUsers
+	}
 	if err := r.check(); err != nil {
 		return nil, err
 	}
@@ -258,7 +273,7 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	ok, err := m.verifyPassword(ctx, now, u, r.Login, r.Password, r.IPAddress)
+	ok, err := m.verifyPassword(ctx, now, u, r.Login, r.Password, r.ClientIP)
 	switch {
 	case err != nil:
 		return nil, err
@@ -268,13 +283,11 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		m.observer.Login(false)
 		return nil, ErrAccountLocked
 	}
-	s := m.newSession(u, r, now)
+	s := m.newSession(u.ID, client{r.DeviceID, r.DeviceName, r.UserAgent, r.ClientIP}, now)
 	if err := m.createSession(ctx, u, s, now); err != nil {
 		return nil, err
 	}
-	m.observer.Login(true)
-	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", u.ID), slog.String("session_id", s.ID), slog.String("device", s.Device))
-	m.publish(ctx, Event{Type: EventCreated, UserID: u.ID, SessionID: s.ID, Session: s.Clone()})
+	m.created(ctx, s, "login")
 	return m.grant(s, now)
 }
 
@@ -289,29 +302,25 @@ func (r *LoginRequest) check() error {
 		return invalid("password", "is required")
 	case len(r.Password) > 4*maxPasswordLen || !utf8.ValidString(r.Password):
 		return invalid("password", "must be valid UTF-8 of at most %d characters", maxPasswordLen)
-	case len(r.DeviceID) > MaxDeviceIDLen:
-		return invalid("device_id", "must be at most %d bytes", MaxDeviceIDLen)
 	}
-	return checkDeviceName("device_name", r.DeviceName)
+	return checkDevice(r.DeviceID, r.DeviceName)
 }
 
-// newSession returns the session that login r of user u creates at now.
-func (m *Manager) newSession(u *User, r LoginRequest, now time.Time) *Session {
+// newSession returns the session that a login or start of userID from
+// client c creates at now.
+func (m *Manager) newSession(userID string, c client, now time.Time) *Session {
 	s := &Session{
-		ID:          randomID(),
-		UserID:      u.ID,
-		Device:      r.Device,
-		DeviceClass: r.DeviceClass,
-		Name:        r.DeviceName,
-		IPAddress:   r.IPAddress,
-		Location:    r.Location,
-		CreatedAt:   now,
-		LastActive:  now,
-		Generation:  1,
-		RotatedAt:   now,
+		ID:         randomID(),
+		UserID:     userID,
+		Name:       c.deviceName,
+		CreatedAt:  now,
+		LastActive: now,
+		Generation: 1,
+		RotatedAt:  now,
 	}
-	if r.DeviceID != "" {
-		s.DeviceID = DeviceHash(u.ID, r.DeviceID)
+	s.Device, s.DeviceClass, s.IPAddress, s.Location = m.describe(c)
+	if c.deviceID != "" {
+		s.DeviceID = DeviceHash(userID, c.deviceID)
 	}
 	s.DeviceClass = s.Class()
 	s.ExpiresAt = m.expiry(s, now)
@@ -335,8 +344,13 @@ func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now ti
 	return m.recheckUser(ctx, u, s.ID)
 }
 
-// recheckUser ends session id if the user changed since u was read.
+// recheckUser ends session id if the user changed since u was read. The
+// app's own users (no user store) change elsewhere: the app ends their
+// sessions itself.
 func (m *Manager) recheckUser(ctx context.Context, u *User, id string) error {
+	if m.users == nil {
+		return nil
+	}
 	cur, err := m.users.UserByID(ctx, u.ID)
 	if err == nil && !cur.Locked && cur.PasswordHash == u.PasswordHash {
 		return nil
@@ -378,7 +392,7 @@ func (m *Manager) grant(s *Session, now time.Time) (*Grant, error) {
 	if s.ExpiresAt.Before(exp) {
 		exp = s.ExpiresAt
 	}
-	at, err := m.access.Issue(s.UserID, s.ID, now, exp)
+	at, err := m.access.IssueWithClaims(s.UserID, s.ID, s.Claims, now, exp)
 	if err != nil {
 		return nil, fmt.Errorf("issue access token: %w", err)
 	}
@@ -547,14 +561,21 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (*Session, *Ac
 	return s, c, nil
 }
 
-// User returns the user with id.
+// User returns the user with id. Without a user store (the app's own
+// users) it is a User with only ID set.
 func (m *Manager) User(ctx context.Context, id string) (*User, error) {
+	if m.users == nil {
+		return &User{ID: id}, nil
+	}
 	return m.users.UserByID(ctx, id)
 }
 
 // FindUser returns the user whose username or email is login (compared as
 // at sign-in), or ErrNotFound.
 func (m *Manager) FindUser(ctx context.Context, login string) (*User, error) {
+	if m.users == nil {
+		return nil, errNoUsers
+	}
 	return m.userByLogin(ctx, login)
 }
 
@@ -763,22 +784,6 @@ func (m *Manager) RevokeAll(ctx context.Context, userID string, reason Reason) (
 	return len(ids), err
 }
 
-// Rename sets the name of one session of userID ("" clears it).
-func (m *Manager) Rename(ctx context.Context, userID, id, name string) (*Session, error) {
-	if err := checkDeviceName("name", name); err != nil {
-		return nil, err
-	}
-	s, err := m.sessions.Rename(ctx, userID, id, name)
-	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("session %w", ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	m.publish(ctx, Event{Type: EventRenamed, UserID: userID, SessionID: id, Session: s.Clone()})
-	return s, nil
-}
-
 // ChangePasswordRequest changes the password of the signed-in user.
 type ChangePasswordRequest struct {
 	Current     string
@@ -791,6 +796,9 @@ type ChangePasswordRequest struct {
 // asked, ends every other session of the user. A wrong current password
 // counts as a failed login.
 func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswordRequest) (int, error) {
+	if m.users == nil {
+		return 0, errNoUsers
+	}
 	if r.Current == "" {
 		return 0, invalid("current_password", "is required")
 	}
@@ -838,6 +846,9 @@ func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 // ResetPassword sets a new password for userID (an administrator's act)
 // and ends every session of the user.
 func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (int, error) {
+	if m.users == nil {
+		return 0, errNoUsers
+	}
 	if err := CheckPassword("password", password); err != nil {
 		return 0, err
 	}
@@ -855,6 +866,9 @@ func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (i
 
 // SetLocked locks (ending every session) or unlocks the account userID.
 func (m *Manager) SetLocked(ctx context.Context, userID string, locked bool) (int, error) {
+	if m.users == nil {
+		return 0, errNoUsers
+	}
 	if err := m.users.SetLocked(ctx, userID, locked); err != nil {
 		return 0, err
 	}
@@ -869,6 +883,9 @@ func (m *Manager) SetLocked(ctx context.Context, userID string, locked bool) (in
 // DeleteUser deletes the account userID and ends every session of it. The
 // account goes first, so a login racing the deletion cannot keep a session.
 func (m *Manager) DeleteUser(ctx context.Context, userID string) (int, error) {
+	if m.users == nil {
+		return 0, errNoUsers
+	}
 	if err := m.users.DeleteUser(ctx, userID); err != nil {
 		return 0, err
 	}
@@ -940,6 +957,9 @@ func randomID() string {
 func (m *Manager) Ping(ctx context.Context) error {
 	if err := m.sessions.Ping(ctx); err != nil {
 		return fmt.Errorf("session store: %w", err)
+	}
+	if m.users == nil {
+		return nil
 	}
 	if err := m.users.Ping(ctx); err != nil {
 		return fmt.Errorf("user store: %w", err)

@@ -26,6 +26,9 @@ var benchStores = []struct {
 // benchManager returns a Manager on a fresh store with cheap password
 // hashing and a clock that only moves when told to. With Redis, other
 // opens another Store on the same server: another instance's view.
+// benchUserAgent is a desktop browser's User-Agent.
+const benchUserAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
 func benchManager(b *testing.B, useRedis, strict bool) (m *sessiond.Manager, clock *atomic.Int64, other func() sessiond.SessionStore) {
 	b.Helper()
 	db := sessiondtest.OpenSQLite(b)
@@ -62,7 +65,7 @@ func benchGrant(b *testing.B, m *sessiond.Manager) *sessiond.Grant {
 	}
 	g, err := m.Login(ctx, sessiond.LoginRequest{
 		Login: "bench", Password: "password123", DeviceID: "device-1",
-		Device: "Chrome on Windows", DeviceClass: sessiond.ClassDesktop, IPAddress: "203.0.113.7", Location: "Lagos, Nigeria",
+		UserAgent: benchUserAgent, ClientIP: "203.0.113.7",
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -133,7 +136,7 @@ func BenchmarkLogin(b *testing.B) {
 			ctx := context.Background()
 			req := sessiond.LoginRequest{
 				Login: "bench", Password: "password123", DeviceID: "device-1",
-				Device: "Chrome on Windows", DeviceClass: sessiond.ClassDesktop, IPAddress: "203.0.113.7",
+				UserAgent: benchUserAgent, ClientIP: "203.0.113.7",
 			}
 			b.ReportAllocs()
 			for b.Loop() {

@@ -48,7 +48,7 @@ func signIn(t *testing.T, m *sessiond.Manager, name string) *sessiond.Grant {
 			t.Fatal(err)
 		}
 	}
-	g, err := m.Login(ctx, sessiond.LoginRequest{Login: name, Password: "password123", Device: "curl", DeviceClass: sessiond.ClassCLI})
+	g, err := m.Login(ctx, sessiond.LoginRequest{Login: name, Password: "password123", UserAgent: "curl/8.5.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,15 +288,15 @@ func TestOneAddressCannotLockAnAccount(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m.Login(ctx, sessiond.LoginRequest{Login: "xena", Password: "wrong password", IPAddress: "198.51.100.7"})
+			m.Login(ctx, sessiond.LoginRequest{Login: "xena", Password: "wrong password", ClientIP: "198.51.100.7"})
 		}()
 	}
 	wg.Wait()
-	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "xena", Password: "password123", IPAddress: "203.0.113.9"}); err != nil {
+	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "xena", Password: "password123", ClientIP: "203.0.113.9"}); err != nil {
 		t.Fatalf("the user from another address after a burst: %v", err)
 	}
 	var throttled *sessiond.ThrottledError
-	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "xena", Password: "password123", IPAddress: "198.51.100.7"}); !errors.As(err, &throttled) {
+	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "xena", Password: "password123", ClientIP: "198.51.100.7"}); !errors.As(err, &throttled) {
 		t.Fatalf("the bursting address: got %v, want throttled", err)
 	}
 }
@@ -307,15 +307,15 @@ func TestIPv6ThrottlesCountPerSlash64(t *testing.T) {
 	ctx := context.Background()
 	for i := range m.Throttles.LoginIP.N {
 		ip := fmt.Sprintf("2001:db8:1:2::%x", i+1)
-		if _, err := m.Login(ctx, sessiond.LoginRequest{Login: fmt.Sprintf("nobody%d", i), Password: "wrong password", IPAddress: ip}); !errors.Is(err, sessiond.ErrInvalidCredentials) {
+		if _, err := m.Login(ctx, sessiond.LoginRequest{Login: fmt.Sprintf("nobody%d", i), Password: "wrong password", ClientIP: ip}); !errors.Is(err, sessiond.ErrInvalidCredentials) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
 	var throttled *sessiond.ThrottledError
-	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "someone", Password: "wrong password", IPAddress: "2001:db8:1:2:ffff::1"}); !errors.As(err, &throttled) {
+	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "someone", Password: "wrong password", ClientIP: "2001:db8:1:2:ffff::1"}); !errors.As(err, &throttled) {
 		t.Fatalf("same /64, new address: got %v, want throttled", err)
 	}
-	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "someone", Password: "wrong password", IPAddress: "2001:db8:1:3::1"}); !errors.Is(err, sessiond.ErrInvalidCredentials) {
+	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "someone", Password: "wrong password", ClientIP: "2001:db8:1:3::1"}); !errors.Is(err, sessiond.ErrInvalidCredentials) {
 		t.Fatalf("another /64: got %v, want a plain failure", err)
 	}
 }

@@ -123,7 +123,7 @@ func (env *raceEnv) register(t *testing.T, name string) string {
 func (env *raceEnv) login(t *testing.T, name string) *sessiond.Grant {
 	t.Helper()
 	ctx := context.Background()
-	g, err := env.creator.Login(ctx, sessiond.LoginRequest{Login: name, Password: "password123", Device: "curl", DeviceClass: sessiond.ClassCLI})
+	g, err := env.creator.Login(ctx, sessiond.LoginRequest{Login: name, Password: "password123", UserAgent: "curl/8.5.0"})
 	if err != nil {
 		t.Fatalf("Login: %v", err)
 	}

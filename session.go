@@ -3,6 +3,7 @@ package sessiond
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -34,6 +35,11 @@ const (
 	ReasonExpired         Reason = "expired"
 	ReasonReuseDetected   Reason = "reuse_detected"
 	ReasonAdmin           Reason = "admin"
+	// ReasonHandoffReplayed ends a session whose one-time handoff code was
+	// used a second time.
+	ReasonHandoffReplayed Reason = "handoff_replayed"
+	// ReasonReported ends a session its user reported as not theirs.
+	ReasonReported Reason = "reported"
 )
 
 // Session is one signed-in device of a user.
@@ -62,6 +68,11 @@ type Session struct {
 	// RotatedAt is when Generation was last set; it anchors the refresh
 	// grace window.
 	RotatedAt time.Time
+	// Claims are the app's own claims of the session: a compact JSON
+	// object that every access token of the session carries, or nil for
+	// none. The Manager checks them (see ClaimsLimit); stores keep them
+	// as they are.
+	Claims json.RawMessage
 }
 
 // Class returns DeviceClass, or ClassUnknown when it is "".
@@ -72,10 +83,20 @@ func (s *Session) Class() string {
 	return s.DeviceClass
 }
 
-// Clone returns a copy of s.
+// Clone returns a copy of s. The copy shares Claims, which nothing
+// changes in place: a change of claims replaces the slice.
 func (s *Session) Clone() *Session {
 	c := *s
 	return &c
+}
+
+// SessionChange is what SessionStore.Update changes; a nil field stays as
+// it is.
+type SessionChange struct {
+	// Name sets the name ("" clears it).
+	Name *string
+	// Claims replaces the claims (an empty value clears them).
+	Claims *json.RawMessage
 }
 
 // Ended names a session that a store operation removed and why.
@@ -205,9 +226,10 @@ type SessionStore interface {
 	// confirmed by enough replicas; the updated session comes with it.
 	Rotate(ctx context.Context, userID, id string, from uint64, at, expiresAt time.Time) (*Session, error)
 
-	// Rename sets the session's Name ("" clears it) and returns the
-	// updated session; ErrNotFound when the session is gone.
-	Rename(ctx context.Context, userID, id, name string) (*Session, error)
+	// Update applies ch to the session in one atomic step and returns the
+	// updated session; ErrNotFound when the session is gone. It changes
+	// neither LastActive nor ExpiresAt.
+	Update(ctx context.Context, userID, id string, ch SessionChange) (*Session, error)
 
 	// Revoke deletes one session. It returns ErrNotFound when there was
 	// no such live session, so a second revoke of the same id reports

@@ -35,6 +35,9 @@ type Throttles struct {
 	// UnknownRevoke counts revocations of unknown or foreign session ids
 	// per user (default 30 per minute).
 	UnknownRevoke Rate
+	// AdminAuth counts admin API requests with a missing or wrong key per
+	// client IP (default 20 per minute); a valid key is never counted.
+	AdminAuth Rate
 }
 
 // defaultThrottles are the defaults of docs/design.md, "Throttles".
@@ -46,6 +49,7 @@ var defaultThrottles = Throttles{
 	FailedRefresh:  Rate{30, time.Minute},
 	SessionRefresh: Rate{10, time.Minute},
 	UnknownRevoke:  Rate{30, time.Minute},
+	AdminAuth:      Rate{20, time.Minute},
 }
 
 // rule is one throttle: a rate of Throttles, counted per key. Its keys
@@ -87,7 +91,20 @@ var (
 	// id.
 	unknownRevocations = &rule{"revocations of unknown sessions", "rv:",
 		func(t *Throttles) Rate { return t.UnknownRevoke }}
+	// Admin API requests without a valid key per client address: "aa:"
+	// address.
+	adminAuthFailures = &rule{"requests without a valid admin key", "aa:",
+		func(t *Throttles) Rate { return t.AdminAuth }}
 )
+
+// FailedAdminAuth counts a request to the admin API that came with a
+// missing or wrong key from clientIP. It returns nil when the request is to
+// be refused as unauthenticated, a *ThrottledError once the address is past
+// its limit, or the limiter store's error (the request is then answered as
+// unavailable: the throttle fails closed).
+func (m *Manager) FailedAdminAuth(ctx context.Context, clientIP string) error {
+	return m.take(ctx, m.now(), randomID(), adminAuthFailures.of(addrKey(clientIP)))
+}
 
 // counter is the counter of rule r for one subject (an address, a session,
 // a user): its events are under key.

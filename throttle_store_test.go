@@ -187,7 +187,7 @@ func TestThrottlesHoldUnderConcurrency(t *testing.T) {
 		})
 
 		login := func(user, password, ip string) string {
-			_, err := m.Login(ctx, sessiond.LoginRequest{Login: user, Password: password, IPAddress: ip})
+			_, err := m.Login(ctx, sessiond.LoginRequest{Login: user, Password: password, ClientIP: ip})
 			return outcome(err)
 		}
 

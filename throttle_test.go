@@ -57,7 +57,7 @@ func TestLoginCountsItsThrottlesOnceEachSideOfTheHash(t *testing.T) {
 	m.SetLimiterForTest(c)
 	ctx := context.Background()
 	login := func(password string) error {
-		_, err := m.Login(ctx, sessiond.LoginRequest{Login: "quinn", Password: password, IPAddress: "192.0.2.4"})
+		_, err := m.Login(ctx, sessiond.LoginRequest{Login: "quinn", Password: password, ClientIP: "192.0.2.4"})
 		return err
 	}
 	if err := login("password123"); err != nil {
@@ -113,7 +113,7 @@ func TestLoginThrottlesWithEitherLimiter(t *testing.T) {
 			ctx := context.Background()
 			signIn(t, m, "rhea")
 			login := func(password, ip string) error {
-				_, err := m.Login(ctx, sessiond.LoginRequest{Login: "rhea", Password: password, IPAddress: ip})
+				_, err := m.Login(ctx, sessiond.LoginRequest{Login: "rhea", Password: password, ClientIP: ip})
 				return err
 			}
 			for i := range m.Throttles.LoginAccountIP.N {

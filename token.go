@@ -40,6 +40,22 @@ type AccessClaims struct {
 	jwt.RegisteredClaims
 	// SessionID is the session the token was issued for.
 	SessionID string `json:"sid"`
+	// Extra are the session's own claims (see Session.Claims), written as
+	// top-level claims when the token is issued. Verify leaves it nil: the
+	// session's current claims are in the store.
+	Extra json.RawMessage `json:"-"`
+}
+
+// MarshalJSON writes the claims with Extra's members beside the others.
+// Extra never repeats a name of theirs: CheckClaims refuses those.
+func (c *AccessClaims) MarshalJSON() ([]byte, error) {
+	type plain AccessClaims
+	b, err := json.Marshal((*plain)(c))
+	if err != nil || len(c.Extra) <= len("{}") {
+		return b, err
+	}
+	b = append(b[:len(b)-1], ',')
+	return append(b, c.Extra[1:]...), nil
 }
 
 // UnmarshalJSON decodes the claims, refusing an exp, nbf or iat that is not
@@ -178,6 +194,12 @@ func (a *AccessTokens) JWKS() []byte { return slices.Clone(a.jwks) }
 // expiring at expiresAt (both truncated to the second, so the token never
 // outlives expiresAt).
 func (a *AccessTokens) Issue(userID, sessionID string, now, expiresAt time.Time) (string, error) {
+	return a.IssueWithClaims(userID, sessionID, nil, now, expiresAt)
+}
+
+// IssueWithClaims is Issue with the session's own claims (a compact JSON
+// object that CheckClaims returned, or nil) as top-level claims.
+func (a *AccessTokens) IssueWithClaims(userID, sessionID string, extra json.RawMessage, now, expiresAt time.Time) (string, error) {
 	if userID == "" || sessionID == "" {
 		return "", errors.New("access token: empty user id or session id")
 	}
@@ -196,6 +218,7 @@ func (a *AccessTokens) Issue(userID, sessionID string, now, expiresAt time.Time)
 			ID:        base64.RawURLEncoding.EncodeToString(jti[:]),
 		},
 		SessionID: sessionID,
+		Extra:     extra,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	t.Header["kid"] = a.signer.ID

@@ -33,7 +33,7 @@ func TestLoginWithNonASCIIUsernameMatchesNobody(t *testing.T) {
 	ctx := context.Background()
 	for _, login := range []string{"\u212Aate", "\u212AATE", "kat\u00e9", "kate\u200b"} {
 		users.lookups.Store(0)
-		_, err := m.Login(ctx, sessiond.LoginRequest{Login: login, Password: "password123", Device: "curl"})
+		_, err := m.Login(ctx, sessiond.LoginRequest{Login: login, Password: "password123", UserAgent: "curl/8.5.0"})
 		if !errors.Is(err, sessiond.ErrInvalidCredentials) {
 			t.Fatalf("Login(%q): got %v, want ErrInvalidCredentials", login, err)
 		}
@@ -42,13 +42,13 @@ func TestLoginWithNonASCIIUsernameMatchesNobody(t *testing.T) {
 		}
 	}
 	users.lookups.Store(0)
-	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "\u212Aate@example.com", Password: "password123", Device: "curl"}); !errors.Is(err, sessiond.ErrInvalidCredentials) {
+	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "\u212Aate@example.com", Password: "password123", UserAgent: "curl/8.5.0"}); !errors.Is(err, sessiond.ErrInvalidCredentials) {
 		t.Fatalf("Login(Kelvin email): got %v, want ErrInvalidCredentials", err)
 	}
 	if n := users.lookups.Load(); n != 1 {
 		t.Fatalf("Login(an email): %d store lookups, want 1", n)
 	}
-	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "KATE", Password: "password123", Device: "curl"}); err != nil {
+	if _, err := m.Login(ctx, sessiond.LoginRequest{Login: "KATE", Password: "password123", UserAgent: "curl/8.5.0"}); err != nil {
 		t.Fatalf("Login(KATE): %v", err)
 	}
 }

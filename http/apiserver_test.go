@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/geoip"
 	sessiondhttp "github.com/sessiond/sessiond/http"
 	"github.com/sessiond/sessiond/internal/sessiondtest"
@@ -27,7 +28,7 @@ func proxies(t testing.TB, list string) []netip.Prefix {
 }
 
 // locator opens the GeoIP database at path, closed when t ends.
-func locator(t testing.TB, path string) sessiondhttp.Locator {
+func locator(t testing.TB, path string) sessiond.Locator {
 	t.Helper()
 	g, err := geoip.Open(path)
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 // behind the check runs; a single header with a bad value stays 401.
 func TestAmbiguousCredentials(t *testing.T) {
 	m, g, _ := signedIn(t)
-	other, err := m.Login(context.Background(), sessiond.LoginRequest{Login: "erin", Password: "correct horse battery staple", Device: "curl"})
+	other, err := m.Login(context.Background(), sessiond.LoginRequest{Login: "erin", Password: "correct horse battery staple", UserAgent: "curl/8.5.0"})
 	if err != nil {
 		t.Fatal(err)
 	}

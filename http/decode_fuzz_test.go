@@ -30,7 +30,7 @@ func FuzzDecodeRequest(f *testing.F) {
 	if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: "fuzz", Email: "fuzz@example.com", Password: pw}); err != nil {
 		f.Fatal(err)
 	}
-	g, err := m.Login(ctx, sessiond.LoginRequest{Login: "fuzz", Password: pw, Device: "curl"})
+	g, err := m.Login(ctx, sessiond.LoginRequest{Login: "fuzz", Password: pw, UserAgent: "curl/8.5.0"})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -19,11 +19,12 @@ import (
 // the GeoIP database; an untrusted peer cannot spoof either.
 func TestDeviceFieldsBehindProxy(t *testing.T) {
 	db := geoiptest.WriteSample(t)
-	trusted := startServer(t, func(s *sessiondtest.Server) {
-		s.HTTP.Locator, s.HTTP.TrustedProxies = locator(t, db), proxies(t, "127.0.0.1")
+	loc := locator(t, db)
+	trusted := sessiondtest.StartServer(t, sessiondtest.Options{Locator: loc}, func(s *sessiondtest.Server) {
+		s.HTTP.TrustedProxies = proxies(t, "127.0.0.1")
 	})
-	untrusted := startServer(t, func(s *sessiondtest.Server) {
-		s.HTTP.Locator, s.HTTP.TrustedProxies = locator(t, db), proxies(t, "10.0.0.0/8")
+	untrusted := sessiondtest.StartServer(t, sessiondtest.Options{Locator: loc}, func(s *sessiondtest.Server) {
+		s.HTTP.TrustedProxies = proxies(t, "10.0.0.0/8")
 	})
 	for _, tc := range []struct {
 		name, xff, wantIP, wantLoc string

@@ -77,7 +77,7 @@ func ExampleMiddleware() {
 		log.Fatal(err)
 	}
 	g, err := m.Login(ctx, sessiond.LoginRequest{
-		Login: "alice", Password: "correct horse battery staple", Device: "curl",
+		Login: "alice", Password: "correct horse battery staple", UserAgent: "curl/8.5.0",
 	})
 	if err != nil {
 		log.Fatal(err)

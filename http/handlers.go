@@ -81,17 +81,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 			})
 		}
 	}
-	addr, ip := s.clientIP(r)
-	dev, class := device(r)
-	req := sessiond.LoginRequest{
+	_, ip := s.clientIP(r)
+	g, err := s.Manager.Login(r.Context(), sessiond.LoginRequest{
 		Login: in.Username, Password: in.Password,
 		DeviceID: in.DeviceID, DeviceName: in.DeviceName,
-		Device: dev, DeviceClass: class, IPAddress: ip,
-	}
-	if s.Locator != nil && addr.IsValid() {
-		req.Location = s.Locator.Lookup(addr)
-	}
-	g, err := s.Manager.Login(r.Context(), req)
+		UserAgent: r.UserAgent(), ClientIP: ip,
+	})
 	if err != nil {
 		return err
 	}

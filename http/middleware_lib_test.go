@@ -31,7 +31,7 @@ func signedInOn(t testing.TB, o sessiondtest.Options) (*sessiondtest.Env, *sessi
 	if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: "erin", Email: "erin@example.com", Password: "correct horse battery staple"}); err != nil {
 		t.Fatal(err)
 	}
-	g, err := m.Login(ctx, sessiond.LoginRequest{Login: "erin", Password: "correct horse battery staple", Device: "curl"})
+	g, err := m.Login(ctx, sessiond.LoginRequest{Login: "erin", Password: "correct horse battery staple", UserAgent: "curl/8.5.0"})
 	if err != nil {
 		t.Fatal(err)
 	}

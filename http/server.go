@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/useragent"
 )
 
 // Limits of requests.
@@ -31,11 +30,6 @@ const (
 	// MaxHeaderBytes is the largest request header block accepted.
 	MaxHeaderBytes = 1 << 20
 )
-
-// Locator turns a client address into "City, Country" or "".
-type Locator interface {
-	Lookup(ip netip.Addr) string
-}
 
 // Metrics receives request-level measurements; optional.
 type Metrics interface {
@@ -50,8 +44,6 @@ type Server struct {
 
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// Locator finds a location for a client address; nil: none.
-	Locator Locator
 	// PublicURL is the origin users see ("https://auth.example.com"),
 	// used for CSRF checks behind a proxy that rewrites Host.
 	PublicURL string
@@ -217,11 +209,6 @@ func (s *Server) clientIP(r *http.Request) (netip.Addr, string) {
 		return ip, ""
 	}
 	return ip, ip.String()
-}
-
-// device describes the client of r.
-func device(r *http.Request) (name, class string) {
-	return useragent.Parse(r.UserAgent())
 }
 
 // origin returns the server's own origin as the browser sees it.

@@ -90,7 +90,7 @@ func loginN(t *testing.T, m *sessiond.Manager, user string, n int) []*sessiond.G
 	}
 	var gs []*sessiond.Grant
 	for range n {
-		g, err := m.Login(ctx, sessiond.LoginRequest{Login: user, Password: "correct horse battery staple", Device: "curl"})
+		g, err := m.Login(ctx, sessiond.LoginRequest{Login: user, Password: "correct horse battery staple", UserAgent: "curl/8.5.0"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"slices"
@@ -30,6 +31,8 @@ import (
 //	I  IPAddress as text when it is not a canonical address
 //	l  Location
 //	g  Generation, decimal (Redis stores it as an integer)
+//	c  Claims, compact JSON (up to sessiond.ClaimsLimit bytes: a session
+//	   with claims over 64 bytes is a hashtable, not a listpack)
 //
 // The record p holds what has a fixed size, because one field costs 5
 // bytes of listpack overhead besides its value and a unix ms integer costs
@@ -54,12 +57,13 @@ const (
 	fIPRaw
 	fLocation
 	fGeneration
+	fClaims
 	nFields
 )
 
 // fieldNames lists the hash fields in the order in which every read
 // (HMGET, and the scripts) returns them.
-var fieldNames = [nFields]string{"p", "d", "e", "D", "v", "C", "n", "I", "l", "g"}
+var fieldNames = [nFields]string{"p", "d", "e", "D", "v", "C", "n", "I", "l", "g", "c"}
 
 // Offsets in the record.
 const (
@@ -184,6 +188,7 @@ func encodeSession(s *sessiond.Session) []string {
 	}
 	add(fieldNames[fLocation], s.Location)
 	add(fieldNames[fGeneration], strconv.FormatUint(s.Generation, 10))
+	add(fieldNames[fClaims], string(s.Claims))
 	return kv
 }
 
@@ -283,7 +288,12 @@ func decodeFields(userID, id string, h *hashValues) (*sessiond.Session, bool, er
 		ip = str[nDev:]
 	}
 
+	var claims json.RawMessage
+	if h.ok(fClaims) {
+		claims = json.RawMessage(h.v[fClaims])
+	}
 	return &sessiond.Session{
+		Claims:      claims,
 		ID:          id,
 		UserID:      userID,
 		DeviceID:    devID,

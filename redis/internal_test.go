@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -110,7 +111,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		}
 		got.RotatedAt, got.CreatedAt = s.RotatedAt, s.CreatedAt
 		got.LastActive, got.ExpiresAt = s.LastActive, s.ExpiresAt
-		if *got != *s {
+		if !reflect.DeepEqual(got, s) {
 			t.Errorf("session %s: got %+v, want %+v", s.ID, got, s)
 		}
 	}

@@ -273,16 +273,23 @@ fixidx(KEYS[2])
 return redis.call('HMGET', KEYS[1], unpack(F))
 `)
 
-// renameScript sets or clears the name.
+// updateScript sets or clears the name and the claims.
 //
-// KEYS[1] session key. ARGV[1] name. It returns -1 when the session is
-// gone, else the updated fields in fieldNames order.
-var renameScript = script(`
+// KEYS[1] session key. ARGV[1] "1" to change the name, ARGV[2] the name,
+// ARGV[3] "1" to change the claims, ARGV[4] the claims. An empty value
+// clears its field. It returns -1 when the session is gone, else the
+// updated fields in fieldNames order.
+var updateScript = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if ARGV[1] == '' then
-  redis.call('HDEL', KEYS[1], 'n')
-else
-  redis.call('HSET', KEYS[1], 'n', ARGV[1])
+for i, f in ipairs({'n', 'c'}) do
+  if ARGV[2*i-1] == '1' then
+    local v = ARGV[2*i]
+    if v == '' then
+      redis.call('HDEL', KEYS[1], f)
+    else
+      redis.call('HSET', KEYS[1], f, v)
+    end
+  end
 end
 return redis.call('HMGET', KEYS[1], unpack(F))
 `)

@@ -403,20 +403,27 @@ func (s *Store) Rotate(ctx context.Context, userID, id string, from uint64, at, 
 	return sess, err
 }
 
-// Rename implements sessiond.SessionStore.
-func (s *Store) Rename(ctx context.Context, userID, id, name string) (*sessiond.Session, error) {
+// Update implements sessiond.SessionStore.
+func (s *Store) Update(ctx context.Context, userID, id string, ch sessiond.SessionChange) (*sessiond.Session, error) {
 	key := SessionKey(userID, id)
+	args := []string{"0", "", "0", ""}
+	if ch.Name != nil {
+		args[0], args[1] = "1", *ch.Name
+	}
+	if ch.Claims != nil {
+		args[2], args[3] = "1", string(*ch.Claims)
+	}
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
-	res := renameScript.Exec(ctx, s.client, []string{key}, []string{name})
+	res := updateScript.Exec(ctx, s.client, []string{key}, args)
 	if err := res.Error(); err != nil {
-		return nil, wrap(err, "rename")
+		return nil, wrap(err, "update")
 	}
 	s.recent.set(changed, key)
-	return s.sessionReply("rename", userID, id, res)
+	return s.sessionReply("update", userID, id, res)
 }
 
-// sessionReply decodes the reply of the rotate and rename scripts: -1 gone,
+// sessionReply decodes the reply of the rotate and update scripts: -1 gone,
 // -2 generation mismatch, else the session's fields.
 func (s *Store) sessionReply(op, userID, id string, res rueidis.RedisResult) (*sessiond.Session, error) {
 	if code, err := res.AsInt64(); err == nil {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -30,15 +31,19 @@ func NewSessionStore(db *DB) *SessionStore {
 }
 
 const sessionColumns = `id, user_id, device_id, device, device_class, name, ip_address, location,
-	created_at, last_active, expires_at, generation, rotated_at`
+	created_at, last_active, expires_at, generation, rotated_at, claims`
 
 // scanSession reads one row of sessionColumns.
 func scanSession(row interface{ Scan(...any) error }) (*sessiond.Session, error) {
 	var s sessiond.Session
 	var created, active, expires, rotated, gen int64
+	var claims string
 	if err := row.Scan(&s.ID, &s.UserID, &s.DeviceID, &s.Device, &s.DeviceClass, &s.Name, &s.IPAddress, &s.Location,
-		&created, &active, &expires, &gen, &rotated); err != nil {
+		&created, &active, &expires, &gen, &rotated, &claims); err != nil {
 		return nil, err
+	}
+	if claims != "" {
+		s.Claims = json.RawMessage(claims)
 	}
 	s.CreatedAt, s.LastActive, s.ExpiresAt, s.RotatedAt = fromMS(created), fromMS(active), fromMS(expires), fromMS(rotated)
 	s.Generation = uint64(gen)
@@ -116,7 +121,7 @@ func (st *SessionStore) Create(ctx context.Context, s *sessiond.Session, limit s
 
 	if _, err := tx.StmtContext(ctx, st.db.stmts.sessionInsert).ExecContext(ctx,
 		s.ID, s.UserID, s.DeviceID, s.Device, s.DeviceClass, s.Name, s.IPAddress, s.Location,
-		ms(s.CreatedAt), ms(s.LastActive), ms(s.ExpiresAt), int64(s.Generation), ms(s.RotatedAt)); err != nil {
+		ms(s.CreatedAt), ms(s.LastActive), ms(s.ExpiresAt), int64(s.Generation), ms(s.RotatedAt), string(s.Claims)); err != nil {
 		if uniqueViolation(err, "sessions.id") {
 			return nil, fmt.Errorf("sqlite: create %s: session id exists", s.ID)
 		}
@@ -289,16 +294,24 @@ func (st *SessionStore) Rotate(ctx context.Context, userID, id string, from uint
 	return s, nil
 }
 
-// Rename implements sessiond.SessionStore.
-func (st *SessionStore) Rename(ctx context.Context, userID, id, name string) (*sessiond.Session, error) {
+// Update implements sessiond.SessionStore.
+func (st *SessionStore) Update(ctx context.Context, userID, id string, ch sessiond.SessionChange) (*sessiond.Session, error) {
 	defer st.db.sessions.invalidate(userID, id)
+	var name, claims sql.NullString
+	if ch.Name != nil {
+		name = sql.NullString{String: *ch.Name, Valid: true}
+	}
+	if ch.Claims != nil {
+		claims = sql.NullString{String: string(*ch.Claims), Valid: true}
+	}
 	s, err := scanSession(st.db.write.QueryRowContext(ctx,
-		`UPDATE sessions SET name = ? WHERE id = ? AND user_id = ? RETURNING `+sessionColumns, name, id, userID))
+		`UPDATE sessions SET name = coalesce(?, name), claims = coalesce(?, claims)
+		WHERE id = ? AND user_id = ? RETURNING `+sessionColumns, name, claims, id, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
 	if err != nil {
-		return nil, wrap(err, "rename %s", id)
+		return nil, wrap(err, "update %s", id)
 	}
 	return s, nil
 }

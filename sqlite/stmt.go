@@ -22,7 +22,7 @@ const (
 		WHERE user_id = ? AND device_id = ? AND expires_at > ? RETURNING id`
 	qSessionCount  = `SELECT count(*) FROM sessions WHERE user_id = ? AND expires_at > ?`
 	qSessionInsert = `INSERT INTO sessions (` + sessionColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qSessionTouch = `UPDATE sessions SET last_active = ?, expires_at = ? WHERE id = ? AND user_id = ?`
 
 	qLimiterCount   = `SELECT count(*), min(at) FROM limiter_events WHERE key = ? AND at > ?`

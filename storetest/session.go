@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sessiond.SessionStore) {
 		{"concurrent rotates from one generation have one winner", testRotateConcurrent},
 		{"rename sets and clears the name", testRename},
 		{"rename of a gone session is not found", testRenameGone},
+		{"update sets, replaces and clears the claims apart from the name", testUpdateClaims},
 		{"revoke ends the session", testRevoke},
 		{"revoke with another user's id is not found and keeps the session", testRevokeForeign},
 		{"revoke others keeps only the current session", testRevokeOthers},
@@ -63,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sessiond.SessionStore) {
 		{"concurrent creates under deny admit exactly the cap", testConcurrentDeny},
 		{"delete expired removes only expired sessions", testDeleteExpired},
 		{"user ids with special characters are kept apart", testSpecialUserIDs},
+		{"app user ids of every allowed character work in every call", testAppUserIDs},
 		{"a user at the hard maximum is listed, capped and revoked whole", testLargeUser},
 		{"ping answers", testPing},
 		{"writable accepts a write and keeps nothing a session call sees", testWritable},
@@ -89,6 +93,11 @@ func newSession(userID string, now time.Time) *sessiond.Session {
 		Generation:  1,
 		RotatedAt:   now,
 	}
+}
+
+// rename sets the name of a session through Update.
+func rename(st sessiond.SessionStore, userID, id, name string) (*sessiond.Session, error) {
+	return st.Update(context.Background(), userID, id, sessiond.SessionChange{Name: &name})
 }
 
 // mustCreate creates s with no cap and fails the test on error or when
@@ -235,6 +244,7 @@ func diffSession(got, want *sessiond.Session) []string {
 	str("Name", got.Name, want.Name)
 	str("IPAddress", got.IPAddress, want.IPAddress)
 	str("Location", got.Location, want.Location)
+	str("Claims", string(got.Claims), string(want.Claims))
 	tm("CreatedAt", got.CreatedAt, want.CreatedAt)
 	tm("LastActive", got.LastActive, want.LastActive)
 	tm("ExpiresAt", got.ExpiresAt, want.ExpiresAt)
@@ -274,6 +284,7 @@ func testRoundTrip(t *testing.T, st sessiond.SessionStore) {
 		ExpiresAt:   now.Add(idle - time.Hour + 333),
 		Generation:  7, // the store keeps what it is given
 		RotatedAt:   now.Add(-2*time.Hour + 444),
+		Claims:      json.RawMessage(`{"org":"acme","roles":["admin","billing"],"tier":3,"x":"\u003c\u2028é"}`),
 	}
 	want := s.Clone()
 	ended, err := st.Create(ctx, s, sessiond.SessionCap{Max: 50, Policy: sessiond.PolicyEvict}, now)
@@ -323,7 +334,7 @@ func testCallerCopies(t *testing.T, st sessiond.SessionStore) {
 	list[0].Name = "changed after list"
 	wantSession(t, "Get after changing a listed value", mustGet(t, st, want.UserID, want.ID, now), want)
 
-	got, err := st.Rename(context.Background(), want.UserID, want.ID, "renamed")
+	got, err := rename(st, want.UserID, want.ID, "renamed")
 	if err != nil {
 		t.Fatalf("Rename: got error %v, want nil", err)
 	}
@@ -551,20 +562,19 @@ func testRotateConcurrent(t *testing.T, st sessiond.SessionStore) {
 }
 
 func testRename(t *testing.T, st sessiond.SessionStore) {
-	ctx := context.Background()
 	now := base()
 	s := newSession(randomID(), now)
 	mustCreate(t, st, s, now)
 
 	want := s.Clone()
 	for _, name := range []string{"Work laptop", "Téléphone de Zoë 📱", ""} {
-		got, err := st.Rename(ctx, s.UserID, s.ID, name)
+		got, err := rename(st, s.UserID, s.ID, name)
 		if err != nil {
-			t.Fatalf("Rename(%q): got error %v, want nil", name, err)
+			t.Fatalf("Update(name %q): got error %v, want nil", name, err)
 		}
 		want.Name = name
-		wantSession(t, fmt.Sprintf("Rename(%q) result", name), got, want)
-		wantSession(t, fmt.Sprintf("Get after Rename(%q)", name), mustGet(t, st, s.UserID, s.ID, now), want)
+		wantSession(t, fmt.Sprintf("Update(name %q) result", name), got, want)
+		wantSession(t, fmt.Sprintf("Get after Update(name %q)", name), mustGet(t, st, s.UserID, s.ID, now), want)
 	}
 }
 
@@ -574,17 +584,17 @@ func testRenameGone(t *testing.T, st sessiond.SessionStore) {
 	s := newSession(randomID(), now)
 	mustCreate(t, st, s, now)
 
-	_, err := st.Rename(ctx, s.UserID, randomID(), "x")
-	wantErr(t, "Rename(unknown id)", err, sessiond.ErrNotFound)
-	_, err = st.Rename(ctx, randomID(), s.ID, "x")
-	wantErr(t, "Rename(another user's id)", err, sessiond.ErrNotFound)
+	_, err := rename(st, s.UserID, randomID(), "x")
+	wantErr(t, "Update(name unknown id)", err, sessiond.ErrNotFound)
+	_, err = rename(st, randomID(), s.ID, "x")
+	wantErr(t, "Update(name another user's id)", err, sessiond.ErrNotFound)
 	wantSession(t, "Get after a foreign Rename", mustGet(t, st, s.UserID, s.ID, now), s)
 
 	if err := st.Revoke(ctx, s.UserID, s.ID); err != nil {
 		t.Fatalf("Revoke: got error %v, want nil", err)
 	}
-	_, err = st.Rename(ctx, s.UserID, s.ID, "x")
-	wantErr(t, "Rename(revoked)", err, sessiond.ErrNotFound)
+	_, err = rename(st, s.UserID, s.ID, "x")
+	wantErr(t, "Update(name revoked)", err, sessiond.ErrNotFound)
 	wantNotFound(t, st, s.UserID, s.ID, now)
 }
 
@@ -1132,8 +1142,8 @@ func testSpecialUserIDs(t *testing.T, st sessiond.SessionStore) {
 	if _, err := st.Rotate(ctx, "a:b:c", byUser["a:b:c"][0].ID, 1, now, now.Add(idle)); err != nil {
 		t.Fatalf("Rotate(%q): got error %v, want nil", "a:b:c", err)
 	}
-	if _, err := st.Rename(ctx, "with space", byUser["with space"][0].ID, "x"); err != nil {
-		t.Fatalf("Rename(%q): got error %v, want nil", "with space", err)
+	if _, err := rename(st, "with space", byUser["with space"][0].ID, "x"); err != nil {
+		t.Fatalf("Update(name %q): got error %v, want nil", "with space", err)
 	}
 	if err := st.Revoke(ctx, "ünïcødé-用户", byUser["ünïcødé-用户"][0].ID); err != nil {
 		t.Fatalf("Revoke(%q): got error %v, want nil", "ünïcødé-用户", err)
@@ -1357,5 +1367,140 @@ func testListPage(t *testing.T, st sessiond.SessionStore) {
 	page, err := st.ListPage(ctx, randomID(), now, nil, "", 10)
 	if err != nil || len(page) != 0 {
 		t.Fatalf("ListPage(unknown user): got (%d sessions, %v), want (none, nil)", len(page), err)
+	}
+}
+
+func testUpdateClaims(t *testing.T, st sessiond.SessionStore) {
+	ctx := context.Background()
+	now := base()
+	s := newSession(randomID(), now)
+	s.Name = "Work laptop"
+	s.Claims = json.RawMessage(`{"org":"acme"}`)
+	mustCreate(t, st, s, now)
+	wantSession(t, "Get after Create with claims", mustGet(t, st, s.UserID, s.ID, now), s)
+
+	want := s.Clone()
+	for _, c := range []string{`{"org":"globex","roles":["a","b"]}`, `{"big":"` + strings.Repeat("é", 1000) + `"}`, ""} {
+		claims := json.RawMessage(c)
+		got, err := st.Update(ctx, s.UserID, s.ID, sessiond.SessionChange{Claims: &claims})
+		if err != nil {
+			t.Fatalf("Update(claims %.20q): got error %v, want nil", c, err)
+		}
+		if c == "" {
+			want.Claims = nil
+		} else {
+			want.Claims = claims
+		}
+		wantSession(t, fmt.Sprintf("Update(claims %.20q) result", c), got, want)
+		wantSession(t, fmt.Sprintf("Get after Update(claims %.20q)", c), mustGet(t, st, s.UserID, s.ID, now), want)
+	}
+
+	// Both at once, then the name alone keeps the claims.
+	name, claims := "Phone", json.RawMessage(`{"k":1}`)
+	got, err := st.Update(ctx, s.UserID, s.ID, sessiond.SessionChange{Name: &name, Claims: &claims})
+	if err != nil {
+		t.Fatalf("Update(name and claims): got error %v, want nil", err)
+	}
+	want.Name, want.Claims = name, claims
+	wantSession(t, "Update(name and claims) result", got, want)
+	if got, err = rename(st, s.UserID, s.ID, ""); err != nil {
+		t.Fatalf("Update(name only): got error %v, want nil", err)
+	}
+	want.Name = ""
+	wantSession(t, "Update(name only) result", got, want)
+	wantSession(t, "Get after Update(name only)", mustGet(t, st, s.UserID, s.ID, now), want)
+	if got, err = st.Update(ctx, s.UserID, s.ID, sessiond.SessionChange{}); err != nil {
+		t.Fatalf("Update(nothing): got error %v, want nil", err)
+	}
+	wantSession(t, "Update(nothing) result", got, want)
+
+	// A list and a rotation carry the claims.
+	list, err := st.List(ctx, s.UserID, now)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List: got (%d sessions, %v), want (1, nil)", len(list), err)
+	}
+	wantSession(t, "List after Update", list[0], want)
+	rotated, err := st.Rotate(ctx, s.UserID, s.ID, want.Generation, now.Add(time.Second), now.Add(idle))
+	if err != nil {
+		t.Fatalf("Rotate: got error %v, want nil", err)
+	}
+	if string(rotated.Claims) != string(want.Claims) {
+		t.Fatalf("Rotate: got claims %s, want %s", rotated.Claims, want.Claims)
+	}
+	_, err = st.Update(ctx, s.UserID, randomID(), sessiond.SessionChange{Claims: &claims})
+	wantErr(t, "Update(claims of an unknown id)", err, sessiond.ErrNotFound)
+}
+
+// testAppUserIDs plays every call with user ids an app may bring: 1-128
+// printable ASCII characters without spaces, any of them allowed.
+func testAppUserIDs(t *testing.T, st sessiond.SessionStore) {
+	ctx := context.Background()
+	now := base()
+	var all strings.Builder
+	for c := byte('!'); c <= '~'; c++ {
+		all.WriteByte(c)
+	}
+	// Each id ends with a tag of this run: a store shared by the cases
+	// keeps what another case left under the same id.
+	tag := randomID()[:8]
+	users := []string{
+		"{", "}", ":", "@", "|", "%", "%25", "%7B", "{u:x}", "user|1", "a@b.example", "auth0|5f7c8ec7c33c6c004bbafe82",
+		"google-oauth2:1234", "}{:@|", `"\'`, strings.Repeat("~", 120), all.String(),
+	}
+	for i := range users {
+		users[i] += tag
+	}
+	byUser := map[string][]*sessiond.Session{}
+	for _, u := range users {
+		byUser[u] = createN(t, st, u, 2, now)
+	}
+	for _, u := range users {
+		wantIDs(t, fmt.Sprintf("List(%q)", u), listIDs(t, st, u, now), ids(byUser[u]...))
+		page, err := st.ListPage(ctx, u, now, nil, byUser[u][0].ID, 10)
+		if err != nil || len(page) != 1 || page[0].ID != byUser[u][1].ID {
+			t.Fatalf("ListPage(%q): got (%d sessions, %v), want the other session", u, len(page), err)
+		}
+		for _, s := range byUser[u] {
+			wantSession(t, fmt.Sprintf("Get(%q)", u), mustGet(t, st, u, s.ID, now), s)
+		}
+	}
+	// "%" and its encodings, and "{" beside "{u:x}", stay apart.
+	wantNotFound(t, st, "%25"+tag, byUser["%"+tag][0].ID, now)
+	wantNotFound(t, st, "%"+tag, byUser["%25"+tag][0].ID, now)
+	wantNotFound(t, st, "{"+tag, byUser["{u:x}"+tag][0].ID, now)
+
+	for _, u := range users {
+		s := byUser[u]
+		if err := st.Touch(ctx, u, s[0].ID, now.Add(time.Minute), now.Add(idle)); err != nil {
+			t.Fatalf("Touch(%q): got error %v, want nil", u, err)
+		}
+		if _, err := st.Rotate(ctx, u, s[0].ID, 1, now.Add(time.Minute), now.Add(idle)); err != nil {
+			t.Fatalf("Rotate(%q): got error %v, want nil", u, err)
+		}
+		claims := json.RawMessage(`{"user":` + strconv.Quote(u) + `}`)
+		if got, err := st.Update(ctx, u, s[0].ID, sessiond.SessionChange{Claims: &claims}); err != nil || string(got.Claims) != string(claims) {
+			t.Fatalf("Update(%q): got (%v, %v), want the claims set", u, got, err)
+		}
+		if err := st.Sync(ctx, u); err != nil {
+			t.Fatalf("Sync(%q): got error %v, want nil", u, err)
+		}
+		if err := st.Revoke(ctx, u, s[0].ID); err != nil {
+			t.Fatalf("Revoke(%q): got error %v, want nil", u, err)
+		}
+		wantNotFound(t, st, u, s[0].ID, now.Add(time.Minute))
+	}
+	for i, u := range users {
+		keep := createN(t, st, u, 1, now)[0]
+		var err error
+		if i%2 == 0 {
+			_, err = st.RevokeOthers(ctx, u, keep.ID)
+			wantIDs(t, fmt.Sprintf("List(%q) after RevokeOthers", u), listIDs(t, st, u, now), ids(keep))
+		} else {
+			_, err = st.RevokeAll(ctx, u)
+			wantIDs(t, fmt.Sprintf("List(%q) after RevokeAll", u), listIDs(t, st, u, now), nil)
+		}
+		if err != nil {
+			t.Fatalf("revoke the sessions of %q: got error %v, want nil", u, err)
+		}
 	}
 }

@@ -13,8 +13,6 @@ import (
 	"unicode/utf8"
 
 	ua "github.com/mileusna/useragent"
-
-	"github.com/sessiond/sessiond"
 )
 
 const (
@@ -33,8 +31,19 @@ const (
 	maxProduct = 40
 )
 
-// Parse returns a short device name and a device class (one of the
-// sessiond.Class constants) for a User-Agent header.
+// Device classes Parse returns; they are the values of sessiond's Class
+// constants, which this package does not import so that sessiond can.
+const (
+	ClassDesktop = "desktop"
+	ClassMobile  = "mobile"
+	ClassTablet  = "tablet"
+	ClassCLI     = "cli"
+	ClassBot     = "bot"
+	ClassUnknown = "unknown"
+)
+
+// Parse returns a short device name and a device class (one of the Class
+// constants) for a User-Agent header.
 //
 // Browsers are named "<browser> on <platform>": "Chrome on Windows",
 // "Safari on iPhone", "Firefox on iPad", "Samsung Internet on Android",
@@ -61,13 +70,13 @@ const (
 func Parse(userAgent string) (device, class string) {
 	s := clean(userAgent)
 	if s == "" {
-		return UnknownDevice, sessiond.ClassUnknown
+		return UnknownDevice, ClassUnknown
 	}
 	if name, ok := tool(s); ok {
-		return name, sessiond.ClassCLI
+		return name, ClassCLI
 	}
 	if name, ok := knownBot(s); ok {
-		return name, sessiond.ClassBot
+		return name, ClassBot
 	}
 
 	u := ua.Parse(s)
@@ -79,7 +88,7 @@ func Parse(userAgent string) (device, class string) {
 		if name == "" {
 			name = "Bot"
 		}
-		return finish(name), sessiond.ClassBot
+		return finish(name), ClassBot
 	}
 
 	platform, class := platformOf(s, &u, isBrowser)
@@ -210,39 +219,39 @@ func platformOf(s string, u *ua.UserAgent, isBrowser bool) (platform, class stri
 		// Chrome and its derivatives mark phones with "Mobile" and tablets
 		// by leaving it out; applications follow no such rule.
 		if u.Tablet || (isBrowser && !strings.Contains(s, "Mobile")) {
-			return "Android", sessiond.ClassTablet
+			return "Android", ClassTablet
 		}
-		return "Android", sessiond.ClassMobile
+		return "Android", ClassMobile
 	case ua.IOS:
 		if u.Device == "iPad" {
-			return "iPad", sessiond.ClassTablet
+			return "iPad", ClassTablet
 		}
-		return "iPhone", sessiond.ClassMobile
+		return "iPhone", ClassMobile
 	case ua.WindowsPhone:
-		return "Windows Phone", sessiond.ClassMobile
+		return "Windows Phone", ClassMobile
 	case ua.BlackBerry:
-		return "BlackBerry", sessiond.ClassMobile
+		return "BlackBerry", ClassMobile
 	case ua.Harmony:
 		if u.Tablet {
-			return "HarmonyOS", sessiond.ClassTablet
+			return "HarmonyOS", ClassTablet
 		}
-		return "HarmonyOS", sessiond.ClassMobile
+		return "HarmonyOS", ClassMobile
 	case ua.Windows, ua.MacOS, ua.Linux, ua.ChromeOS, ua.FreeBSD:
 		switch {
 		case u.Tablet:
-			return u.OS, sessiond.ClassTablet
+			return u.OS, ClassTablet
 		case u.Mobile:
-			return u.OS, sessiond.ClassMobile
+			return u.OS, ClassMobile
 		}
-		return u.OS, sessiond.ClassDesktop
+		return u.OS, ClassDesktop
 	}
 	switch {
 	case u.Tablet:
-		return "", sessiond.ClassTablet
+		return "", ClassTablet
 	case u.Mobile:
-		return "", sessiond.ClassMobile
+		return "", ClassMobile
 	}
-	return "", sessiond.ClassUnknown
+	return "", ClassUnknown
 }
 
 // toolInfo names an HTTP tool or library by its product token.

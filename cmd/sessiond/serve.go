@@ -166,7 +166,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := newLogger(c, stdout)
 	metrics := prometheus.New()
-	m, st, err := open(ctx, c, log, func(p *sessiond.Parts) { p.Observer = metrics })
+	var locator sessiond.Locator
+	if c.GeoIPDB != "" {
+		g, err := geoip.Open(c.GeoIPDB)
+		if err != nil {
+			return fmt.Errorf("SESSIOND_GEOIP_DB: %w", err)
+		}
+		defer g.Close()
+		locator = g
+	}
+	m, st, err := open(ctx, c, log, func(p *sessiond.Parts) { p.Observer, p.Locator = metrics, locator })
 	if err != nil {
 		return err
 	}
@@ -184,14 +193,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Warn("event streams capped below SESSIOND_MAX_STREAMS by the limit of open files: raise the limit (ulimit -n, systemd LimitNOFILE=) to allow more",
 				"max_streams", c.MaxStreams, "open_file_limit", lim, "streams_cap", srv.MaxStreams)
 		}
-	}
-	if c.GeoIPDB != "" {
-		g, err := geoip.Open(c.GeoIPDB)
-		if err != nil {
-			return fmt.Errorf("SESSIOND_GEOIP_DB: %w", err)
-		}
-		defer g.Close()
-		srv.Locator = g
 	}
 	srv.Metrics = metrics
 	srv.MetricsHandler = metrics.Handler()

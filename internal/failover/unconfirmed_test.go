@@ -37,7 +37,7 @@ func TestUnconfirmedChangesAreToldAndNeverAnswered200(t *testing.T) {
 	}
 	login := func() *sessiond.Grant {
 		t.Helper()
-		g, err := m.Login(ctx, sessiond.LoginRequest{Login: "nia", Password: password, Device: "curl"})
+		g, err := m.Login(ctx, sessiond.LoginRequest{Login: "nia", Password: password, UserAgent: "curl/8.5.0"})
 		if err != nil {
 			t.Fatal(err)
 		}

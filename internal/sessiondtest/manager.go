@@ -33,6 +33,11 @@ type Options struct {
 	Broker sessiond.Broker
 	// Observer is told what the Manager does; nil: nobody is.
 	Observer sessiond.Observer
+	// Locator finds client locations; nil: none.
+	Locator sessiond.Locator
+	// ExternalUsers builds a Manager with no user store: the users are
+	// the app's own (Users and DB's user store are not used).
+	ExternalUsers bool
 
 	// Issuer is the access tokens' iss and aud; "" is "sessiond", the
 	// binary's default.
@@ -120,14 +125,19 @@ func NewManager(t testing.TB, o Options) *Env {
 	if issuer == "" {
 		issuer = "sessiond"
 	}
+	users := e.Users
+	if o.ExternalUsers {
+		users = nil
+	}
 	m := sessiond.NewManager(sessiond.Parts{
 		Sessions: e.Sessions,
-		Users:    e.Users,
+		Users:    users,
 		Access:   sessiond.NewAccessTokens(issuer, e.SigningKey),
 		Refresh:  sessiond.NewRefreshTokens(e.RefreshKey),
 		Limiter:  e.Limiter,
 		Broker:   e.Broker,
 		Observer: o.Observer,
+		Locator:  o.Locator,
 	})
 	if o.CheapHashing {
 		m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})

@@ -1,0 +1,243 @@
+package sessiond
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/sessiond/sessiond/useragent"
+)
+
+// Locator turns a client address into "City, Country" or "".
+type Locator interface {
+	Lookup(ip netip.Addr) string
+}
+
+// StartRequest starts a session for a user the app itself signed in (its
+// own passwords, OAuth, SSO, passkeys): see docs/design.md, "Sessions for
+// the app's own users". UserAgent and ClientIP are the end user's, as the
+// app saw them; the Manager derives the device and the location from them
+// exactly as for a login.
+type StartRequest struct {
+	UserID string
+	// DeviceID is the client's own identifier of the device, optional; a
+	// session started for a device that has a live session replaces it.
+	DeviceID string
+	// DeviceName sets the session's name, optional.
+	DeviceName string
+	UserAgent  string
+	ClientIP   string
+	// Claims are the app's claims of the session, carried by every
+	// access token of it; nil for none. See CheckClaims.
+	Claims map[string]any
+}
+
+// Limits of a session's claims and of the user ids of an app's own users.
+const (
+	// ClaimsLimit is the most bytes the claims of a session take as
+	// compact JSON.
+	ClaimsLimit = 2048
+	// MaxUserIDLen is the longest user id, in bytes.
+	MaxUserIDLen = 128
+)
+
+// reservedClaims are the names claims may not use: the registered JWT
+// claims, the access token's own, and the members of an RFC 7662
+// introspection answer. Names starting with "sd_" are reserved too.
+var reservedClaims = []string{
+	"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "typ",
+	"active", "scope", "client_id", "username", "token_type",
+}
+
+// CheckClaims returns the compact JSON of claims, or an *InputError on
+// field "claims" when it is too large or uses a reserved name. Nil or
+// empty claims give nil.
+func CheckClaims(claims map[string]any) (json.RawMessage, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	names := make([]string, 0, len(claims))
+	for k := range claims {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		switch {
+		case k == "":
+			return nil, invalid("claims", "must not have an empty name")
+		case slices.Contains(reservedClaims, k) || strings.HasPrefix(k, "sd_"):
+			return nil, invalid("claims", "must not use the reserved name %q", k)
+		}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(claims); err != nil {
+		return nil, invalid("claims", "must be a JSON object")
+	}
+	raw := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	if len(raw) > ClaimsLimit {
+		return nil, invalid("claims", "must be at most %d bytes as compact JSON, not %d", ClaimsLimit, len(raw))
+	}
+	return json.RawMessage(raw), nil
+}
+
+// checkUserID refuses a user id that is not 1-MaxUserIDLen printable ASCII
+// characters without spaces.
+func checkUserID(id string) error {
+	if id == "" {
+		return invalid("user_id", "is required")
+	}
+	if len(id) > MaxUserIDLen {
+		return invalid("user_id", "must be at most %d characters", MaxUserIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return invalid("user_id", "must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// ExternalUsers reports whether the Manager serves the app's own users
+// (it has no user store): there is no sign-up, sign-in or password, and
+// sessions start with StartSession.
+func (m *Manager) ExternalUsers() bool { return m.users == nil }
+
+// errNoUsers answers the acts that need sessiond's own users on a Manager
+// that serves the app's.
+var errNoUsers = fmt.Errorf("%w: users are the app's own (no user store)", ErrNotFound)
+
+// StartSession starts a session for r.UserID, a user the app signed in,
+// and returns its tokens. It applies every rule of a login: the device
+// and location from the end user's User-Agent and address, same-device
+// replacement, the session cap, events, metrics and the audit line. With a
+// user store, the user must exist (ErrNotFound) and not be locked
+// (ErrAccountLocked); without one, any well-formed id is a user.
+func (m *Manager) StartSession(ctx context.Context, r StartRequest) (*Grant, error) {
+	if err := checkUserID(r.UserID); err != nil {
+		return nil, err
+	}
+	if err := checkDevice(r.DeviceID, r.DeviceName); err != nil {
+		return nil, err
+	}
+	claims, err := CheckClaims(r.Claims)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{ID: r.UserID}
+	if m.users != nil {
+		if u, err = m.users.UserByID(ctx, r.UserID); errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("user %w", ErrNotFound)
+		} else if err != nil {
+			return nil, err
+		}
+		if u.Locked {
+			return nil, ErrAccountLocked
+		}
+	}
+	now := m.now()
+	s := m.newSession(u.ID, client{r.DeviceID, r.DeviceName, r.UserAgent, r.ClientIP}, now)
+	s.Claims = claims
+	if err := m.createSession(ctx, u, s, now); err != nil {
+		return nil, err
+	}
+	m.created(ctx, s, "start")
+	return m.grant(s, now)
+}
+
+// created counts, logs and publishes the new session s; via says how it
+// started (a login or a start by the app).
+func (m *Manager) created(ctx context.Context, s *Session, via string) {
+	m.observer.Login(true)
+	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", s.UserID), slog.String("session_id", s.ID),
+		slog.String("device", s.Device), slog.String("via", via))
+	m.publish(ctx, Event{Type: EventCreated, UserID: s.UserID, SessionID: s.ID, Session: s.Clone()})
+}
+
+// client is what a login or a start tells of the end user's device.
+type client struct {
+	deviceID, deviceName, userAgent, ip string
+}
+
+// checkDevice refuses a device id or name no session may have.
+func checkDevice(deviceID, deviceName string) error {
+	if len(deviceID) > MaxDeviceIDLen {
+		return invalid("device_id", "must be at most %d bytes", MaxDeviceIDLen)
+	}
+	return checkDeviceName("device_name", deviceName)
+}
+
+// describe returns the device name, class, address and location of c.
+// An address that does not parse is kept as "" (the HTTP layer only
+// passes parsed ones; a library caller's typo must not reach the list).
+func (m *Manager) describe(c client) (device, class, ip, location string) {
+	device, class = useragent.Parse(c.userAgent)
+	if a, err := netip.ParseAddr(c.ip); err == nil {
+		a = a.Unmap().WithZone("")
+		ip = a.String()
+		if m.locator != nil {
+			location = m.locator.Lookup(a)
+		}
+	}
+	return device, class, ip, location
+}
+
+// SessionUpdate changes a session: a nil field stays as it is.
+type SessionUpdate struct {
+	// Name sets the name ("" clears it).
+	Name *string
+	// Claims replace the claims; an empty non-nil map clears them. Access
+	// tokens issued from then on carry the new claims.
+	Claims map[string]any
+}
+
+// UpdateSession renames a session of userID or replaces its claims, and
+// tells the user's devices.
+func (m *Manager) UpdateSession(ctx context.Context, userID, id string, u SessionUpdate) (*Session, error) {
+	var ch SessionChange
+	if u.Name != nil {
+		if err := checkDeviceName("name", *u.Name); err != nil {
+			return nil, err
+		}
+		ch.Name = u.Name
+	}
+	if u.Claims != nil {
+		claims, err := CheckClaims(u.Claims)
+		if err != nil {
+			return nil, err
+		}
+		ch.Claims = &claims
+	}
+	s, err := m.sessions.Update(ctx, userID, id, ch)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("session %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.publish(ctx, Event{Type: EventRenamed, UserID: userID, SessionID: id, Session: s.Clone()})
+	return s, nil
+}
+
+// Rename sets the name of one session of userID ("" clears it).
+func (m *Manager) Rename(ctx context.Context, userID, id, name string) (*Session, error) {
+	return m.UpdateSession(ctx, userID, id, SessionUpdate{Name: &name})
+}
+
+// EndSession ends one session of userID for the app (reason admin). Unlike
+// Revoke, an unknown id is not throttled: the app's calls are trusted.
+func (m *Manager) EndSession(ctx context.Context, userID, id string) error {
+	err := m.revokeOne(ctx, userID, id, ReasonAdmin)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("session %w", ErrNotFound)
+	}
+	return err
+}
