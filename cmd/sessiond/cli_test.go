@@ -73,7 +73,7 @@ func TestFormatVersion(t *testing.T) {
 // the command succeeds (exit status 0), on every command.
 func TestHelpExitsZero(t *testing.T) {
 	env := map[string]string{"SESSIOND_DATA_DIR": filepath.Join(t.TempDir(), "data")}
-	cmds := [][]string{{}, {"serve"}, {"user"}, {"sessions"}, {"version"}, {"healthcheck"}}
+	cmds := [][]string{{}, {"serve"}, {"user"}, {"sessions"}, {"admin-key"}, {"version"}, {"healthcheck"}}
 	for _, c := range commands {
 		cmds = append(cmds, strings.Fields(c.name))
 	}

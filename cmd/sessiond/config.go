@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ type config struct {
 	RefreshGrace     time.Duration
 	SigningKeyFile   string
 	RefreshKeyFile   string
+	AdminKeysFile    string // the data directory's admin-keys when not set
 	GeoIPDB          string
 	RedisStrict      bool
 	RedisTimeout     time.Duration
@@ -125,6 +127,7 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	dur(&c.RefreshGrace, "SESSIOND_REFRESH_GRACE", sessiond.DefaultRefreshGrace, "refresh token replay grace")
 	str(&c.SigningKeyFile, "SESSIOND_SIGNING_KEY_FILE", "", "Ed25519 PKCS#8 PEM signing key (default: generated in the data directory)")
 	str(&c.RefreshKeyFile, "SESSIOND_REFRESH_KEY_FILE", "", "refresh token key, 32 random bytes in base64 (default: generated in the data directory)")
+	str(&c.AdminKeysFile, "SESSIOND_ADMIN_KEYS_FILE", "", "admin API keys, one NAME SHA256-HEX line each (default: admin-keys in the data directory)")
 	str(&c.GeoIPDB, "SESSIOND_GEOIP_DB", "", "MaxMind-format .mmdb for locations")
 	boolean(&c.RedisStrict, "SESSIOND_REDIS_STRICT", false, "read Redis on every request instead of the client-side cache")
 	dur(&c.RedisTimeout, "SESSIOND_REDIS_TIMEOUT", 100*time.Millisecond, "deadline of each Redis call")
@@ -143,6 +146,9 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	check := func() error {
 		if len(errs) > 0 {
 			return errs[0]
+		}
+		if c.AdminKeysFile == "" {
+			c.AdminKeysFile = filepath.Join(c.DataDir, "admin-keys")
 		}
 		n, err := strconv.Atoi(maxStr)
 		if err != nil || n < 1 || n > sessiond.HardMaxSessions {

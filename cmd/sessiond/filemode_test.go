@@ -32,3 +32,21 @@ func TestDataFilesArePrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminKeysFileIsPrivate: admin-key new creates the data directory
+// 0700, as the server does, and the keys file 0600, whatever the umask.
+func TestAdminKeysFileIsPrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	t.Cleanup(func() { syscall.Umask(old) })
+	dir := filepath.Join(t.TempDir(), "data")
+	newAdminKey(t, map[string]string{"SESSIOND_DATA_DIR": dir}, "app")
+	for name, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "admin-keys"): 0o600} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: got mode %#o, want %#o", name, got, want)
+		}
+	}
+}

@@ -44,6 +44,9 @@ var commands = []struct{ name, args, what string }{
 	{"user reset-password", "USER", "set a new password (standard input), ending every session"},
 	{"sessions list", "USER", "list a user's sessions"},
 	{"sessions revoke", "USER [SESSION]", "end one session, or all of them"},
+	{"admin-key new", "NAME", "make an admin API key, printed once (only its hash is kept)"},
+	{"admin-key list", "[--json]", "list the admin API keys: name and hash prefix"},
+	{"admin-key revoke", "NAME", "revoke an admin API key (a running server notices within 5 s)"},
 	{"healthcheck", "", "exit 0 when the server at SESSIOND_ADDR is ready, else 1"},
 	{"version", "", "print the version, commit and Go version (also --version)"},
 }
@@ -100,6 +103,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return serve(ctx, args, getenv, stdout, stderr)
 	case "user", "sessions":
 		return admin(ctx, cmd, args, getenv, stdin, stdout, stderr)
+	case "admin-key":
+		return adminKeyCmd(args, getenv, stdout, stderr)
 	case "version":
 		fs := flag.NewFlagSet("sessiond version", flag.ContinueOnError)
 		if err := parseFlags(fs, "version", stdout, stderr, fs.Parse, args); err != nil {
