@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -138,6 +139,15 @@ func loginCounters(u *User, login, ip string) [3]counter {
 		failedLoginsAccount.of(account),
 		failedLoginsAddr.of(ip),
 	}
+}
+
+// userKey names a user id for the throttles. An app's own user ids may hold
+// GroupSep, which would split the key's group: it and "%" are escaped.
+func userKey(id string) string {
+	if !strings.ContainsAny(id, GroupSep+"%") {
+		return id
+	}
+	return strings.NewReplacer("%", "%25", GroupSep, "%7C").Replace(id)
 }
 
 // addrKey names a client address for the throttles: an IPv6 address by its

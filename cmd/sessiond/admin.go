@@ -59,7 +59,7 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 	// go to standard error, as the server's go to its log.
 	log := newLogger(c, stderr)
 	// An administrator's acts are not throttled.
-	m, st, err := open(ctx, c, log, func(p *sessiond.Parts) { p.Limiter = nil })
+	m, st, err := open(ctx, c, log, func(p *sessiond.Parts) { p.Limiter = sessiond.NoThrottles })
 	if err != nil {
 		return err
 	}
