@@ -464,7 +464,7 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		m.observer.Refresh(true)
 		return m.grant(s, now)
 	case c.Generation < s.Generation:
-		return nil, m.reused(ctx, s, now, failed)
+		return nil, m.reused(ctx, s, now, failed, clientIP)
 	default:
 		// A generation from the future cannot be authentic for this
 		// session; refuse and change nothing.
@@ -495,7 +495,7 @@ func (m *Manager) rotate(ctx context.Context, c RefreshClaims, now time.Time) (*
 			// The budget is full, unless a concurrent refresh of this
 			// very token has just rotated: this one is then a replay.
 			if s, err = m.sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
-				return nil, false, terr
+				return nil, false, aboutUser(terr, c.UserID)
 			}
 			break
 		}
@@ -523,8 +523,10 @@ func (m *Manager) rotate(ctx context.Context, c RefreshClaims, now time.Time) (*
 // reused answers an authentic refresh token of a generation older than
 // the session's: someone else holds a copy. It ends the session, whatever
 // the throttles say.
-func (m *Manager) reused(ctx context.Context, s *Session, now time.Time, failed counter) error {
+func (m *Manager) reused(ctx context.Context, s *Session, now time.Time, failed counter, clientIP string) error {
 	m.observer.ReuseDetected()
+	m.Logger.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected: ending the session",
+		slog.String("user_id", s.UserID), slog.String("session_id", s.ID), slog.String("client_ip", clientIP))
 	if err := m.revokeOne(ctx, s.UserID, s.ID, ReasonReuseDetected); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -763,7 +765,7 @@ func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) 
 	err := m.revokeOne(ctx, userID, id, reason)
 	if errors.Is(err, ErrNotFound) {
 		if err := m.take(ctx, m.now(), randomID(), unknownRevocations.of(userKey(userID))); err != nil {
-			return err
+			return aboutUser(err, userID)
 		}
 		return fmt.Errorf("session %w", ErrNotFound)
 	}
