@@ -321,6 +321,8 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
+	// Public keys, for any page's verifier: open to every origin.
+	h.Set("Access-Control-Allow-Origin", "*")
 	w.Write(s.Manager.JWKS())
 }
 

@@ -61,6 +61,9 @@ type Server struct {
 	// refused with 429 too_many_streams. Each open stream holds a file
 	// descriptor: keep it well below the process's limit.
 	MaxStreams int
+	// CORSOrigins are the exact origins whose pages may call the API with
+	// a Bearer token (see ParseCORSOrigins); none: no CORS.
+	CORSOrigins []string
 	// HeartbeatInterval is how often an event stream sends a comment line,
 	// which keeps proxies from closing it and tells a stream whose session
 	// ended (default DefaultHeartbeatInterval when <= 0).
@@ -142,7 +145,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Page != nil {
 		mux.Handle("/", s.Page)
 	}
-	return s.withRequestID(s.withLog(s.routeErrors(mux)))
+	return s.withRequestID(s.withLog(s.withCORS(s.routeErrors(mux))))
 }
 
 // routeErrors answers the API paths that the mux would redirect

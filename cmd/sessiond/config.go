@@ -42,6 +42,7 @@ type config struct {
 	PublicURL        string
 	LogLevel         string
 	MaxStreams       int
+	CORSOrigins      []string
 }
 
 // flagName turns SESSIOND_ACCESS_TTL into access-ttl.
@@ -143,6 +144,8 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		streams = e
 	}
 	fs.Func(flagName("SESSIOND_MAX_STREAMS"), "event streams open at once on this instance (SESSIOND_MAX_STREAMS, default "+strconv.Itoa(sessiondhttp.DefaultMaxStreams)+")", func(s string) error { streams = s; return nil })
+	var corsOrigins string
+	str(&corsOrigins, "SESSIOND_CORS_ORIGINS", "", "comma-separated exact origins whose pages may call the API with Bearer tokens")
 	check := func() error {
 		if len(errs) > 0 {
 			return errs[0]
@@ -198,6 +201,9 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		}
 		if strings.TrimSpace(c.Issuer) == "" {
 			return fmt.Errorf("SESSIOND_ISSUER: must not be empty")
+		}
+		if c.CORSOrigins, err = sessiondhttp.ParseCORSOrigins(corsOrigins); err != nil {
+			return fmt.Errorf("SESSIOND_CORS_ORIGINS: %w", err)
 		}
 		if c.PublicURL != "" {
 			u, err := url.Parse(c.PublicURL)

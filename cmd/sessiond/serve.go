@@ -186,6 +186,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv.Logger = log
 	srv.Page = web.Handler(web.Options{Signup: c.Signup, PublicURL: c.PublicURL})
 	srv.MaxStreams = c.MaxStreams
+	srv.CORSOrigins = c.CORSOrigins
 	srv.HeartbeatInterval = heartbeat
 	if lim := openFileLimit(); lim > 0 {
 		var lowered bool
