@@ -69,8 +69,8 @@ type sessionJSON struct {
 	LastActive  string `json:"last_active"`
 	ExpiresAt   string `json:"expires_at"`
 	Current     bool   `json:"current"`
-	// Claims are the session's claims (docs/design.md, "Claims"), {}
-	// when it has none.
+	// Claims are the session's claims, {} when it has none
+	// (docs/design.md, "Sessions and users").
 	Claims json.RawMessage `json:"claims"`
 }
 

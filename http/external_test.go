@@ -51,7 +51,7 @@ func sameJSON(t *testing.T, what string, got json.RawMessage, want string) {
 
 // TestSessionClaimsShown: the claims a session was started with are in
 // every session object of the API, and {} for a session without any
-// (docs/design.md, "Claims").
+// (docs/design.md, "Sessions and users").
 func TestSessionClaimsShown(t *testing.T) {
 	for _, external := range []bool{true, false} {
 		name := "internal users"
