@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/sessiondtest"
@@ -18,6 +20,44 @@ type sessionWithClaims struct {
 	ID      string          `json:"id"`
 	Current bool            `json:"current"`
 	Claims  json.RawMessage `json:"claims"`
+}
+
+// streamEvent is the data of one event of the stream.
+type streamEvent struct {
+	Type      string             `json:"type"`
+	SessionID string             `json:"session_id"`
+	Session   *sessionWithClaims `json:"session"`
+}
+
+// subscribeClaims opens the event stream with token and returns the data of
+// its events.
+func subscribeClaims(t *testing.T, base, token string) <-chan streamEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/sessions/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("events: got status %d, want 200", res.StatusCode)
+	}
+	ch := make(chan streamEvent, 16)
+	go func() {
+		defer res.Body.Close()
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var ev streamEvent
+				if json.Unmarshal([]byte(data), &ev) == nil {
+					ch <- ev
+				}
+			}
+		}
+	}()
+	return ch
 }
 
 // startApp starts a session for the app's own user id through the
@@ -65,11 +105,28 @@ func TestSessionClaimsShown(t *testing.T) {
 			if !external {
 				userID = c.Register("ada").ID
 			}
+			watcher := startApp(t, srv.Manager, userID, nil)
+			events := subscribeClaims(t, srv.URL, watcher.AccessToken)
 			const claims = `{"org":"acme","roles":["admin","billing"],"note":"<b>&</b>"}`
 			g := startApp(t, srv.Manager, userID, map[string]any{
 				"org": "acme", "roles": []any{"admin", "billing"}, "note": "<b>&</b>",
 			})
 			plain := startApp(t, srv.Manager, userID, nil)
+
+			// The created event's session, as the stream shows it.
+			for _, want := range []struct {
+				id, claims string
+			}{{g.Session.ID, claims}, {plain.Session.ID, `{}`}} {
+				select {
+				case ev := <-events:
+					if ev.Type != "created" || ev.Session == nil || ev.SessionID != want.id {
+						t.Fatalf("event: got %+v, want created %s with its session", ev, want.id)
+					}
+					sameJSON(t, "event claims", ev.Session.Claims, want.claims)
+				case <-time.After(5 * time.Second):
+					t.Fatalf("no created event for %s within 5 s", want.id)
+				}
+			}
 
 			var me struct {
 				User    map[string]any    `json:"user"`
@@ -86,14 +143,14 @@ func TestSessionClaimsShown(t *testing.T) {
 
 			var list []sessionWithClaims
 			c.Do("GET", "/api/v1/sessions", g.AccessToken, nil).Expect(t, http.StatusOK).Decode(t, &list)
-			if len(list) != 2 {
-				t.Fatalf("list: got %d sessions, want 2", len(list))
+			if len(list) != 3 {
+				t.Fatalf("list: got %d sessions, want 3", len(list))
 			}
 			for _, s := range list {
 				switch s.ID {
 				case g.Session.ID:
 					sameJSON(t, "list claims of the started session", s.Claims, claims)
-				case plain.Session.ID:
+				case plain.Session.ID, watcher.Session.ID:
 					sameJSON(t, "list claims of a session without claims", s.Claims, `{}`)
 				default:
 					t.Errorf("list: unknown session %s", s.ID)
