@@ -116,11 +116,20 @@ func (s *Server) Handler() http.Handler {
 	authCtx := func(pattern string, h sessionHandler) {
 		mux.Handle(pattern, s.apiHandler(s.authenticatedInContext(h)))
 	}
-	api("POST /api/v1/auth/register", s.register)
-	api("POST /api/v1/auth/login", s.login)
+	if s.Manager.ExternalUsers() {
+		// The app signs its users in (docs/design.md, "The app's own
+		// users"): these paths do not exist, whatever the method or
+		// body, and nothing reads the request first.
+		for _, p := range []string{"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/password"} {
+			mux.Handle(p, s.apiHandler(func(http.ResponseWriter, *http.Request) error { return errNoEndpoint }))
+		}
+	} else {
+		api("POST /api/v1/auth/register", s.register)
+		api("POST /api/v1/auth/login", s.login)
+		auth("POST /api/v1/auth/password", s.changePassword)
+	}
 	api("POST /api/v1/auth/refresh", s.refresh)
 	auth("POST /api/v1/auth/logout", s.logout)
-	auth("POST /api/v1/auth/password", s.changePassword)
 	auth("GET /api/v1/auth/check", s.check)
 	auth("GET /api/v1/me", s.me)
 	auth("GET /api/v1/sessions", s.listSessions)

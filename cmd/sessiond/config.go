@@ -40,6 +40,8 @@ type config struct {
 	Signup           bool
 	Issuer           string
 	PublicURL        string
+	Users            string // usersInternal or usersExternal
+	LoginURL         string
 	LogLevel         string
 	MaxStreams       int
 	CORSOrigins      []string
@@ -138,6 +140,8 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	boolean(&c.Signup, "SESSIOND_SIGNUP", true, "whether sign-up is open")
 	str(&c.Issuer, "SESSIOND_ISSUER", "sessiond", "JWT iss and aud")
 	str(&c.PublicURL, "SESSIOND_PUBLIC_URL", "", "the origin users see, e.g. https://auth.example.com")
+	str(&c.Users, "SESSIOND_USERS", usersInternal, "internal: sessiond keeps users and passwords; external: the app signs its users in and starts their sessions")
+	str(&c.LoginURL, "SESSIOND_LOGIN_URL", "", "where browsers are sent to sign in: an http(s) URL or a path starting with / (default: the built-in page)")
 	str(&c.LogLevel, "SESSIOND_LOG_LEVEL", "info", "debug, info, warn or error")
 	streams := strconv.Itoa(sessiondhttp.DefaultMaxStreams)
 	if e := getenv("SESSIOND_MAX_STREAMS"); e != "" {
@@ -211,7 +215,43 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 				return fmt.Errorf("SESSIOND_PUBLIC_URL: %q is not an origin like https://auth.example.com", c.PublicURL)
 			}
 		}
+		switch c.Users {
+		case usersInternal, usersExternal:
+		default:
+			return fmt.Errorf("SESSIOND_USERS: %q is not internal (sessiond keeps users and passwords) or external (the app signs its users in)", c.Users)
+		}
+		if c.LoginURL != "" && !validLoginURL(c.LoginURL) {
+			return fmt.Errorf("SESSIOND_LOGIN_URL: %q is not an http(s) URL like https://app.example.com/login or a path starting with / like /login", c.LoginURL)
+		}
 		return nil
 	}
 	return fs, c, check
+}
+
+// The values of SESSIOND_USERS.
+const (
+	usersInternal = "internal"
+	usersExternal = "external"
+)
+
+// external reports whether the app signs its users in (SESSIOND_USERS).
+func (c *config) external() bool { return c.Users == usersExternal }
+
+// validLoginURL reports whether s is an absolute http(s) URL with a host,
+// or a path on this origin ("/login", not "//evil.example" or "/\evil",
+// which browsers read as another host).
+func validLoginURL(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User != nil {
+		return false
+	}
+	if strings.HasPrefix(s, "/") {
+		return u.Scheme == "" && u.Host == "" && !strings.HasPrefix(s, "//") && !strings.HasPrefix(s, "/\\")
+	}
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && !strings.Contains(s, "\\")
 }
