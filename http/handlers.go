@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -58,11 +59,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		Password   string `json:"password"`
 		DeviceID   string `json:"device_id"`
 		DeviceName string `json:"device_name"`
+		ReturnTo   string `json:"return_to"`
 	}
 	if mt == formType {
 		err = decodeForm(body, map[string]*string{
 			"username": &in.Username, "password": &in.Password,
 			"device_id": &in.DeviceID, "device_name": &in.DeviceName,
+			"return_to": &in.ReturnTo,
 		})
 	} else {
 		err = decodeJSON(body, &in)
@@ -90,7 +93,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeGrant(w, g, cookies, "signed in")
+	s.writeGrant(w, g, cookies, "signed in", s.returnTo(in.ReturnTo))
 	return nil
 }
 
@@ -138,14 +141,18 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeGrant(w, g, cookies, "tokens refreshed")
+	// A page that finds itself signed in by its refresh cookie (an
+	// expired access token sent it to sign in) goes back where it came
+	// from, under the same rules as a login.
+	s.writeGrant(w, g, cookies, "tokens refreshed", s.returnTo(r.URL.Query().Get("return_to")))
 	return nil
 }
 
 // writeGrant answers a login or refresh, with the tokens in the body or,
 // when the client asked for cookies, in cookies only.
-func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bool, msg string) {
+func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bool, msg, redirect string) {
 	out := grantJSON{
+		Redirect:     redirect,
 		AccessToken:  g.AccessToken,
 		TokenType:    "Bearer",
 		ExpiresIn:    max(int64(g.ExpiresIn/time.Second), 0),
@@ -267,7 +274,7 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sess
 	}
 	if page.Next != "" {
 		next := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {page.Next}}
-		w.Header().Set("Link", "<"+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
+		w.Header().Set("Link", "<"+strings.TrimSuffix(s.base(), "/")+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, english.Plural(len(out), "signed-in device"), out)
 	return nil

@@ -45,6 +45,8 @@ type config struct {
 	LogLevel         string
 	MaxStreams       int
 	CORSOrigins      []string
+	BasePath         string
+	ReturnURLs       string
 }
 
 // flagName turns SESSIOND_ACCESS_TTL into access-ttl.
@@ -149,6 +151,8 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	}
 	fs.Func(flagName("SESSIOND_MAX_STREAMS"), "event streams open at once on this instance (SESSIOND_MAX_STREAMS, default "+strconv.Itoa(sessiondhttp.DefaultMaxStreams)+")", func(s string) error { streams = s; return nil })
 	var corsOrigins string
+	str(&c.BasePath, "SESSIOND_BASE_PATH", "/", "path prefix of everything the public listener serves, e.g. /auth/")
+	str(&c.ReturnURLs, "SESSIOND_RETURN_URLS", "", "comma-separated origins or URL prefixes that return_to may name besides relative paths")
 	str(&corsOrigins, "SESSIOND_CORS_ORIGINS", "", "comma-separated exact origins whose pages may call the API with Bearer tokens")
 	check := func() error {
 		if len(errs) > 0 {
@@ -205,6 +209,12 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		}
 		if strings.TrimSpace(c.Issuer) == "" {
 			return fmt.Errorf("SESSIOND_ISSUER: must not be empty")
+		}
+		if c.BasePath, err = sessiondhttp.ParseBasePath(c.BasePath); err != nil {
+			return fmt.Errorf("SESSIOND_BASE_PATH: %w", err)
+		}
+		if _, err := sessiondhttp.ParseReturnRules(c.ReturnURLs, ""); err != nil {
+			return fmt.Errorf("SESSIOND_RETURN_URLS: %w", err)
 		}
 		if c.CORSOrigins, err = sessiondhttp.ParseCORSOrigins(corsOrigins); err != nil {
 			return fmt.Errorf("SESSIOND_CORS_ORIGINS: %w", err)

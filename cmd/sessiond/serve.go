@@ -189,10 +189,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := sessiondhttp.NewServer(m)
 	srv.TrustedProxies = trusted
 	srv.PublicURL = c.PublicURL
+	srv.BasePath = c.BasePath
+	srv.LoginURL = c.LoginURL
+	if srv.ReturnTo, err = sessiondhttp.ParseReturnRules(c.ReturnURLs, c.PublicURL); err != nil {
+		return fmt.Errorf("SESSIOND_RETURN_URLS: %w", err)
+	}
 	srv.Logger = log
 	srv.Page = web.Handler(web.Options{
 		Signup: c.Signup && !c.external(), PublicURL: c.PublicURL,
-		External: c.external(), LoginURL: c.LoginURL,
+		External: c.external(), LoginURL: c.LoginURL, BasePath: c.BasePath,
 	})
 	srv.MaxStreams = c.MaxStreams
 	srv.CORSOrigins = c.CORSOrigins
