@@ -31,7 +31,10 @@ import (
 
 // config is the suite's settings (the flags).
 type config struct {
-	out, svg    string
+	// args are the command-line arguments the suite ran with, to say in
+	// the report and the chart which command wrote them.
+	args        []string
+	out         string
 	url         string
 	scenarios   map[string]bool
 	concurrency int
@@ -71,6 +74,7 @@ func main() {
 	flag.StringVar(&c.benchtime, "benchtime", "500ms", "micro-benchmarks: -benchtime")
 	flag.DurationVar(&c.settle, "settle", 0, "with -url: wait this long between the logins and the measurement (11s for a Redis-backed server, whose instance reads the sessions it just wrote from Redis for 5 to 10 s)")
 	flag.Parse()
+	c.args = os.Args[1:]
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scen, ",") {
 		if s = strings.TrimSpace(s); s != "" {
