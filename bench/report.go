@@ -47,7 +47,6 @@ const (
 	targetRatio      = 0.85
 	targetVisibleP99 = 2 * time.Millisecond
 	targetMemory     = 350
-	targetLoginShare = 0.05
 )
 
 const notesStart, notesEnd = "<!-- notes: kept when the report is regenerated -->", "<!-- /notes -->"
@@ -113,6 +112,14 @@ func shellQuote(a string) string {
 		return a
 	}
 	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}
+
+// metricsSource says where the login scenario read the servers' metrics.
+func (r *report) metricsSource() string {
+	if u := r.Config.metricsURL; u != "" {
+		return "`" + u + "`"
+	}
+	return "`/metrics` on each server's own address"
 }
 
 // subset names the scenarios of the suite the run left out, "" when it
@@ -216,8 +223,8 @@ func (r *report) markdown(svgName, notes string) string {
 			thousands(s.RevokeSessions), fmtDur(s.StoreRevokeAll.Quantile(.5)), fmtDur(s.HTTPRevoke.Quantile(.5)))
 	}
 	for _, l := range r.Login {
-		p("| login time beyond the argon2id hash, sessions in %s | %.1f%% | ≤ %.0f%% | %s |\n",
-			l.Store, 100*l.Overhead(), 100*targetLoginShare, verdict(l.Overhead() <= targetLoginShare))
+		p("| login: server time beyond the argon2id hash, sessions in %s (share of the login in the server / as the client saw it) | %s (%.1f%% / %.1f%%) | (reported) | |\n",
+			l.Store, fmtDur(l.ServerBeyond()), 100*l.ServerShare(), 100*l.ClientShare())
 	}
 	p("\n")
 	if svgName != "" {
@@ -296,16 +303,20 @@ func (r *report) markdown(svgName, notes string) string {
 	if len(r.Login) > 0 {
 		p("## Login\n\n")
 		p("%d logins over HTTP (JSON body, a new device each; users in SQLite, sessions and throttles in the store named),\n", r.Login[0].Logins)
-		p("one at a time. The server times each login's password verification itself (argon2id m=19 MiB, t=2, p=1; the\n")
-		p("`sessiond_password_verify_duration_seconds` histogram, read before and after): time beyond the hash is\n")
-		p("(mean login − mean verification) ÷ mean login, over the same logins, the login as the client saw it. As a second,\n")
-		p("cross-process reference the benchmark also runs `sessiond.PasswordHasher.Verify` alone, alternating with the logins,\n")
-		p("while the server idles: (median login − median hash alone) ÷ median login. That one also counts how differently\n")
-		p("two processes serve a fresh 19 MiB allocation (zeroing reused memory, or faulting in new pages), so it is noisier.\n\n")
-		p("| sessions in | login p50 | login mean | login max | verification in the server, mean | beyond the hash | hash alone p50 | beyond the hash alone |\n|---|---|---|---|---|---|---|---|\n")
+		p("one at a time. The server measures both sides of each login itself: the request's duration in its request log\n")
+		p("(from the request reaching the handlers to the answer written) and its password verification (argon2id m=19 MiB,\n")
+		p("t=2, p=1; the `sessiond_password_verify_duration_seconds` histogram, read before and after the logins from\n")
+		p("%s). What a login costs the server beyond the hash is mean login − mean verification, over\n", r.metricsSource())
+		p("the same logins in the same process. The client's view adds the round trip and the wake-ups of a machine that\n")
+		p("idled through the hash (measured in the second table): its share is (mean login as the client saw it − mean\n")
+		p("verification) ÷ mean login. As a cross-process reference the benchmark also runs `sessiond.PasswordHasher.Verify`\n")
+		p("alone, alternating with the logins, while the server idles: (median login − median hash alone) ÷ median login,\n")
+		p("which also counts how differently two processes serve a fresh 19 MiB allocation. No target: the figures are reported.\n\n")
+		p("| sessions in | login in the server, mean | verification in the server, mean | **server beyond the hash** | share of the server's login | login at the client p50 / mean / max | share at the client | hash alone p50 | beyond the hash alone |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, l := range r.Login {
-			p("| %s | %s | %s | %s | %s | **%.1f%%** | %s | %.1f%% |\n", l.Store, fmtDur(l.Login.Quantile(.5)), fmtDur(l.LoginMean()), fmtDur(l.Login.Max()),
-				fmtDur(l.ServerVerify), 100*l.Overhead(), fmtDur(l.Verify.Quantile(.5)), 100*l.OverheadVsLocal())
+			p("| %s | %s | %s | **%s** | %.1f%% | %s / %s / %s | %.1f%% | %s | %.1f%% |\n", l.Store, fmtDur(l.ServerLogin), fmtDur(l.ServerVerify),
+				fmtDur(l.ServerBeyond()), 100*l.ServerShare(), fmtDur(l.Login.Quantile(.5)), fmtDur(l.LoginMean()), fmtDur(l.Login.Max()),
+				100*l.ClientShare(), fmtDur(l.Verify.Quantile(.5)), 100*l.OverheadVsLocal())
 		}
 		p("\n")
 		p("What a login waits for besides the hash, timed on this machine right after the logins: a round trip from the\n")
