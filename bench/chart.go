@@ -46,6 +46,8 @@ type panel struct {
 	legend plot.Legend
 	// weight is the panel's share of the width left after the legends.
 	weight float64
+	// caption explains the panel under the chart; "" when it needs nothing.
+	caption string
 }
 
 // chartPanels returns a panel for each kind of figure the run measured,
@@ -125,24 +127,32 @@ func (r *report) throughputPanel() (*panel, error) {
 	lg := newLegend()
 	lg.Add("GET /api/v1/me", leg[0])
 	lg.Add("GET /.well-known/jwks.json", leg[1])
-	return &panel{plot: p, legend: lg, weight: 0.8 + 0.2*float64(len(names))}, nil
+	return &panel{plot: p, legend: lg, weight: 0.8 + 0.2*float64(len(names)),
+		caption: "Throughput: a closed loop of keep-alive clients alternating slices of /me and of the JWKS on one server; ratio: median /me slice ÷ median JWKS slice."}, nil
 }
 
-// rateTicks labels a linear axis from 0 every 1, 2 or 5 times a power of
-// ten, whichever gives 4 to 10 labels, with a thousands separator.
+// rateTicks labels a linear axis every 1, 2 or 5 times a power of ten,
+// the smallest step that gives at most 10 labels, with a thousands
+// separator.
 type rateTicks struct{}
 
 func (rateTicks) Ticks(lo, hi float64) []plot.Tick {
-	step := math.Pow10(int(math.Floor(math.Log10(hi - lo))))
-	for _, m := range []float64{0.1, 0.2, 0.5, 1, 2, 5} {
-		if (hi-lo)/(m*step) <= 10 {
-			step *= m
+	e := math.Floor(math.Log10(hi - lo))
+	var step float64
+	for _, m := range []float64{0.1, 0.2, 0.5, 1} {
+		if step = m * math.Pow(10, e); (hi-lo)/step <= 10 {
 			break
 		}
 	}
+	decimals := max(0, int(math.Ceil(-math.Log10(step)-1e-9)))
 	var ts []plot.Tick
-	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
-		ts = append(ts, plot.Tick{Value: v, Label: thousands(int(math.Round(v)))})
+	for i := math.Ceil(lo/step - 1e-9); i*step <= hi*(1+1e-9); i++ {
+		v := i * step
+		label := thousands(int(math.Round(v)))
+		if decimals > 0 {
+			label = fmt.Sprintf("%.*f", decimals, v)
+		}
+		ts = append(ts, plot.Tick{Value: v, Label: label})
 		if minor := v + step/2; minor <= hi {
 			ts = append(ts, plot.Tick{Value: minor})
 		}
@@ -162,6 +172,8 @@ type latencySeries struct {
 	color color.Color
 	dash  bool
 	h     *histogram
+	// revocation is a revocation's visibility, not a request's latency.
+	revocation bool
 }
 
 func (r *report) latencySeries() []latencySeries {
@@ -169,10 +181,10 @@ func (r *report) latencySeries() []latencySeries {
 	for i, t := range r.Throughput {
 		c := colorStores[i%len(colorStores)]
 		if t.Me.Count() > 0 {
-			ss = append(ss, latencySeries{"/me, " + t.Store, c, false, &t.Me})
+			ss = append(ss, latencySeries{name: "/me, " + t.Store, color: c, h: &t.Me})
 		}
 		if t.JWKS.Count() > 0 {
-			ss = append(ss, latencySeries{"JWKS, " + t.Store, c, true, &t.JWKS})
+			ss = append(ss, latencySeries{name: "JWKS, " + t.Store, color: c, dash: true, h: &t.JWKS})
 		}
 	}
 	for _, v := range r.Revocation {
@@ -183,7 +195,7 @@ func (r *report) latencySeries() []latencySeries {
 		if v.Strict {
 			name, c = "same, strict mode", colorStrict
 		}
-		ss = append(ss, latencySeries{name, c, false, &v.Visible})
+		ss = append(ss, latencySeries{name: name, color: c, h: &v.Visible, revocation: true})
 	}
 	return ss
 }
@@ -242,7 +254,14 @@ func (r *report) latencyPanel() (*panel, error) {
 	}
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.3, float64(len(quantiles))-0.7
-	return &panel{plot: p, legend: lg, weight: 1.3}, nil
+	var caption []string
+	for _, s := range ss {
+		if s.revocation {
+			caption = append(caption, "Revocation: from the DELETE's answer on A to the first 401 from B; 0 (B refused before the DELETE returned) is drawn on the axis.")
+			break
+		}
+	}
+	return &panel{plot: p, legend: lg, weight: 1.3, caption: strings.Join(caption, " ")}, nil
 }
 
 func newPlot(title string) *plot.Plot {
@@ -344,21 +363,10 @@ func (r *report) layout(ps []*panel) chartLayout {
 	width := l.width - 2*chartMargin
 	l.header = append([]string{"sessiond benchmarks, " + r.Started.UTC().Format("2006-01-02 15:04 MST")},
 		wrapText(l.textStyle, "Written by "+r.command(), width/slack)...)
-	var captions []string
-	for _, t := range r.Throughput {
-		if median(t.JWKSRPS) > 0 {
-			captions = append(captions, "Throughput: a closed loop of keep-alive clients alternating slices of /me and of the JWKS on one server; ratio: median /me slice ÷ median JWKS slice.")
-			break
+	for _, p := range ps {
+		if p.caption != "" {
+			l.caption = append(l.caption, wrapText(l.textStyle, p.caption, width/slack)...)
 		}
-	}
-	for _, v := range r.Revocation {
-		if v.Visible.Count() > 0 {
-			captions = append(captions, "Revocation: from the DELETE's answer on A to the first 401 from B; 0 (B refused before the DELETE returned) is drawn on the axis.")
-			break
-		}
-	}
-	for _, c := range captions {
-		l.caption = append(l.caption, wrapText(l.textStyle, c, width/slack)...)
 	}
 
 	lineH := func(s text.Style) vg.Length { return s.Height("Ag") * 1.25 }

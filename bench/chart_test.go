@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -265,6 +266,41 @@ func TestShellQuote(t *testing.T) {
 	} {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// Whatever the range, an axis has two or more labelled ticks, all
+// different, all within the range.
+func TestTicksAreNeverDegenerate(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		ticker interface {
+			Ticks(lo, hi float64) []plot.Tick
+		}
+		lo, hi float64
+	}{
+		{"rates", rateTicks{}, 0, 27000},
+		{"rates", rateTicks{}, 0, 115},
+		{"rates", rateTicks{}, 0, 1.15},
+		{"rates", rateTicks{}, 0, 0.0345},
+		{"rates", rateTicks{}, 0, 1e6},
+		{"durations", durationTicks{}, 1e-4, 1e-2},
+		{"durations", durationTicks{}, 1e-6, 1e-5},
+		{"durations", durationTicks{}, 1e-9, 10},
+		{"durations", durationTicks{}, 1e-3, 1},
+	} {
+		var labels []string
+		for _, tk := range c.ticker.Ticks(c.lo, c.hi) {
+			if tk.Value < c.lo-1e-12 || tk.Value > c.hi*(1+1e-9) {
+				t.Errorf("%s %g-%g: tick at %g", c.name, c.lo, c.hi, tk.Value)
+			}
+			if tk.Label != "" {
+				labels = append(labels, tk.Label)
+			}
+		}
+		if len(labels) < 2 || len(labels) > 12 || len(slices.Compact(slices.Clone(labels))) != len(labels) {
+			t.Errorf("%s %g-%g: labels %q, want 2 to 12, all different", c.name, c.lo, c.hi, labels)
 		}
 	}
 }
