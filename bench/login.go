@@ -170,9 +170,10 @@ func (r *loginResult) OverheadVsLocal() float64 {
 }
 
 // verifyTotals returns the sum (seconds) and count of the server's
-// password verifications so far, from its /metrics.
-func (a *api) verifyTotals(ctx context.Context) (sum float64, n int, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/metrics", nil)
+// password verifications so far, from the /metrics of its admin listener
+// at adminBase.
+func (a *api) verifyTotals(ctx context.Context, adminBase string) (sum float64, n int, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminBase+"/metrics", nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -215,7 +216,7 @@ func (a *api) verifyTotals(ctx context.Context) (sum float64, n int, err error) 
 	return sum, n, nil
 }
 
-func runLogin(ctx context.Context, base string, n int, redisAddr, dir string) (*loginResult, error) {
+func runLogin(ctx context.Context, base, adminBase string, n int, redisAddr, dir string) (*loginResult, error) {
 	c := newHTTPClient(2)
 	defer c.CloseIdleConnections()
 	a := &api{base: base, c: c}
@@ -234,7 +235,7 @@ func runLogin(ctx context.Context, base string, n int, redisAddr, dir string) (*
 	if ok, err := h.Verify(ctx, enc, benchPassword); err != nil || !ok {
 		return nil, fmt.Errorf("verify: %v %v", ok, err)
 	}
-	sum0, n0, err := a.verifyTotals(ctx)
+	sum0, n0, err := a.verifyTotals(ctx, adminBase)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +264,7 @@ func runLogin(ctx context.Context, base string, n int, redisAddr, dir string) (*
 		}
 		status("login: %d/%d, login p50 %v, verify p50 %v", i+1, n, res.Login.Quantile(.5), res.Verify.Quantile(.5))
 	}
-	sum1, n1, err := a.verifyTotals(ctx)
+	sum1, n1, err := a.verifyTotals(ctx, adminBase)
 	if err != nil {
 		return nil, err
 	}

@@ -229,7 +229,7 @@ func run(ctx context.Context, c *config) error {
 				}
 				return err
 			}
-			l, err := runLogin(ctx, in.URL, c.logins, redisAddr, data)
+			l, err := runLogin(ctx, in.URL, in.AdminURL, c.logins, redisAddr, data)
 			in.Stop()
 			if r != nil {
 				r.Stop()

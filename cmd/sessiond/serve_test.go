@@ -51,7 +51,7 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 			if k == "SESSIOND_DATA_DIR" {
 				return t.TempDir()
 			}
-			if k == "SESSIOND_ADDR" {
+			if k == "SESSIOND_ADDR" || k == "SESSIOND_ADMIN_ADDR" {
 				return "127.0.0.1:0"
 			}
 			return env[k]
