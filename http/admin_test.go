@@ -467,6 +467,15 @@ func TestAdminBadInput(t *testing.T) {
 			t.Fatalf("POST %s as text/plain: got %d, want 415", path, resp.StatusCode)
 		}
 	}
+	// A User-Agent as long as the body allows is taken (only its start
+	// is parsed); a body over 64 KiB is 413.
+	e.AC.Headers = nil
+	var long adminGrant
+	e.AC.Do("POST", "/admin/v1/sessions", e.Key, map[string]any{"user_id": "u2", "user_agent": "curl/8.5.0 " + strings.Repeat("x", 60<<10)}).Expect(t, 201).Decode(t, &long)
+	if long.Session.Device != "curl" {
+		t.Fatalf("long User-Agent: device %q", long.Session.Device)
+	}
+	e.AC.Do("POST", "/admin/v1/sessions", e.Key, map[string]any{"user_id": "u1", "user_agent": strings.Repeat("x", 64<<10)}).Expect(t, 413)
 	// Nothing was started by the refused requests.
 	var list []adminSession
 	e.AC.Do("GET", userPath("u1"), e.Key, nil).Expect(t, 200).Decode(t, &list)
