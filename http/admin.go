@@ -162,7 +162,9 @@ func (a *AdminServer) authorized(s *Server, action string, h adminHandler) func(
 			slog.String("key", c.key),
 			slog.String("action", c.action),
 			slog.String("user_id", c.userID),
-			slog.Any("session_ids", c.sessionIDs),
+		}
+		if len(c.sessionIDs) > 0 {
+			attrs = append(attrs, slog.Any("session_ids", c.sessionIDs))
 		}
 		if c.outcome != "" {
 			attrs = append(attrs, slog.String("outcome", c.outcome))
@@ -478,7 +480,6 @@ func (a *AdminServer) revokeAll(w http.ResponseWriter, r *http.Request, c *admin
 	if err != nil {
 		return err
 	}
-	c.sessionIDs = nil // the Manager's own lines name each ended session
 	writeJSON(w, http.StatusOK, "ended "+english.Plural(n, "session"), map[string]int{"revoked": n})
 	return nil
 }
