@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -240,11 +241,7 @@ func decodeAdminJSON(body []byte, v any, fields ...string) error {
 		return &sessiond.InputError{Message: "request body must be a JSON object"}
 	}
 	for name := range members {
-		known := false
-		for _, f := range fields {
-			known = known || f == name
-		}
-		if !known {
+		if !slices.Contains(fields, name) {
 			return &sessiond.InputError{Field: name, Message: "is not a field of this request"}
 		}
 	}
