@@ -253,23 +253,24 @@ func loginLogLines(path string, offset int64) ([]time.Duration, int64, error) {
 		var l struct {
 			Msg, Method, Path string
 			Status            int
-			Duration          time.Duration // slog's JSON handler writes nanoseconds
+			DurationMS        float64 `json:"duration_ms"`
 		}
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "request" && l.Method == http.MethodPost && l.Path == "/api/v1/auth/login" {
 			if l.Status != http.StatusOK {
 				return nil, 0, fmt.Errorf("%s: a login answered %d", path, l.Status)
 			}
-			ds = append(ds, l.Duration)
+			ds = append(ds, time.Duration(l.DurationMS*float64(time.Millisecond)))
 		}
 	}
 	return ds, offset, sc.Err()
 }
 
 // runLogin times n logins on the instance in, reading its password
-// verification times from metricsURL ("" for /metrics on in.URL).
+// verification times from metricsURL ("" for /metrics on its admin
+// listener).
 func runLogin(ctx context.Context, in *instance, metricsURL string, n int, redisAddr, dir string) (*loginResult, error) {
 	if metricsURL == "" {
-		metricsURL = in.URL + "/metrics"
+		metricsURL = in.AdminURL + "/metrics"
 	}
 	c := newHTTPClient(2)
 	defer c.CloseIdleConnections()

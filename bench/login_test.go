@@ -22,7 +22,8 @@ func TestLoginLogLines(t *testing.T) {
 	defer f.Close()
 	log := slog.New(slog.NewJSONHandler(f, nil))
 	line := func(method, path string, status int, d time.Duration) {
-		log.Info("request", "request_id", "x", "method", method, "path", path, "status", status, "duration", d)
+		// As the server writes it: milliseconds, to the microsecond.
+		log.Info("request", "request_id", "x", "method", method, "path", path, "status", status, "duration_ms", float64(d.Microseconds())/1000)
 	}
 	line(http.MethodPost, "/api/v1/auth/login", 200, 40*time.Millisecond) // the warm-up
 	_, start, err := loginLogLines(path, 0)

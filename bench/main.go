@@ -68,7 +68,7 @@ func main() {
 	flag.IntVar(&c.strict, "strict-trials", 200, "revocation trials in strict mode (0: skip)")
 	flag.IntVar(&c.hammers, "hammers", 2, "revocation: concurrent clients asking B")
 	flag.IntVar(&c.logins, "logins", 60, "login: logins (and as many bare hash verifications)")
-	flag.StringVar(&c.metricsURL, "metrics-url", "", "login: the Prometheus metrics of the servers the benchmark starts, read for their password verification time; default: /metrics on each server's own address")
+	flag.StringVar(&c.metricsURL, "metrics-url", "", "login: the Prometheus metrics of the servers the benchmark starts, read for their password verification time; default: /metrics on each server's admin listener")
 	flag.IntVar(&c.list, "list", 1000, "scale: sessions of the listed user")
 	flag.IntVar(&c.revoke, "revoke", 10000, "scale: sessions of the user who signs out every other device")
 	flag.IntVar(&c.scaleReps, "scale-reps", 3, "scale: repetitions of revoke-all (list runs 3x as many)")

@@ -248,21 +248,9 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, sess *sessiond.Sessi
 // default 1000) and cursor; when more remain, a Link header (RFC 8288)
 // names the next page with the same limit.
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
-	q := r.URL.Query()
-	limit := sessiond.DefaultListLimit
-	if v, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(v[0])
-		if len(v) != 1 || err != nil || n < 1 || n > sessiond.MaxListLimit {
-			return &sessiond.InputError{Field: "limit", Message: fmt.Sprintf("must be one whole number from 1 to %d", sessiond.MaxListLimit)}
-		}
-		limit = n
-	}
-	cursor := ""
-	if v, ok := q["cursor"]; ok {
-		if len(v) != 1 || v[0] == "" {
-			return &sessiond.InputError{Field: "cursor", Message: "must be one cursor of a Link header"}
-		}
-		cursor = v[0]
+	limit, cursor, err := listQuery(r)
+	if err != nil {
+		return err
 	}
 	page, err := s.Manager.ListPage(r.Context(), sess.UserID, sess.ID, limit, cursor)
 	if err != nil {
@@ -278,6 +266,26 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sess
 	}
 	writeJSON(w, http.StatusOK, english.Plural(len(out), "signed-in device"), out)
 	return nil
+}
+
+// listQuery reads the limit and cursor of a list request.
+func listQuery(r *http.Request) (limit int, cursor string, err error) {
+	q := r.URL.Query()
+	limit = sessiond.DefaultListLimit
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if len(v) != 1 || err != nil || n < 1 || n > sessiond.MaxListLimit {
+			return 0, "", &sessiond.InputError{Field: "limit", Message: fmt.Sprintf("must be one whole number from 1 to %d", sessiond.MaxListLimit)}
+		}
+		limit = n
+	}
+	if v, ok := q["cursor"]; ok {
+		if len(v) != 1 || v[0] == "" {
+			return 0, "", &sessiond.InputError{Field: "cursor", Message: "must be one cursor of a Link header"}
+		}
+		cursor = v[0]
+	}
+	return limit, cursor, nil
 }
 
 func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {

@@ -2,8 +2,11 @@
 // the devices page, and provides Middleware for Go services that embed
 // sessiond. Import it as sessiondhttp.
 //
-// Server.Handler is the whole HTTP surface of the sessiond binary; mount it
-// (or its /api/v1/ and /.well-known/ paths) on a mux of your own. Middleware
+// Server.Handler is the public HTTP surface of the sessiond binary; mount it
+// (or its /api/v1/ and /.well-known/ paths) on a mux of your own.
+// AdminServer.Handler is the admin listener's: the admin API for the app's
+// backend, behind admin keys, and /metrics; never serve the two on one
+// listener. Middleware
 // protects any other handler: it lets a request through only with a valid
 // access token of a live session (Authorization: Bearer, or the devices
 // page's cookie with the API's CSRF rule) and puts the session in the

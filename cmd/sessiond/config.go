@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 // the flags that mirror them (a flag wins over its variable).
 type config struct {
 	Addr             string
+	AdminAddr        string // "off": no admin listener
 	DataDir          string
 	RedisURL         string
 	DatabaseURL      string
@@ -91,6 +93,7 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		fs.BoolVar(p, flagName(env), v, usage+" ("+env+")")
 	}
 	str(&c.Addr, "SESSIOND_ADDR", "localhost:8080", "listen address")
+	str(&c.AdminAddr, "SESSIOND_ADMIN_ADDR", "localhost:8081", "admin listener address (/admin/v1, /metrics, /healthz, /readyz), or off")
 	str(&c.DataDir, "SESSIOND_DATA_DIR", "./data", "SQLite file and generated keys")
 	// secret is str for a variable that can hold a secret. It may instead
 	// be given as <NAME>_FILE, a path to a file holding the value (the
@@ -157,6 +160,11 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	check := func() error {
 		if len(errs) > 0 {
 			return errs[0]
+		}
+		if c.AdminAddr != "off" {
+			if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+				return fmt.Errorf("SESSIOND_ADMIN_ADDR: %q is not host:port or off", c.AdminAddr)
+			}
 		}
 		if c.AdminKeysFile == "" {
 			c.AdminKeysFile = filepath.Join(c.DataDir, "admin-keys")
