@@ -334,10 +334,10 @@ func (a *AdminServer) startSession(w http.ResponseWriter, r *http.Request, c *ad
 // adminGrantJSON is the data of a session started by the app: a login's,
 // with the session's claims.
 type adminGrantJSON struct {
-	AccessToken  string           `json:"access_token"`
-	TokenType    string           `json:"token_type"`
-	ExpiresIn    int64            `json:"expires_in"`
-	RefreshToken string           `json:"refresh_token"`
+	AccessToken  string      `json:"access_token"`
+	TokenType    string      `json:"token_type"`
+	ExpiresIn    int64       `json:"expires_in"`
+	RefreshToken string      `json:"refresh_token"`
 	Session      sessionJSON `json:"session"`
 }
 
