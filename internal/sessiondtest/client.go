@@ -115,7 +115,10 @@ func (c *Client) Do(method, path, token string, body any) *Response {
 		c.t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	r := &Response{Response: resp, Body: raw}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && c.enveloped(req.URL.Path, resp.StatusCode) {
+	// The API path as the caller wrote it, without the base URL's path
+	// (a server under a base path) or the query.
+	apiPath, _, _ := strings.Cut(path, "?")
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && c.enveloped(apiPath, resp.StatusCode) {
 		CheckEnvelope(c.t, method+" "+path, resp, raw, &r.Env)
 	}
 	return r
