@@ -66,6 +66,17 @@ func TestImageServesAsNonRootFromEmptyBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The same inputs make the same image: the config names the
+	// uncompressed layer's digest, so equal configs mean equal files.
+	again, err := buildImage(imageOptions{Binary: bin, CACerts: caBundle}, info, time.Unix(1_700_000_000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, err1 := built.ConfigName()
+	c2, err2 := again.ConfigName()
+	if err1 != nil || err2 != nil || c1 != c2 {
+		t.Fatalf("two builds of the same binary: configs %v and %v (%v, %v)", c1, c2, err1, err2)
+	}
 	archive := filepath.Join(work, "sessiond-image.tar")
 	if err := tarball.WriteToFile(archive, name.MustParseReference("sessiond:test").(name.Tag), built); err != nil {
 		t.Fatal(err)
@@ -272,6 +283,9 @@ func unpack(t *testing.T, layer v1.Layer, dir string, chown bool) {
 	defer rc.Close()
 	// The chroot's / must be searchable by the image's user.
 	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(rc)
