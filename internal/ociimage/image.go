@@ -67,7 +67,7 @@ func imageConfig(version, revision string) v1.Config {
 		Entrypoint:   []string{"/sessiond"},
 		Env:          append([]string(nil), imageEnv...),
 		User:         strconv.Itoa(uid) + ":" + strconv.Itoa(gid),
-		WorkingDir:   "/",
+		WorkingDir:   "/", // what docker build sets on scratch, like PATH
 		ExposedPorts: map[string]struct{}{"8080/tcp": {}, "8081/tcp": {}},
 		Healthcheck:  &hc,
 		Labels: map[string]string{
