@@ -68,6 +68,7 @@ func (s *Server) withBasePath(next http.Handler) http.Handler {
 			}
 			r2.URL = &u
 			next.ServeHTTP(w, r2)
+			r.Pattern = r2.Pattern // for the request's metrics
 		case p == "/healthz" || p == "/readyz":
 			next.ServeHTTP(w, r)
 		case p == strings.TrimSuffix(base, "/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):

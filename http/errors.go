@@ -153,6 +153,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			attrs = append(attrs, slog.String("user_id", sess.UserID))
 		}
 		s.logger().LogAttrs(r.Context(), slog.LevelWarn, "throttled", attrs...)
+		if s.Metrics != nil {
+			if th != nil {
+				s.Metrics.Throttled(th.Rule)
+			} else {
+				s.Metrics.Throttled(e.code)
+			}
+		}
 	case http.StatusServiceUnavailable:
 		level := slog.LevelError
 		if errors.Is(err, sessiond.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -76,6 +76,10 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 					writeAPIError(lw, errUnavailable)
 				}
 			}
+			d := time.Since(start)
+			if s.Metrics != nil {
+				s.Metrics.Request(r.Pattern, lw.status, d)
+			}
 			if r.URL.Path == "/metrics" || r.URL.Path == "/healthz" {
 				return
 			}
@@ -84,7 +88,7 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", lw.status),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+				slog.Float64("duration_ms", float64(d.Microseconds())/1000))
 		}()
 		next.ServeHTTP(lw, r)
 	})

@@ -38,6 +38,11 @@ const (
 type Metrics interface {
 	Validation(d time.Duration, ok bool)
 	StoreError()
+	// Request is told of every answered request: the route pattern that
+	// served it ("" when none matched), its status and its duration.
+	Request(route string, status int, d time.Duration)
+	// Throttled is told of every 429, with the throttle's rule.
+	Throttled(rule string)
 }
 
 // Server is the HTTP face of a Manager. Create it with NewServer, set the

@@ -30,6 +30,10 @@ type Metrics struct {
 	// authenticated request observes one, and looking a series up by its
 	// label costs more than the observation.
 	valid, invalid prometheus.Observer
+	requests       *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	throttled      *prometheus.CounterVec
+	buildInfo      *prometheus.GaugeVec
 }
 
 var (
@@ -68,6 +72,27 @@ func New() *Metrics {
 		Help:    "Time a login (or the current password of a password change) spent verifying its password (argon2id, with any wait for a free hashing slot), failed logins and unknown users included.",
 		Buckets: []float64{5e-3, 10e-3, 15e-3, 20e-3, 25e-3, 30e-3, 40e-3, 50e-3, 75e-3, 100e-3, 250e-3, 500e-3, 1},
 	})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sessiond_http_requests_total",
+		Help: "HTTP requests answered, by route pattern (\"\" when none matched) and status class (2xx, 3xx, 4xx, 5xx).",
+	}, []string{"route", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sessiond_http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by route pattern; event streams count until they end.",
+		Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5},
+	}, []string{"route"})
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sessiond_throttled_requests_total",
+		Help: "Requests answered 429, by throttle rule (login_account_address, login_account, login_address, register, failed_refresh, session_refresh, unknown_revoke, admin_auth) or too_many_streams.",
+	}, []string{"rule"})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sessiond_build_info",
+		Help: "Always 1; its labels say which build is running.",
+	}, []string{"version", "revision", "goversion"})
+	for _, rule := range append(sessiond.ThrottleRules, "too_many_streams") {
+		m.throttled.WithLabelValues(rule)
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.throttled, m.buildInfo)
 	m.reg.MustRegister(m.logins, m.refreshes, m.reuse, m.ended, m.storeErrs, m.validation, m.hash,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.valid = m.validation.WithLabelValues("valid")
@@ -78,6 +103,25 @@ func New() *Metrics {
 	}
 	return m
 }
+
+// SetBuildInfo sets sessiond_build_info's labels.
+func (m *Metrics) SetBuildInfo(version, revision, goVersion string) {
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, revision, goVersion).Set(1)
+}
+
+// Request implements sessiondhttp.Metrics.
+func (m *Metrics) Request(route string, status int, d time.Duration) {
+	class := "5xx"
+	if status >= 100 && status < 500 {
+		class = string(rune('0'+status/100)) + "xx"
+	}
+	m.requests.WithLabelValues(route, class).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// Throttled implements sessiondhttp.Metrics.
+func (m *Metrics) Throttled(rule string) { m.throttled.WithLabelValues(rule).Inc() }
 
 // Registry returns the registry, to add collectors of one's own.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
@@ -124,3 +168,9 @@ func (m *Metrics) PasswordVerified(d time.Duration) { m.hash.Observe(d.Seconds()
 
 // StoreError implements sessiondhttp.Metrics.
 func (m *Metrics) StoreError() { m.storeErrs.Inc() }
+
+// GaugeFunc exports a gauge whose value f returns when scraped, such as
+// the open event streams of an HTTP server.
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}

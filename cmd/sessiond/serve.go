@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -173,6 +175,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := newLogger(c, stdout)
 	metrics := prometheus.New()
+	metrics.SetBuildInfo(buildParts(readBuildInfo(), runtime.Version()))
 	var locator sessiond.Locator
 	if c.GeoIPDB != "" {
 		g, err := geoip.Open(c.GeoIPDB)
@@ -203,6 +206,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv.MaxStreams = c.MaxStreams
 	srv.CORSOrigins = c.CORSOrigins
 	srv.HeartbeatInterval = heartbeat
+	metrics.GaugeFunc("sessiond_event_streams_open", "Event streams this instance holds open.", func() float64 { return float64(srv.OpenStreams()) })
+	if live, ok := st.sessions.(interface {
+		CountLive(context.Context, time.Time) (int, error)
+	}); ok {
+		// Cheap on SQLite (one count over the expiry index); the Redis
+		// store has no such count (it would need a SCAN of every key), so
+		// there the gauge is absent: created minus ended tells the trend.
+		metrics.GaugeFunc("sessiond_sessions_live", "Live sessions in the store (SQLite only).", func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := live.CountLive(ctx, time.Now())
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		})
+	}
 	if lim := openFileLimit(); lim > 0 {
 		var lowered bool
 		if srv.MaxStreams, lowered = streamsWithin(c.MaxStreams, lim); lowered {

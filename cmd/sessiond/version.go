@@ -9,18 +9,30 @@ import (
 // binary: the module version, the commit it was built from, and the Go
 // release.
 func version() string {
+	return formatVersion(readBuildInfo(), runtime.Version())
+}
+
+// readBuildInfo returns the build information of this binary, or nil.
+func readBuildInfo() *debug.BuildInfo {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		bi = nil
+		return nil
 	}
-	return formatVersion(bi, runtime.Version())
+	return bi
 }
 
 // formatVersion says what bi knows, and "unknown" for what it does not: a
 // binary built by go run or go test has version "(devel)" and may have no
 // VCS information at all. bi may be nil.
 func formatVersion(bi *debug.BuildInfo, goVersion string) string {
-	ver, commit, modified := "", "", false
+	ver, commit, goVersion := buildParts(bi, goVersion)
+	return "sessiond " + ver + " commit " + commit + " " + goVersion
+}
+
+// buildParts returns the version, the commit (with -dirty for a modified
+// tree) and the Go release of bi, "unknown" for what it does not know.
+func buildParts(bi *debug.BuildInfo, goVersion string) (ver, commit, goVer string) {
+	modified := false
 	if bi != nil {
 		ver = bi.Main.Version
 		if bi.GoVersion != "" {
@@ -43,5 +55,5 @@ func formatVersion(bi *debug.BuildInfo, goVersion string) string {
 	} else if modified {
 		commit += "-dirty"
 	}
-	return "sessiond " + ver + " commit " + commit + " " + goVersion
+	return ver, commit, goVersion
 }
