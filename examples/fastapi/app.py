@@ -18,6 +18,7 @@ Run it with: python3 -m uvicorn app:app --port 8000
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
@@ -196,6 +197,16 @@ def authenticated(request: Request) -> Caller:
     return Caller(token=token, user_id=int(user_id), session_id=info["sid"])
 
 
+def client_ip(request: Request) -> str:
+    """The client's address: uvicorn takes it from X-Forwarded-For when the
+    connection comes from a proxy named by --forwarded-allow-ips."""
+    host = request.client.host if request.client else None
+    try:
+        return str(ipaddress.ip_address(host or ""))
+    except ValueError:
+        return ""  # no location, rather than no session
+
+
 def start_session(request: Request, user_id: int, device_name: str = "") -> dict:
     """Starts a sessiond session for this user on the device making the request."""
     body = {
@@ -203,7 +214,7 @@ def start_session(request: Request, user_id: int, device_name: str = "") -> dict
         # The end user's User-Agent and address, as this app saw them:
         # sessiond turns them into "Chrome on Windows" and "London, United Kingdom".
         "user_agent": request.headers.get("user-agent", ""),
-        "ip_address": request.client.host if request.client else "",
+        "ip_address": client_ip(request),
     }
     if device_name:
         body["device_name"] = device_name
