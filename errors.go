@@ -74,7 +74,21 @@ func invalid(field, format string, args ...any) error {
 // ThrottledError reports too many attempts; RetryAfter says when to retry.
 type ThrottledError struct {
 	RetryAfter time.Duration
-	What       string
+	// What the 429 says there were too many of.
+	What string
+	// Rule names the throttle (docs/design.md, "Throttles"), for logs
+	// and metrics: login_account_address, login_account, login_address,
+	// register, failed_refresh, session_refresh, unknown_revoke,
+	// admin_auth.
+	Rule string
+	// UserID is the user the throttled attempt was about, when known.
+	UserID string
+}
+
+// ThrottleRules are the names a ThrottledError's Rule takes.
+var ThrottleRules = []string{
+	"login_account_address", "login_account", "login_address", "register",
+	"failed_refresh", "session_refresh", "unknown_revoke", "admin_auth",
 }
 
 func (e *ThrottledError) Error() string {

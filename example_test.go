@@ -35,7 +35,8 @@ func exampleManager(dir string) (*sessiond.Manager, func()) {
 		Users:    sqlite.NewUserStore(db),
 		Access:   sessiond.NewAccessTokens("example", sk),
 		Refresh:  sessiond.NewRefreshTokens(rk),
-		Limiter:  sqlite.NewLimiter(db), // login and refresh throttles
+		// No Limiter: the store's throttles (sessiond.NoThrottles turns
+		// them off).
 	})
 	m.Logger = slog.New(slog.DiscardHandler)
 	return m, func() { db.Close() }
@@ -200,4 +201,67 @@ func ExampleManager_RefreshSession() {
 	// same session, new refresh token: true
 	// replay refused: true
 	// session ended: true
+}
+
+// An app that signs its users in itself (its own passwords, OAuth, SSO,
+// passkeys) starts a session for its user id once it knows who the person
+// is; sessiond does the rest. A Manager without a user store serves such
+// users: any id of 1-128 printable ASCII characters is one.
+func ExampleManager_StartSession() {
+	dir, err := os.MkdirTemp("", "sessiond-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sqlite.Open(filepath.Join(dir, "sessiond.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	sk, err := sessiond.GenerateSigningKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	rk, err := sessiond.GenerateRefreshKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	m := sessiond.NewManager(sessiond.Parts{
+		Sessions: sqlite.NewSessionStore(db), // no Users: they are the app's
+		Access:   sessiond.NewAccessTokens("https://auth.example.com", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+	})
+	m.Logger = slog.New(slog.DiscardHandler)
+
+	// The app has checked the password (or the OAuth callback) of its user
+	// "auth0|5f7c"; it passes on what it saw of the end user's device.
+	ctx := context.Background()
+	g, err := m.StartSession(ctx, sessiond.StartRequest{
+		UserID:    "auth0|5f7c",
+		UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+		ClientIP:  "192.0.2.1",
+		Claims:    map[string]any{"org": "acme"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("signed in on", g.Session.Device, "with claims", string(g.Session.Claims))
+
+	s, c, err := m.Authenticate(ctx, g.AccessToken)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("token of", c.Subject, "for session", s.ID == g.Session.ID)
+
+	// The app's own password changes: every session ends.
+	n, err := m.RevokeAll(ctx, "auth0|5f7c", sessiond.ReasonPasswordChanged)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, _, err = m.Authenticate(ctx, g.AccessToken)
+	fmt.Println("ended:", n, errors.Is(err, sessiond.ErrInvalidToken))
+	// Output:
+	// signed in on Safari on iPhone with claims {"org":"acme"}
+	// token of auth0|5f7c for session true
+	// ended: 1 true
 }

@@ -92,8 +92,20 @@ type Counted struct {
 	OldestLeavesIn time.Duration
 }
 
-// noLimiter is the Limiter of a Manager built without one: every counter
-// is empty and every Take has room, so no throttle ever refuses.
+// LimiterSource is a SessionStore that can keep the throttles' counts too.
+// A Manager built on one with no Limiter throttles with its limiter: a
+// store that can throttle throttles unless told not to (NoThrottles).
+type LimiterSource interface {
+	Limiter() Limiter
+}
+
+// NoThrottles is the Limiter of a Manager that must not throttle (an
+// administrator's tool, a test): every counter is empty and every Take
+// has room, so no throttle ever refuses.
+var NoThrottles Limiter = noLimiter{}
+
+// noLimiter is NoThrottles, and the Limiter of a Manager built without
+// one on a store that cannot throttle.
 type noLimiter struct{}
 
 func (noLimiter) Count(_ context.Context, _ []Counter, _ time.Time, counts []Counted) error {

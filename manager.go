@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -25,6 +26,7 @@ const (
 	DefaultMaxSessions      = 50
 	defaultActivityInterval = time.Minute
 	defaultReadyInterval    = 2 * time.Second
+	defaultSweepInterval    = time.Minute
 )
 
 // Manager implements sign-up, sign-in, refresh, validation and revocation.
@@ -74,6 +76,12 @@ type Manager struct {
 	// ReadyInterval is the least time between two write probes of Ready
 	// (default 2 s); in between, Ready answers the last probe's result.
 	ReadyInterval time.Duration
+	// SweepInterval is the least time between two sweeps of expired
+	// sessions that new sessions start in the background (default 1
+	// min; <= 0: none, for a caller that runs Sweep itself). Stores whose
+	// keys expire by themselves (Redis) have nothing to sweep; the SQLite
+	// store would otherwise keep every expired row.
+	SweepInterval time.Duration
 
 	// Logger receives audit lines; default slog.Default().
 	Logger *slog.Logger
@@ -82,6 +90,7 @@ type Manager struct {
 	Now func() time.Time
 
 	ready readiness
+	sweep lazySweep
 }
 
 // Parts are what a Manager is built on. Sessions, Access and Refresh are
@@ -96,7 +105,9 @@ type Parts struct {
 	Access *AccessTokens
 	// Refresh mints and parses refresh tokens.
 	Refresh *RefreshTokens
-	// Limiter backs the throttles; nil disables them.
+	// Limiter backs the throttles. Nil: the limiter of Sessions when it
+	// is a LimiterSource (the SQLite and Redis stores are), else none;
+	// NoThrottles turns them off.
 	Limiter Limiter
 	// Broker carries session events; nil: an in-process LocalBroker, for a
 	// single instance.
@@ -155,6 +166,7 @@ func NewManager(p Parts) *Manager {
 		ActivityInterval: defaultActivityInterval,
 		SignupOpen:       true,
 		ReadyInterval:    defaultReadyInterval,
+		SweepInterval:    defaultSweepInterval,
 		Logger:           slog.Default(),
 		Now:              time.Now,
 	}
@@ -164,8 +176,12 @@ func NewManager(p Parts) *Manager {
 	if m.observer == nil {
 		m.observer = noObserver{}
 	}
+	m.sweep.last.Store(time.Now().UnixNano()) // the first sweep waits an interval
 	if m.limiter == nil {
 		m.limiter = noLimiter{}
+		if src, ok := p.Sessions.(LimiterSource); ok {
+			m.limiter = src.Limiter()
+		}
 	}
 	return m
 }
@@ -448,7 +464,7 @@ func (m *Manager) RefreshSession(ctx context.Context, token, clientIP string) (*
 		m.observer.Refresh(true)
 		return m.grant(s, now)
 	case c.Generation < s.Generation:
-		return nil, m.reused(ctx, s, now, failed)
+		return nil, m.reused(ctx, s, now, failed, clientIP)
 	default:
 		// A generation from the future cannot be authentic for this
 		// session; refuse and change nothing.
@@ -479,7 +495,7 @@ func (m *Manager) rotate(ctx context.Context, c RefreshClaims, now time.Time) (*
 			// The budget is full, unless a concurrent refresh of this
 			// very token has just rotated: this one is then a replay.
 			if s, err = m.sessions.Get(ctx, c.UserID, c.SessionID, now); err == nil && s.Generation == c.Generation {
-				return nil, false, terr
+				return nil, false, aboutUser(terr, c.UserID)
 			}
 			break
 		}
@@ -507,8 +523,10 @@ func (m *Manager) rotate(ctx context.Context, c RefreshClaims, now time.Time) (*
 // reused answers an authentic refresh token of a generation older than
 // the session's: someone else holds a copy. It ends the session, whatever
 // the throttles say.
-func (m *Manager) reused(ctx context.Context, s *Session, now time.Time, failed counter) error {
+func (m *Manager) reused(ctx context.Context, s *Session, now time.Time, failed counter, clientIP string) error {
 	m.observer.ReuseDetected()
+	m.Logger.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected: ending the session",
+		slog.String("user_id", s.UserID), slog.String("session_id", s.ID), slog.String("client_ip", clientIP))
 	if err := m.revokeOne(ctx, s.UserID, s.ID, ReasonReuseDetected); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -746,8 +764,8 @@ func (m *Manager) Logout(ctx context.Context, s *Session) error {
 func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) error {
 	err := m.revokeOne(ctx, userID, id, reason)
 	if errors.Is(err, ErrNotFound) {
-		if err := m.take(ctx, m.now(), randomID(), unknownRevocations.of(userID)); err != nil {
-			return err
+		if err := m.take(ctx, m.now(), randomID(), unknownRevocations.of(userKey(userID))); err != nil {
+			return aboutUser(err, userID)
 		}
 		return fmt.Errorf("session %w", ErrNotFound)
 	}
@@ -895,25 +913,58 @@ func (m *Manager) DeleteUser(ctx context.Context, userID string) (int, error) {
 }
 
 // Sweep deletes expired sessions from stores that do not expire them by
-// themselves, every interval until ctx ends.
+// themselves, every interval until ctx ends. A Manager also sweeps by
+// itself as sessions start (see SweepInterval); Sweep is for a process
+// that wants expired rows gone on a schedule of its own.
 func (m *Manager) Sweep(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := m.sessions.DeleteExpired(ctx, m.now())
-		if err != nil && ctx.Err() == nil {
-			m.Logger.WarnContext(ctx, "sweep expired sessions", "err", err)
-		}
-		if n > 0 {
-			m.Logger.InfoContext(ctx, "expired sessions deleted", "count", n, "reason", ReasonExpired)
-			m.observer.Ended(ReasonExpired, n)
-		}
+		m.sweepOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// sweepOnce deletes the expired sessions, and counts and logs them.
+func (m *Manager) sweepOnce(ctx context.Context) {
+	n, err := m.sessions.DeleteExpired(ctx, m.now())
+	if err != nil && ctx.Err() == nil {
+		m.Logger.WarnContext(ctx, "sweep expired sessions", "err", err)
+	}
+	if n > 0 {
+		m.Logger.InfoContext(ctx, "expired sessions deleted", "count", n, "reason", ReasonExpired)
+		m.observer.Ended(ReasonExpired, n)
+	}
+}
+
+// lazySweep starts a background sweep at most once per interval, on the
+// way of the calls that add sessions, so that a Manager nobody runs Sweep
+// on still drops expired rows. Its times are the monotonic clock's.
+type lazySweep struct {
+	last    atomic.Int64 // unix ns of the last start
+	running atomic.Bool
+}
+
+// maybeSweep starts a sweep in the background unless one ran within
+// SweepInterval or is under way.
+func (m *Manager) maybeSweep() {
+	if m.SweepInterval <= 0 {
+		return
+	}
+	now, last := time.Now().UnixNano(), m.sweep.last.Load()
+	if now-last < int64(m.SweepInterval) || !m.sweep.last.CompareAndSwap(last, now) || !m.sweep.running.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer m.sweep.running.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		m.sweepOnce(ctx)
+	}()
 }
 
 // ended logs and publishes the end of sessions ids.

@@ -147,3 +147,27 @@ func BenchmarkLogin(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStartSession is BenchmarkLogin for a user the app signed in:
+// the same device replaces its own session each time, with no password
+// and no throttle, on a Manager whose users are in SQLite (it checks that
+// the user exists and is not locked), beside BenchmarkLogin's figures.
+func BenchmarkStartSession(b *testing.B) {
+	for _, st := range benchStores[:2] {
+		b.Run(st.name, func(b *testing.B) {
+			m, _, _ := benchManager(b, st.redis, st.strict)
+			g := benchGrant(b, m)
+			ctx := context.Background()
+			req := sessiond.StartRequest{
+				UserID: g.Session.UserID, DeviceID: "device-1",
+				UserAgent: benchUserAgent, ClientIP: "203.0.113.7",
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.StartSession(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

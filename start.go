@@ -160,6 +160,7 @@ func (m *Manager) created(ctx context.Context, s *Session, via string) {
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", s.UserID), slog.String("session_id", s.ID),
 		slog.String("device", s.Device), slog.String("via", via))
 	m.publish(ctx, Event{Type: EventCreated, UserID: s.UserID, SessionID: s.ID, Session: s.Clone()})
+	m.maybeSweep()
 }
 
 // client is what a login or a start tells of the end user's device.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,7 @@ var defaultThrottles = Throttles{
 // start with its own prefix, so that no two rules share a counter, and its
 // 429 says "too many <what>".
 type rule struct {
+	name   string // in ThrottleRules
 	what   string
 	prefix string
 	rate   func(*Throttles) Rate
@@ -69,31 +71,31 @@ var (
 	// Failed sign-ins and wrong current passwords per account and client
 	// address: "la:" account hash, GroupSep, address. It is in the
 	// account's group, so that the two are taken in one atomic step.
-	failedLoginsAccountAddr = &rule{"failed sign-ins for this account from this address", "la:",
+	failedLoginsAccountAddr = &rule{"login_account_address", "failed sign-ins for this account from this address", "la:",
 		func(t *Throttles) Rate { return t.LoginAccountIP }}
 	// The same per account: "la:" account hash.
-	failedLoginsAccount = &rule{"failed sign-ins for this account", "la:",
+	failedLoginsAccount = &rule{"login_account", "failed sign-ins for this account", "la:",
 		func(t *Throttles) Rate { return t.LoginAccount }}
 	// The same per client address: "li:" address.
-	failedLoginsAddr = &rule{"failed sign-ins from this address", "li:",
+	failedLoginsAddr = &rule{"login_address", "failed sign-ins from this address", "li:",
 		func(t *Throttles) Rate { return t.LoginIP }}
 	// Registrations, created or not, per client address: "reg:" address.
-	registrations = &rule{"registrations", "reg:",
+	registrations = &rule{"register", "registrations", "reg:",
 		func(t *Throttles) Rate { return t.Register }}
 	// Unknown, forged or reused refresh tokens per client address: "rf:"
 	// address.
-	failedRefreshes = &rule{"failed refreshes", "rf:",
+	failedRefreshes = &rule{"failed_refresh", "failed refreshes", "rf:",
 		func(t *Throttles) Rate { return t.FailedRefresh }}
 	// Rotations of one session: "rs:" session id.
-	sessionRefreshes = &rule{"refreshes of this session", "rs:",
+	sessionRefreshes = &rule{"session_refresh", "refreshes of this session", "rs:",
 		func(t *Throttles) Rate { return t.SessionRefresh }}
 	// Revocations of unknown or foreign session ids per user: "rv:" user
 	// id.
-	unknownRevocations = &rule{"revocations of unknown sessions", "rv:",
+	unknownRevocations = &rule{"unknown_revoke", "revocations of unknown sessions", "rv:",
 		func(t *Throttles) Rate { return t.UnknownRevoke }}
 	// Admin API requests without a valid key per client address: "aa:"
 	// address.
-	adminAuthFailures = &rule{"requests without a valid admin key", "aa:",
+	adminAuthFailures = &rule{"admin_auth", "requests without a valid admin key", "aa:",
 		func(t *Throttles) Rate { return t.AdminAuth }}
 )
 
@@ -140,6 +142,15 @@ func loginCounters(u *User, login, ip string) [3]counter {
 	}
 }
 
+// userKey names a user id for the throttles. An app's own user ids may hold
+// GroupSep, which would split the key's group: it and "%" are escaped.
+func userKey(id string) string {
+	if !strings.ContainsAny(id, GroupSep+"%") {
+		return id
+	}
+	return strings.NewReplacer("%", "%25", GroupSep, "%7C").Replace(id)
+}
+
 // addrKey names a client address for the throttles: an IPv6 address by its
 // /64, since one host usually holds a whole /64 and would otherwise get a
 // fresh budget per address.
@@ -162,6 +173,9 @@ func (m *Manager) verifyPassword(ctx context.Context, now time.Time, u *User, lo
 	cs := loginCounters(u, login, ip)
 	held, err := m.checkLogin(ctx, now, cs)
 	if err != nil {
+		if u != nil {
+			err = aboutUser(err, u.ID)
+		}
 		return false, err
 	}
 	hash := ""
@@ -174,8 +188,22 @@ func (m *Manager) verifyPassword(ctx context.Context, now time.Time, u *User, lo
 		return false, err
 	}
 	m.observer.PasswordVerified(time.Since(start))
+	userID := ""
+	if u != nil {
+		userID = u.ID
+	}
 	if err := m.loginVerified(ctx, cs, ok, held); err != nil {
-		return false, err
+		return false, aboutUser(err, userID)
+	}
+	if !ok {
+		// For fail2ban-style tools: the address and, when the login named
+		// a user, who; never the login as typed (it may be a password
+		// typed in the wrong field).
+		attrs := []slog.Attr{slog.String("client_ip", ip)}
+		if userID != "" {
+			attrs = append(attrs, slog.String("user_id", userID))
+		}
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "sign-in failed", attrs...)
 	}
 	return ok, nil
 }
@@ -211,7 +239,7 @@ func (m *Manager) checkLogin(ctx context.Context, now time.Time, cs [3]counter) 
 			held = counts[j].N > 0
 		}
 		if counts[j].N >= c.rule.rate(&m.Throttles).N {
-			return held, throttled(c.rule.what, counts[j].OldestLeavesIn)
+			return held, c.rule.throttled(counts[j].OldestLeavesIn)
 		}
 	}
 	return held, nil
@@ -290,7 +318,7 @@ func (m *Manager) take(ctx context.Context, now time.Time, id string, cs ...coun
 		return fmt.Errorf("throttle: %w", err)
 	}
 	if !t.OK {
-		return throttled(cs[on[t.Full]].rule.what, t.RetryAfter)
+		return cs[on[t.Full]].rule.throttled(t.RetryAfter)
 	}
 	return nil
 }
@@ -318,9 +346,18 @@ func (m *Manager) release(ctx context.Context, now time.Time, id string, cs ...c
 
 // throttled returns the *ThrottledError of a full counter whose oldest
 // event leaves its window in wait.
-func throttled(what string, wait time.Duration) error {
+func (r *rule) throttled(wait time.Duration) error {
 	if wait < time.Second {
 		wait = time.Second
 	}
-	return &ThrottledError{RetryAfter: wait, What: what}
+	return &ThrottledError{RetryAfter: wait, What: r.what, Rule: r.name}
+}
+
+// aboutUser returns err with userID as the user of a ThrottledError in it.
+func aboutUser(err error, userID string) error {
+	var th *ThrottledError
+	if errors.As(err, &th) && th.UserID == "" {
+		th.UserID = userID
+	}
+	return err
 }

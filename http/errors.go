@@ -124,6 +124,24 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if e.code == codeInvalidToken {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		}
+	case http.StatusTooManyRequests:
+		// Every 429, for fail2ban-style tools: the rule, the address and,
+		// when known, the user.
+		attrs := []slog.Attr{slog.String("request_id", requestID(r.Context())), slog.String("path", r.URL.Path)}
+		var th *sessiond.ThrottledError
+		if errors.As(err, &th) {
+			attrs = append(attrs, slog.String("rule", th.Rule))
+		} else {
+			attrs = append(attrs, slog.String("rule", e.code))
+		}
+		_, ip := s.clientIP(r)
+		attrs = append(attrs, slog.String("client_ip", ip))
+		if th != nil && th.UserID != "" {
+			attrs = append(attrs, slog.String("user_id", th.UserID))
+		} else if sess, ok := sessiond.FromContext(r.Context()); ok {
+			attrs = append(attrs, slog.String("user_id", sess.UserID))
+		}
+		s.logger().LogAttrs(r.Context(), slog.LevelWarn, "throttled", attrs...)
 	case http.StatusServiceUnavailable:
 		level := slog.LevelError
 		if errors.Is(err, sessiond.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

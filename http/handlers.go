@@ -221,6 +221,11 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, sess *sessiond.Se
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	if s.Manager.ExternalUsers() {
+		// The app's own user: sessiond knows nothing of it but the id.
+		writeMe(w, nil, sess)
+		return nil
+	}
 	u, err := s.users.get(r.Context(), s.Manager, sess.UserID)
 	if err != nil {
 		if errors.Is(err, sessiond.ErrNotFound) {
@@ -228,7 +233,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, sess *sessiond.Sessi
 		}
 		return err
 	}
-	writeMe(w, u, sess)
+	writeMe(w, &u, sess)
 	return nil
 }
 
@@ -321,6 +326,8 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
+	// Public keys, for any page's verifier: open to every origin.
+	h.Set("Access-Control-Allow-Origin", "*")
 	w.Write(s.Manager.JWKS())
 }
 

@@ -84,7 +84,7 @@ func (s *Server) withLog(next http.Handler) http.Handler {
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", lw.status),
-				slog.Duration("duration", time.Since(start)))
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 		}()
 		next.ServeHTTP(lw, r)
 	})

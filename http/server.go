@@ -61,6 +61,9 @@ type Server struct {
 	// refused with 429 too_many_streams. Each open stream holds a file
 	// descriptor: keep it well below the process's limit.
 	MaxStreams int
+	// CORSOrigins are the exact origins whose pages may call the API with
+	// a Bearer token (see ParseCORSOrigins); none: no CORS.
+	CORSOrigins []string
 	// HeartbeatInterval is how often an event stream sends a comment line,
 	// which keeps proxies from closing it and tells a stream whose session
 	// ended (default DefaultHeartbeatInterval when <= 0).
@@ -113,11 +116,20 @@ func (s *Server) Handler() http.Handler {
 	authCtx := func(pattern string, h sessionHandler) {
 		mux.Handle(pattern, s.apiHandler(s.authenticatedInContext(h)))
 	}
-	api("POST /api/v1/auth/register", s.register)
-	api("POST /api/v1/auth/login", s.login)
+	if s.Manager.ExternalUsers() {
+		// The app signs its users in (docs/design.md, "The app's own
+		// users"): these paths do not exist, whatever the method or
+		// body, and nothing reads the request first.
+		for _, p := range []string{"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/password"} {
+			mux.Handle(p, s.apiHandler(func(http.ResponseWriter, *http.Request) error { return errNoEndpoint }))
+		}
+	} else {
+		api("POST /api/v1/auth/register", s.register)
+		api("POST /api/v1/auth/login", s.login)
+		auth("POST /api/v1/auth/password", s.changePassword)
+	}
 	api("POST /api/v1/auth/refresh", s.refresh)
 	auth("POST /api/v1/auth/logout", s.logout)
-	auth("POST /api/v1/auth/password", s.changePassword)
 	auth("GET /api/v1/auth/check", s.check)
 	auth("GET /api/v1/me", s.me)
 	auth("GET /api/v1/sessions", s.listSessions)
@@ -142,7 +154,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Page != nil {
 		mux.Handle("/", s.Page)
 	}
-	return s.withRequestID(s.withLog(s.routeErrors(mux)))
+	return s.withRequestID(s.withLog(s.withCORS(s.routeErrors(mux))))
 }
 
 // routeErrors answers the API paths that the mux would redirect

@@ -25,6 +25,10 @@ type Limiter struct {
 
 var _ sessiond.Limiter = (*Limiter)(nil)
 
+// Limiter returns a Limiter on the store's connections, which a Manager
+// built on the store without one of its own throttles with.
+func (s *Store) Limiter() sessiond.Limiter { return NewLimiter(s) }
+
 // NewLimiter returns a Limiter that uses s's connections.
 func NewLimiter(s *Store) *Limiter {
 	b := make([]byte, 6)

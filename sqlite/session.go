@@ -30,6 +30,10 @@ func NewSessionStore(db *DB) *SessionStore {
 	return &SessionStore{db: db}
 }
 
+// Limiter returns the limiter of the store's file, which a Manager built on
+// the store without one of its own throttles with.
+func (st *SessionStore) Limiter() sessiond.Limiter { return NewLimiter(st.db) }
+
 const sessionColumns = `id, user_id, device_id, device, device_class, name, ip_address, location,
 	created_at, last_active, expires_at, generation, rotated_at, claims`
 

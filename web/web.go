@@ -1,5 +1,6 @@
 // Package web serves the "Your devices" page of sessiond: a sign-in (and
-// optional sign-up) form and the list of the user's signed-in devices.
+// optional sign-up) form, or a link to the app's own sign-in, and the list
+// of the user's signed-in devices.
 //
 // The page is plain HTML, CSS and a little JavaScript embedded in the binary.
 // It talks only to the JSON API of package http under /api/v1 with cookies:
@@ -41,6 +42,15 @@ type Options struct {
 	// address where browsers refuse secure cookies, it links there. Default
 	// "": no link.
 	PublicURL string
+
+	// External says the app signs its users in (SESSIOND_USERS=external):
+	// the page has no sign-in, sign-up or password form, and a visitor
+	// without a session is sent to LoginURL. Default false.
+	External bool
+	// LoginURL is where the app signs its users in (SESSIOND_LOGIN_URL),
+	// linked as "Sign in" when External; "" says sign-in happens in the
+	// app. Default "".
+	LoginURL string
 }
 
 // contentSecurityPolicy allows nothing but this origin's own files: no

@@ -60,7 +60,11 @@ func openStores(ctx context.Context, c *config, log *slog.Logger) (*stores, erro
 	}
 	st.close = append(st.close, db.Close)
 	st.sessions = sqlite.NewSessionStore(db)
-	st.users = sqlite.NewUserStore(db)
+	if !c.external() {
+		// With the app's own users there is no user store: the SQLite
+		// file's user table stays empty and unused.
+		st.users = sqlite.NewUserStore(db)
+	}
 	st.limiter = sqlite.NewLimiter(db)
 	st.broker = sessiond.NewLocalBroker()
 	st.sweep = true
@@ -70,7 +74,9 @@ func openStores(ctx context.Context, c *config, log *slog.Logger) (*stores, erro
 			return nil, err
 		}
 	}
-	if c.DatabaseURL != "" {
+	if c.DatabaseURL != "" && c.external() {
+		log.Warn("SESSIOND_DATABASE_URL is ignored: with SESSIOND_USERS=external the users are the app's own and sessiond keeps none")
+	} else if c.DatabaseURL != "" {
 		if err := openPostgres(ctx, c, st, log); err != nil {
 			st.Close()
 			return nil, err
@@ -184,8 +190,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv.TrustedProxies = trusted
 	srv.PublicURL = c.PublicURL
 	srv.Logger = log
-	srv.Page = web.Handler(web.Options{Signup: c.Signup, PublicURL: c.PublicURL})
+	srv.Page = web.Handler(web.Options{
+		Signup: c.Signup && !c.external(), PublicURL: c.PublicURL,
+		External: c.external(), LoginURL: c.LoginURL,
+	})
 	srv.MaxStreams = c.MaxStreams
+	srv.CORSOrigins = c.CORSOrigins
 	srv.HeartbeatInterval = heartbeat
 	if lim := openFileLimit(); lim > 0 {
 		var lowered bool
@@ -223,7 +233,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("sessiond listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr().String()))
+	log.Info("sessiond listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr().String()), "users", c.Users)
 	select {
 	case err := <-errc:
 		return err

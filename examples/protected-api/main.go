@@ -48,7 +48,6 @@ func run(ctx context.Context, addr, dir string) error {
 		return err
 	}
 	defer app.Close()
-	go app.manager.Sweep(ctx, time.Minute) // SQLite does not expire rows by itself
 
 	hs := &http.Server{Addr: addr, Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -67,11 +66,11 @@ func run(ctx context.Context, addr, dir string) error {
 	return nil
 }
 
-// app is the service: a sessiond Manager over SQLite and the HTTP server
-// that fronts it.
+// app is the service: a sessiond Manager over SQLite, and the mux that
+// serves sessiond's API beside the service's own routes.
 type app struct {
 	manager *sessiond.Manager
-	server  *sessiondhttp.Server
+	handler http.Handler
 	db      *sqlite.DB
 }
 
@@ -81,11 +80,11 @@ func newApp(dir string) (*app, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	sk, err := sessiond.LoadOrCreateSigningKey(filepath.Join(dir, "signing-key.pem"))
+	signingKey, err := sessiond.LoadOrCreateSigningKey(filepath.Join(dir, "signing-key.pem"))
 	if err != nil {
 		return nil, err
 	}
-	rk, err := sessiond.LoadOrCreateRefreshKey(filepath.Join(dir, "refresh-key"))
+	refreshKey, err := sessiond.LoadOrCreateRefreshKey(filepath.Join(dir, "refresh-key"))
 	if err != nil {
 		return nil, err
 	}
@@ -93,39 +92,34 @@ func newApp(dir string) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	a := &app{db: db}
+	// README: begin
 	m := sessiond.NewManager(sessiond.Parts{
-		Sessions: sqlite.NewSessionStore(db),
+		Sessions: sqlite.NewSessionStore(db), // it throttles too, and sweeps expired rows
 		Users:    sqlite.NewUserStore(db),
-		Access:   sessiond.NewAccessTokens("protected-api", sk),
-		Refresh:  sessiond.NewRefreshTokens(rk),
-		Limiter:  sqlite.NewLimiter(db), // throttle password guessing
+		Access:   sessiond.NewAccessTokens("my-app", signingKey),
+		Refresh:  sessiond.NewRefreshTokens(refreshKey),
 	})
 	srv := sessiondhttp.NewServer(m)
-	return &app{manager: m, server: srv, db: db}, nil
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", srv.Handler())      // sign-up, sign-in, devices, ...
+	mux.Handle("/.well-known/", srv.Handler()) // the JWKS, for services that verify tokens
+	mux.Handle("GET /hello", srv.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := sessiond.FromContext(r.Context()) // the signed-in device
+		u, err := m.User(r.Context(), s.UserID)
+		if err != nil {
+			http.Error(w, "try again shortly", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "hello, %s (signed in on %s)\n", u.Username, s.Device)
+	})))
+	// README: end
+	a.manager, a.handler = m, mux
+	return a, nil
 }
 
 // Close closes the database.
 func (a *app) Close() error { return a.db.Close() }
 
 // Handler routes sessiond's API and the service's own routes.
-func (a *app) Handler() http.Handler {
-	api := a.server.Handler()
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api)
-	mux.Handle("/.well-known/", api)
-	mux.Handle("GET /hello", a.server.Middleware(http.HandlerFunc(a.hello)))
-	return mux
-}
-
-// hello greets the signed-in user; Middleware has checked the token and
-// put the session in the context.
-func (a *app) hello(w http.ResponseWriter, r *http.Request) {
-	s, _ := sessiond.FromContext(r.Context())
-	u, err := a.manager.User(r.Context(), s.UserID)
-	if err != nil {
-		http.Error(w, "try again shortly", http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "hello, %s (signed in on %s)\n", u.Username, s.Device)
-}
+func (a *app) Handler() http.Handler { return a.handler }

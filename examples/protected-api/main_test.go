@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,5 +114,72 @@ func checkHello(t *testing.T, base string) {
 	}
 	if code, _ := do("GET", "/.well-known/jwks.json", "", ""); code != 200 {
 		t.Fatalf("jwks: got %d, want 200", code)
+	}
+}
+
+// TestREADMEShowsThisCode keeps the README's library snippet compiled and
+// tested: it must be the marked part of newApp, word for word.
+func TestREADMEShowsThisCode(t *testing.T) {
+	src, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok1 := strings.Cut(string(src), "\t// README: begin\n")
+	region, _, ok2 := strings.Cut(rest, "\t// README: end\n")
+	if !ok1 || !ok2 {
+		t.Fatal("main.go has no README: begin/end markers")
+	}
+	var want strings.Builder
+	for _, line := range strings.SplitAfter(region, "\n") {
+		want.WriteString(strings.TrimPrefix(line, "\t"))
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```go\n"+want.String()+"```\n") {
+		t.Fatalf("README.md has no go block equal to the marked part of main.go:\n%s", want.String())
+	}
+}
+
+// TestSafeByDefault checks what the snippet gives without asking: login
+// throttles and the JWKS.
+func TestSafeByDefault(t *testing.T) {
+	a, err := newApp(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	ts := httptest.NewServer(a.Handler())
+	t.Cleanup(ts.Close)
+
+	resp, err := http.Get(ts.URL + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwks struct {
+		Keys []struct{ Kty, Crv, Kid string } `json:"keys"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&jwks)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(jwks.Keys) != 1 || jwks.Keys[0].Crv != "Ed25519" {
+		t.Fatalf("JWKS: got %d %+v (%v), want one Ed25519 key", resp.StatusCode, jwks, err)
+	}
+
+	status := func(body string) int {
+		resp, err := http.Post(ts.URL+"/api/v1/auth/login", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 10 {
+		if got := status(`{"username":"nobody","password":"wrong password"}`); got != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: got %d, want 401", i+1, got)
+		}
+	}
+	if got := status(`{"username":"nobody","password":"wrong password"}`); got != http.StatusTooManyRequests {
+		t.Fatalf("wrong password 11 from one address: got %d, want 429 (throttled by default)", got)
 	}
 }

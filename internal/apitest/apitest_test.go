@@ -15,8 +15,8 @@ import (
 
 const (
 	user    = `{"id":"u1","username":"ada","email":"ada@example.com","created_at":"2025-05-01T09:29:58.120Z"}`
-	current = `{"id":"Zk3n9Qd1s7XyV0aB4cR2eQ","device":"Firefox on Linux","device_class":"desktop","name":"","ip_address":"203.0.113.7","location":"Lagos, Nigeria","login_time":"2025-05-01T09:30:00.000Z","last_active":"2025-05-01T09:30:00.000Z","expires_at":"2025-05-15T09:30:00.000Z","current":true}`
-	other   = `{"id":"Aa3n9Qd1s7XyV0aB4cR2eQ","device":"curl","device_class":"cli","name":"build box","ip_address":"::1","location":"","login_time":"2025-04-01T09:30:00.000Z","last_active":"2025-04-02T09:30:00.000Z","expires_at":"2025-04-16T09:30:00.000Z","current":false}`
+	current = `{"id":"Zk3n9Qd1s7XyV0aB4cR2eQ","device":"Firefox on Linux","device_class":"desktop","name":"","ip_address":"203.0.113.7","location":"Lagos, Nigeria","login_time":"2025-05-01T09:30:00.000Z","last_active":"2025-05-01T09:30:00.000Z","expires_at":"2025-05-15T09:30:00.000Z","current":true,"claims":{}}`
+	other   = `{"id":"Aa3n9Qd1s7XyV0aB4cR2eQ","device":"curl","device_class":"cli","name":"build box","ip_address":"::1","location":"","login_time":"2025-04-01T09:30:00.000Z","last_active":"2025-04-02T09:30:00.000Z","expires_at":"2025-04-16T09:30:00.000Z","current":false,"claims":{"org":"acme"}}`
 	jwt     = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1MSJ9.c2ln"
 )
 
@@ -127,6 +127,13 @@ func TestValidate(t *testing.T) {
 			ok200(`[` + strings.Replace(current, `"desktop"`, `"laptop"`, 1) + `]`), "device_class"},
 		{"time without milliseconds", "GET", "/api/v1/sessions",
 			ok200(`[` + strings.Replace(current, `09:30:00.000Z`, `09:30:00Z`, 1) + `]`), "login_time"},
+		{"session without claims", "GET", "/api/v1/sessions",
+			ok200(`[` + strings.Replace(current, `,"claims":{}`, ``, 1) + `]`), "claims"},
+		{"claims not an object", "GET", "/api/v1/sessions",
+			ok200(`[` + strings.Replace(current, `"claims":{}`, `"claims":["admin"]`, 1) + `]`), "claims"},
+		{"me, the app's own user", "GET", "/api/v1/me", ok200(`{"user":{"id":"auth0|abc"},"session":` + current + `}`), ""},
+		{"me, the app's own user with a username", "GET", "/api/v1/me",
+			ok200(`{"user":{"id":"auth0|abc","username":"ada"},"session":` + current + `}`), "user"},
 		{"revoke others", "DELETE", "/api/v1/sessions", ok200(`{"revoked":2}`), ""},
 		{"rename", "PATCH", "/api/v1/sessions/Aa3n9Qd1s7XyV0aB4cR2eQ", ok200(other), ""},
 		{"revoke unknown id", "DELETE", "/api/v1/sessions/nope", canned{status: 404, body: envelope(404, `{"code":"not_found"}`)}, ""},

@@ -107,6 +107,10 @@ func NewManager(t testing.TB, o Options) *Env {
 	if e.Limiter == nil && !o.NoLimiter {
 		e.Limiter = sqlite.NewLimiter(e.DB)
 	}
+	limiter := e.Limiter
+	if o.NoLimiter {
+		limiter = sessiond.NoThrottles
+	}
 	if e.Broker == nil {
 		e.Broker = sessiond.NewLocalBroker()
 	}
@@ -134,7 +138,7 @@ func NewManager(t testing.TB, o Options) *Env {
 		Users:    users,
 		Access:   sessiond.NewAccessTokens(issuer, e.SigningKey),
 		Refresh:  sessiond.NewRefreshTokens(e.RefreshKey),
-		Limiter:  e.Limiter,
+		Limiter:  limiter,
 		Broker:   e.Broker,
 		Observer: o.Observer,
 		Locator:  o.Locator,

@@ -39,7 +39,7 @@ func StartServer(t testing.TB, o Options, configure func(s *Server)) *Server {
 	s := &Server{Env: NewManager(t, o), Logs: logs}
 	s.HTTP = sessiondhttp.NewServer(s.Manager)
 	s.HTTP.Logger = o.Logger
-	s.HTTP.Page = web.Handler(web.Options{Signup: s.Manager.SignupOpen})
+	s.HTTP.Page = web.Handler(web.Options{Signup: s.Manager.SignupOpen, External: s.Manager.ExternalUsers()})
 	if configure != nil {
 		configure(s)
 	}

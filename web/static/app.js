@@ -326,7 +326,8 @@
     state.user = user;
     const name = typeof user.username === 'string' ? user.username : '';
     $('account-name').textContent = name;
-    $('password-username').defaultValue = name;
+    const field = $('password-username');
+    if (field) field.defaultValue = name;
   }
 
   // signedOut returns to the sign-in form. The token cookies are HttpOnly,
@@ -345,11 +346,17 @@
     clearList();
     const dialog = $('confirm-dialog');
     if (dialog.open) dialog.close('cancel');
-    $('password-form').reset();
-    $('password-box').open = false;
+    // With the app's own users (data-external) the page has no password
+    // or sign-in form: signing in is the app's, behind the Sign in link.
+    const passwordForm = $('password-form');
+    if (passwordForm) {
+      passwordForm.reset();
+      $('password-box').open = false;
+      $('password-username').defaultValue = '';
+    }
     $('account-name').textContent = '';
-    $('password-username').defaultValue = '';
-    $('signin-error').textContent = '';
+    const signinError = $('signin-error');
+    if (signinError) signinError.textContent = '';
     show('signin', true);
     say(message || '');
   }
@@ -816,7 +823,8 @@
   }
 
   function wire() {
-    $('signin-form').addEventListener('submit', async (ev) => {
+    const signinForm = $('signin-form');
+    if (signinForm) signinForm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const fields = $('signin-fields');
       const err = $('signin-error');
@@ -899,7 +907,8 @@
       else if (state.signedIn) $('signout-others').focus();
     });
 
-    $('password-form').addEventListener('submit', changePassword);
+    const passwordForm = $('password-form');
+    if (passwordForm) passwordForm.addEventListener('submit', changePassword);
   }
 
   async function start() {
