@@ -295,11 +295,13 @@ def change_password(body: PasswordChange, request: Request, caller: Caller = Dep
         row = conn.execute("SELECT username FROM users WHERE id = ?", (caller.user_id,)).fetchone()
     if row is None or check_password(row[0], body.current_password) != caller.user_id:
         raise HTTPException(400, "wrong current password")
+    # The user's own list starts with the current session: its name is kept.
+    name = as_user("GET", "/api/v1/sessions?limit=1", caller.token)[0]["name"]
     set_password(caller.user_id, body.new_password)
     # Whoever knew the old password may hold a session: end them all,
     # this one included, since its refresh token may have leaked too...
     user = quote(session_user_id(caller.user_id), safe="")
     admin_call("DELETE", f"/admin/v1/users/{user}/sessions", json={"reason": "password_changed"})
-    # ...and keep the person who just proved the new password signed in on
-    # this device, with a fresh session and fresh tokens.
-    return start_session(request, caller.user_id)
+    # ...and keep the person who just changed it signed in on this device,
+    # with a new session and new tokens.
+    return start_session(request, caller.user_id, name)

@@ -109,8 +109,9 @@ func TestStory(t *testing.T) {
 	}
 	a.accessToken, a.sessionID = grant.AccessToken, grant.Session.ID
 	a.mustDo("GET", "/devices", "", 200, &devices)
-	if len(devices) != 1 || devices[0].ID != a.sessionID || devices[0].Device != "Chrome on Windows" || devices[0].Location != "London, United Kingdom" {
-		t.Fatalf("devices after the password change: got %+v, want only A's new session, Chrome on Windows in London", devices)
+	if len(devices) != 1 || devices[0].ID != a.sessionID || devices[0].Device != "Chrome on Windows" ||
+		devices[0].Name != "Work laptop" || devices[0].Location != "London, United Kingdom" {
+		t.Fatalf("devices after the password change: got %+v, want only A's new session: Work laptop, Chrome on Windows in London", devices)
 	}
 
 	if code, body := b.do("POST", "/login", `{"username":"alice","password":"correct horse"}`); code != 401 {
