@@ -155,6 +155,8 @@ def as_user(method: str, path: str, token: str) -> dict:
         raise refused()
     if r.status_code == 404:
         raise HTTPException(404, "no such device")
+    if r.status_code == 429:
+        raise HTTPException(429, "too many requests", headers={"Retry-After": r.headers.get("Retry-After", "60")})
     if r.status_code >= 400:
         log.error("sessiond %s %s: %d %s", method, path, r.status_code, error_code(r))
         raise unavailable()
