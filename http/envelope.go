@@ -108,6 +108,8 @@ type grantJSON struct {
 	ExpiresIn    int64       `json:"expires_in"`
 	RefreshToken string      `json:"refresh_token,omitempty"`
 	Session      sessionJSON `json:"session"`
+	// Redirect is the login's return_to when it passed the rules.
+	Redirect string `json:"redirect,omitempty"`
 }
 
 // mediaType returns the lowercased media type of a Content-Type value.

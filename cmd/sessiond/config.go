@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 // the flags that mirror them (a flag wins over its variable).
 type config struct {
 	Addr             string
+	AdminAddr        string // "off": no admin listener
 	DataDir          string
 	RedisURL         string
 	DatabaseURL      string
@@ -45,6 +47,8 @@ type config struct {
 	LogLevel         string
 	MaxStreams       int
 	CORSOrigins      []string
+	BasePath         string
+	ReturnURLs       string
 }
 
 // flagName turns SESSIOND_ACCESS_TTL into access-ttl.
@@ -89,6 +93,7 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		fs.BoolVar(p, flagName(env), v, usage+" ("+env+")")
 	}
 	str(&c.Addr, "SESSIOND_ADDR", "localhost:8080", "listen address")
+	str(&c.AdminAddr, "SESSIOND_ADMIN_ADDR", "localhost:8081", "admin listener address (/admin/v1, /metrics, /healthz, /readyz), or off")
 	str(&c.DataDir, "SESSIOND_DATA_DIR", "./data", "SQLite file and generated keys")
 	// secret is str for a variable that can hold a secret. It may instead
 	// be given as <NAME>_FILE, a path to a file holding the value (the
@@ -149,10 +154,17 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	}
 	fs.Func(flagName("SESSIOND_MAX_STREAMS"), "event streams open at once on this instance (SESSIOND_MAX_STREAMS, default "+strconv.Itoa(sessiondhttp.DefaultMaxStreams)+")", func(s string) error { streams = s; return nil })
 	var corsOrigins string
+	str(&c.BasePath, "SESSIOND_BASE_PATH", "/", "path prefix of everything the public listener serves, e.g. /auth/")
+	str(&c.ReturnURLs, "SESSIOND_RETURN_URLS", "", "comma-separated origins or URL prefixes that return_to may name besides relative paths")
 	str(&corsOrigins, "SESSIOND_CORS_ORIGINS", "", "comma-separated exact origins whose pages may call the API with Bearer tokens")
 	check := func() error {
 		if len(errs) > 0 {
 			return errs[0]
+		}
+		if c.AdminAddr != "off" {
+			if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+				return fmt.Errorf("SESSIOND_ADMIN_ADDR: %q is not host:port or off", c.AdminAddr)
+			}
 		}
 		if c.AdminKeysFile == "" {
 			c.AdminKeysFile = filepath.Join(c.DataDir, "admin-keys")
@@ -205,6 +217,12 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		}
 		if strings.TrimSpace(c.Issuer) == "" {
 			return fmt.Errorf("SESSIOND_ISSUER: must not be empty")
+		}
+		if c.BasePath, err = sessiondhttp.ParseBasePath(c.BasePath); err != nil {
+			return fmt.Errorf("SESSIOND_BASE_PATH: %w", err)
+		}
+		if _, err := sessiondhttp.ParseReturnRules(c.ReturnURLs, ""); err != nil {
+			return fmt.Errorf("SESSIOND_RETURN_URLS: %w", err)
 		}
 		if c.CORSOrigins, err = sessiondhttp.ParseCORSOrigins(corsOrigins); err != nil {
 			return fmt.Errorf("SESSIOND_CORS_ORIGINS: %w", err)
