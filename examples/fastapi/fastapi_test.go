@@ -31,7 +31,8 @@ const (
 // sign in on two devices, see both, sign one out, change the password.
 func TestStory(t *testing.T) {
 	python := findPython(t)
-	app := startApp(t, python, startSessiond(t))
+	sd := startSessiond(t)
+	app := startApp(t, python, sd)
 
 	// The proxy in front of the app says where each device connects from;
 	// the test GeoIP file places 81.2.69.142 in London and 102.89.1.1 in Lagos.
@@ -100,6 +101,9 @@ func TestStory(t *testing.T) {
 	a.mustDo("POST", "/password", `{"current_password":"correct horse","new_password":"battery staple"}`, 200, &grant)
 	if code, body := b.do("GET", "/me", ""); code != 401 {
 		t.Fatalf("B after the password change: got %d, want 401: %s", code, body)
+	}
+	if got := sd.endReason(b.sessionID); got != "password_changed" {
+		t.Errorf("B's session ended with reason %q, want password_changed", got)
 	}
 	if code, body := a.doWith(oldA, "GET", "/me", ""); code != 401 {
 		t.Fatalf("A's old token after the password change: got %d, want 401: %s", code, body)
@@ -210,6 +214,22 @@ func findPython(t *testing.T) string {
 // sessiond is a running sessiond process and an admin key for it.
 type sessiond struct {
 	URL, AdminURL, AdminKeyFile string
+	logs                        *output
+}
+
+// endReason returns the reason sessiond logged when session id ended, or "".
+func (s sessiond) endReason(id string) string {
+	sc := bufio.NewScanner(strings.NewReader(s.logs.String()))
+	for sc.Scan() {
+		var l struct {
+			Msg, Reason string
+			SessionID   string `json:"session_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "session ended" && l.SessionID == id {
+			return l.Reason
+		}
+	}
+	return ""
 }
 
 // startSessiond builds sessiond and starts it with external users, SQLite
@@ -256,7 +276,7 @@ func startSessiond(t *testing.T) sessiond {
 		}
 		return len(addrs) == 2
 	})
-	s := sessiond{AdminKeyFile: keyFile}
+	s := sessiond{AdminKeyFile: keyFile, logs: logs}
 	for msg, addr := range addrs {
 		if strings.Contains(msg, "admin") {
 			s.AdminURL = "http://" + addr
