@@ -96,7 +96,7 @@ func TestStory(t *testing.T) {
 
 	// A changes the password: every session ends, and A goes on with the
 	// fresh tokens of a new session on the same device.
-	oldA := a.accessToken
+	oldA, oldRefresh := a.accessToken, a.refreshToken
 	var grant loginGrant
 	a.mustDo("POST", "/password", `{"current_password":"correct horse","new_password":"battery staple"}`, 200, &grant)
 	if code, body := b.do("GET", "/me", ""); code != 401 {
@@ -112,6 +112,14 @@ func TestStory(t *testing.T) {
 		t.Fatalf("password change: got %+v, want new tokens of a new session", grant)
 	}
 	a.accessToken, a.sessionID = grant.AccessToken, grant.Session.ID
+	// The client refreshes at sessiond itself: the old refresh token is
+	// dead with its session, the new one works.
+	if code := sd.refresh(t, oldRefresh); code != 401 {
+		t.Errorf("refresh with A's old refresh token: got %d, want 401", code)
+	}
+	if code := sd.refresh(t, grant.RefreshToken); code != 200 {
+		t.Errorf("refresh with A's new refresh token: got %d, want 200", code)
+	}
 	a.mustDo("GET", "/devices", "", 200, &devices)
 	if len(devices) != 1 || devices[0].ID != a.sessionID || devices[0].Device != "Chrome on Windows" ||
 		devices[0].Name != "Work laptop" || devices[0].Location != "London, United Kingdom" {
@@ -137,6 +145,7 @@ type device struct {
 	base          string
 	userAgent, ip string
 	accessToken   string
+	refreshToken  string
 	sessionID     string
 }
 
@@ -148,7 +157,7 @@ func (d *device) login(password, name string) {
 	if g.AccessToken == "" || g.RefreshToken == "" || g.Session.ID == "" {
 		d.t.Fatalf("login: got %+v, want tokens and a session", g)
 	}
-	d.accessToken, d.sessionID = g.AccessToken, g.Session.ID
+	d.accessToken, d.refreshToken, d.sessionID = g.AccessToken, g.RefreshToken, g.Session.ID
 }
 
 func (d *device) do(method, path, body string) (int, string) {
@@ -215,6 +224,19 @@ func findPython(t *testing.T) string {
 type sessiond struct {
 	URL, AdminURL, AdminKeyFile string
 	logs                        *output
+}
+
+// refresh posts a refresh token to sessiond's public API and returns the
+// status.
+func (s sessiond) refresh(t *testing.T, token string) int {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"refresh_token": token})
+	resp, err := http.Post(s.URL+"/api/v1/auth/refresh", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // endReason returns the reason sessiond logged when session id ended, or "".
