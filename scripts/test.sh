@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of sessiond on a fresh Debian machine: installs what the
 # tests need when it is missing (redis-server, chromium, openssl, nginx,
-# postgresql, node and npm, systemd-analyze, CA certificates), then runs the Go tests. Usage: bash scripts/test.sh [go test flags]
+# postgresql, node and npm, systemd-analyze, CA certificates, python3 with FastAPI), then runs the Go tests. Usage: bash scripts/test.sh [go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,9 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+# Debian's packages go to the system's python3, whatever else is on PATH.
+/usr/bin/python3 -c 'import fastapi, uvicorn, httpx' 2>/dev/null ||
+  need+=(python3-fastapi python3-uvicorn python3-httpx)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""
