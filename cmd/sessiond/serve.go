@@ -151,11 +151,30 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 }
 
 func newLogger(c *config, w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.logLevel()}))
+}
+
+// logLevel is SESSIOND_LOG_LEVEL's level.
+func (c *config) logLevel() slog.Level {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		level = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return level
+}
+
+// newServerLogger is newLogger for the server: its request lines are
+// buffered (see bufferedLog), flushed until ctx ends; wait returns once
+// the last flush is done.
+func newServerLogger(ctx context.Context, c *config, w io.Writer) (log *slog.Logger, wait func()) {
+	buf := newBufferedLog(w)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf.run(ctx)
+	}()
+	h := slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: c.logLevel()})
+	return slog.New(flushingHandler{h, buf}), func() { <-done }
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -173,7 +192,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("SESSIOND_TRUSTED_PROXIES: %w", err)
 	}
-	log := newLogger(c, stdout)
+	// The log outlives everything else serve starts: its deferred stop
+	// runs last and writes what is left.
+	logCtx, stopLog := context.WithCancel(context.Background())
+	log, waitLog := newServerLogger(logCtx, c, stdout)
+	defer func() {
+		stopLog()
+		waitLog()
+	}()
 	metrics := prometheus.New()
 	metrics.SetBuildInfo(buildParts(readBuildInfo(), runtime.Version()))
 	var locator sessiond.Locator
