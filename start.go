@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
-	"slices"
 	"sort"
 	"strings"
 
@@ -69,11 +69,18 @@ func CheckClaims(claims map[string]any) (json.RawMessage, error) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		switch {
-		case k == "":
+		if k == "" {
 			return nil, invalid("claims", "must not have an empty name")
-		case slices.Contains(reservedClaims, k) || strings.HasPrefix(k, "sd_"):
-			return nil, invalid("claims", "must not use the reserved name %q", k)
+		}
+		// Any spelling that folds to a reserved name is refused too:
+		// decoders that match names case-insensitively (Go's
+		// encoding/json among them, with Unicode folding: "ſub" is
+		// "sub") would otherwise read "Sub" as the token's own sub.
+		if r := reservedName(k); r != "" {
+			return nil, invalid("claims", "must not use the reserved name %q (%q in any letter case)", k, r)
+		}
+		if err := checkClaimValue(claims[k], 1); err != nil {
+			return nil, err
 		}
 	}
 	var b bytes.Buffer
@@ -87,6 +94,61 @@ func CheckClaims(claims map[string]any) (json.RawMessage, error) {
 		return nil, invalid("claims", "must be at most %d bytes as compact JSON, not %d", ClaimsLimit, len(raw))
 	}
 	return json.RawMessage(raw), nil
+}
+
+// reservedName returns the reserved claim name that name folds to, the
+// "sd_" prefix when name starts with it in any case, or "".
+func reservedName(name string) string {
+	for _, r := range reservedClaims {
+		if strings.EqualFold(name, r) {
+			return r
+		}
+	}
+	if len(name) >= len("sd_") && strings.EqualFold(name[:len("sd_")], "sd_") {
+		return "sd_"
+	}
+	return ""
+}
+
+// maxClaimsDepth bounds the nesting of claims: common JSON decoders of
+// the services that read the tokens recurse per level.
+const maxClaimsDepth = 16
+
+// checkClaimValue refuses a claim value nested deeper than
+// maxClaimsDepth, or holding a number no float64 holds (1E+400 would
+// break every verifier that decodes numbers as float64).
+func checkClaimValue(v any, depth int) error {
+	if depth > maxClaimsDepth {
+		return invalid("claims", "must not nest deeper than %d levels", maxClaimsDepth)
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for _, x := range v {
+			if err := checkClaimValue(x, depth+1); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if err := checkClaimValue(x, depth+1); err != nil {
+				return err
+			}
+		}
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return invalid("claims", "number %s is out of range", v.String())
+		}
+	case float64:
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return invalid("claims", "numbers must be finite")
+		}
+	case float32:
+		if math.IsInf(float64(v), 0) || math.IsNaN(float64(v)) {
+			return invalid("claims", "numbers must be finite")
+		}
+	}
+	return nil
 }
 
 // checkUserID refuses a user id that is not 1-MaxUserIDLen printable ASCII

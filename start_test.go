@@ -200,6 +200,14 @@ func TestStartSessionRefusesBadInput(t *testing.T) {
 		{"introspection member", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"active": true}}, "claims"},
 		{"reserved prefix", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"sd_role": "x"}}, "claims"},
 		{"empty claim name", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"": 1}}, "claims"},
+		{"reserved name in capitals", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"Sub": "bob"}}, "claims"},
+		{"session claim in capitals", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"SID": "x"}}, "claims"},
+		{"reserved name by Unicode folding", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"\u017fub": "bob"}}, "claims"},
+		{"expiry in capitals", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"EXP": 4102444800}}, "claims"},
+		{"introspection member in capitals", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"Active": false}}, "claims"},
+		{"reserved prefix in capitals", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"SD_role": "x"}}, "claims"},
+		{"number out of range", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"e": json.Number("1E+400")}}, "claims"},
+		{"nesting too deep", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"deep": nested(17)}}, "claims"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := m.StartSession(context.Background(), tc.r)
@@ -346,5 +354,43 @@ func TestManagerSweepsAsSessionsStart(t *testing.T) {
 		if _, err := m.StartSession(ctx, sessiond.StartRequest{UserID: "new"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// nested returns n arrays, one inside the other.
+func nested(n int) any {
+	var v any = "x"
+	for range n {
+		v = []any{v}
+	}
+	return v
+}
+
+// A token whose payload holds a claim name of the token's own in another
+// letter case, or a member twice, is refused by the verifier: Go's JSON
+// decoder would otherwise read "Sub" as sub, and other verifiers would not.
+func TestVerifyRefusesFoldedAndDuplicateClaims(t *testing.T) {
+	key, err := sessiond.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := sessiond.NewAccessTokens("test", key)
+	now := time.Now()
+	for _, extra := range []string{`{"Sub":"bob"}`, `{"SID":"x"}`, `{"\u017fub":"bob"}`, `{"EXP":4102444800}`, `{"sub":"bob"}`, `{"sid":"x"}`} {
+		tok, err := at.IssueWithClaims("mallory", "s1", json.RawMessage(extra), now, now.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := at.Verify(tok, now); !errors.Is(err, sessiond.ErrInvalidToken) {
+			t.Errorf("a token with %s: got %v, want ErrInvalidToken", extra, err)
+		}
+	}
+	// Other claims, in any case, are fine.
+	tok, err := at.IssueWithClaims("mallory", "s1", json.RawMessage(`{"Org":"acme","org":"x"}`), now, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := at.Verify(tok, now); err != nil || c.Subject != "mallory" {
+		t.Fatalf("a token with other claims: got (%v, %v)", c, err)
 	}
 }

@@ -1,6 +1,7 @@
 package sessiond
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -62,7 +63,16 @@ func (c *AccessClaims) MarshalJSON() ([]byte, error) {
 // a JSON number. jwt.NumericDate alone also takes a string of digits
 // ("9999999999"), which RFC 7519 does not allow and which other verifiers
 // of the same token would read differently or refuse.
+//
+// It also refuses a payload with a duplicate member, or with a member that
+// is one of the token's own claim names in another letter case ("Sub",
+// "ſub"): encoding/json matches names case-insensitively and keeps the
+// last, so such a member would replace the real claim for this decoder
+// and not for verifiers that match names exactly.
 func (c *AccessClaims) UnmarshalJSON(b []byte) error {
+	if err := checkMemberNames(b); err != nil {
+		return err
+	}
 	type plain AccessClaims
 	// The outer fields shadow the promoted ones of the same JSON names, so
 	// the times arrive raw and the rest decodes as usual, in one pass.
@@ -85,6 +95,40 @@ func (c *AccessClaims) UnmarshalJSON(b []byte) error {
 	}
 	c.IssuedAt, err = numericDate("iat", w.Iat)
 	return err
+}
+
+// accessClaimNames are the members AccessClaims decodes.
+var accessClaimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "typ"}
+
+// checkMemberNames refuses a JSON object with a duplicate member or with a
+// member that folds to one of accessClaimNames without being spelled so.
+func checkMemberNames(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("claims are not a JSON object")
+	}
+	seen := make(map[string]struct{}, 16)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := t.(string)
+		if _, dup := seen[name]; dup {
+			return fmt.Errorf("claim %q appears twice", name)
+		}
+		seen[name] = struct{}{}
+		for _, n := range accessClaimNames {
+			if name != n && strings.EqualFold(name, n) {
+				return fmt.Errorf("claim %q is %q in another letter case", name, n)
+			}
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // numericDate decodes a time claim that must be a JSON number; nil when

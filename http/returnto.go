@@ -152,6 +152,11 @@ func (r *ReturnRules) Check(raw string) (string, bool) {
 	}
 	origin := u.Scheme + "://" + u.Host
 	path := u.EscapedPath()
+	if hasDotSegment(path) {
+		// Browsers resolve "." and ".." (written %2e too) before they
+		// go: "/store/../admin" is not under "/store/".
+		return "", false
+	}
 	for _, a := range r.allowed {
 		if a.origin != origin {
 			continue
@@ -170,4 +175,16 @@ func underPrefix(path, prefix string) bool {
 		return false
 	}
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
+// hasDotSegment reports whether the escaped path has a "." or ".."
+// segment, in any spelling browsers read as one.
+func hasDotSegment(escaped string) bool {
+	p := strings.NewReplacer("%2e", ".", "%2E", ".").Replace(escaped)
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }

@@ -299,7 +299,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Warn("the admin API has no keys yet: make one with sessiond admin-key new NAME", "admin_keys_file", c.AdminKeysFile)
 		}
 		admin := sessiondhttp.NewAdminServer(m, keys)
-		admin.TrustedProxies = trusted
+		// No trusted proxies here: the admin listener is reached by the
+		// app's backend directly, and a proxy trusted for the public
+		// listener must not choose the address that the throttle of
+		// wrong admin keys counts (or that its log lines name).
 		admin.Logger = log
 		admin.Metrics = metrics
 		admin.MetricsHandler = metrics.Handler()
