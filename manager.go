@@ -299,6 +299,14 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 		m.observer.Login(false)
 		return nil, ErrAccountLocked
 	}
+	if m.Hasher.NeedsRehash(u.PasswordHash) {
+		// An imported hash, or one of older parameters: replaced now,
+		// before the session is created, so that createSession compares
+		// the user with the hash it now has.
+		if u, err = m.upgradeHash(ctx, u, r.Password); err != nil {
+			return nil, err
+		}
+	}
 	s := m.newSession(u.ID, client{r.DeviceID, r.DeviceName, r.UserAgent, r.ClientIP}, now)
 	if err := m.createSession(ctx, u, s, now); err != nil {
 		return nil, err
