@@ -200,18 +200,22 @@ func writeImportFile(tb testing.TB, n int) string {
 // BenchmarkUserImport100k imports a generated file of 100,000 users into a
 // fresh data directory per run and reports users per second:
 // go test -run '^$' -bench UserImport100k -benchtime 1x ./cmd/sessiond
-func BenchmarkUserImport100k(b *testing.B) {
+func BenchmarkUserImport100k(b *testing.B) { benchUserImport(b, false) }
+
+// BenchmarkUserImport100kPostgres is the same into a fresh PostgreSQL
+// database.
+func BenchmarkUserImport100kPostgres(b *testing.B) { benchUserImport(b, true) }
+
+func benchUserImport(b *testing.B, pg bool) {
 	const n = 100_000
 	path := writeImportFile(b, n)
 	for b.Loop() {
 		b.StopTimer()
-		dir := b.TempDir()
-		getenv := func(k string) string {
-			if k == "SESSIOND_DATA_DIR" {
-				return dir
-			}
-			return ""
+		env := map[string]string{"SESSIOND_DATA_DIR": b.TempDir()}
+		if pg {
+			env["SESSIOND_DATABASE_URL"] = pgtest.URL(b)
 		}
+		getenv := func(k string) string { return env[k] }
 		var out, errb bytes.Buffer
 		b.StartTimer()
 		start := time.Now()
