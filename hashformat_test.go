@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sessiond/sessiond"
 )
@@ -159,15 +158,11 @@ func TestCheckImportedHashRefuses(t *testing.T) {
 			if len(c.hash) > 30 && strings.Contains(ie.Message, c.hash[len(c.hash)-20:]) {
 				t.Fatalf("CheckImportedHash: message %q quotes the hash", ie.Message)
 			}
-			// Verify refuses it too, at once: a stored hash past the
-			// bounds never costs a sign-in its price.
-			start := time.Now()
+			// Verify refuses it too, before running it: a stored hash
+			// past the bounds never costs a sign-in its price.
 			ok, err := h.Verify(context.Background(), c.hash, "password123")
 			if c.hash != "" && (ok || err == nil) {
 				t.Fatalf("Verify(%q): got (%t, %v), want an error", c.hash, ok, err)
-			}
-			if d := time.Since(start); d > time.Second {
-				t.Fatalf("Verify(%q) took %s, want an immediate refusal", c.hash, d)
 			}
 		})
 	}
