@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	sessiondhttp "github.com/sessiond/sessiond/http"
 	"github.com/sessiond/sessiond/internal/english"
 )
 
@@ -182,6 +183,10 @@ func parseImportLine(raw []byte, tooLong bool) (sessiond.ImportRequest, string) 
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return r, "-"
+	}
+	if sessiondhttp.HasLoneSurrogate(raw) {
+		// encoding/json would fold it to U+FFFD, making two addresses one.
+		return r, "holds a lone UTF-16 surrogate escape (such as \\ud800 without its pair)"
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

@@ -75,6 +75,7 @@ func testUserImport(t *testing.T, env map[string]string) {
 		jsonLine(t, map[string]any{"username": "gus", "email": "gus@example.com", "password_hash": shaped, "is_staff": true}),
 		jsonLine(t, map[string]any{"username": "bad name", "email": "bad@example.com", "password_hash": shaped}),
 		jsonLine(t, map[string]any{"username": "hal", "email": "hal@example.com", "password_hash": shaped, "created_at": "yesterday"}),
+		`{"username": "jim", "email": "jim\ud800@example.com", "password_hash": "` + shaped + `"}`,
 		jsonLine(t, map[string]any{"username": "ivy", "email": "ivy@example.com", "password_hash": shaped}), // no line end
 	}
 	ts := startServer(t, env)
@@ -93,8 +94,8 @@ func testUserImport(t *testing.T, env map[string]string) {
 		return adminResult{out.String(), errb.String(), err}
 	}
 	r := runImport(strings.Join(lines, "\n"), "-")
-	if r.Err == nil || !strings.Contains(r.Err.Error(), "7 lines refused") {
-		t.Fatalf("import: got error %v, want 7 lines refused\nstdout: %s\nstderr: %s", r.Err, r.Stdout, r.Stderr)
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "8 lines refused") {
+		t.Fatalf("import: got error %v, want 8 lines refused\nstdout: %s\nstderr: %s", r.Err, r.Stdout, r.Stderr)
 	}
 	want := []string{
 		`line 4: skipped: username "ANN" is already taken`,
@@ -106,7 +107,8 @@ func testUserImport(t *testing.T, env map[string]string) {
 		`line 10: refused: not a JSON object of username, email, password_hash and created_at: unknown field "is_staff"`,
 		`line 11: refused: username: may contain only`,
 		`line 12: refused: created_at: must be an RFC 3339 time`,
-		"imported 3, skipped 2, refused 7\n",
+		`line 13: refused: holds a lone UTF-16 surrogate escape`,
+		"imported 3, skipped 2, refused 8\n",
 	}
 	for _, w := range want {
 		if !strings.Contains(r.Stdout, w) {
@@ -144,8 +146,8 @@ func testUserImport(t *testing.T, env map[string]string) {
 		t.Fatal(err)
 	}
 	r = runImport("", path)
-	if r.Err == nil || !strings.Contains(r.Stdout, "imported 0, skipped 5, refused 7\n") {
-		t.Fatalf("second import: got %v, want imported 0, skipped 5, refused 7:\n%s", r.Err, r.Stdout)
+	if r.Err == nil || !strings.Contains(r.Stdout, "imported 0, skipped 5, refused 8\n") {
+		t.Fatalf("second import: got %v, want imported 0, skipped 5, refused 8:\n%s", r.Err, r.Stdout)
 	}
 	// A file of good lines only exits 0.
 	good := jsonLine(t, map[string]any{"username": "jo", "email": "jo@example.com", "password_hash": shaped}) + "\n"
