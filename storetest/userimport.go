@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,9 +54,15 @@ func testImportedHashKept(t *testing.T, st sessiond.UserStore) {
 
 func testCreateUsersBatch(t *testing.T, st sessiond.UserStore) {
 	ctx := context.Background()
+	// Names unique to this run: a suite may run on a store that other
+	// sub-tests have filled.
+	x := strings.NewReplacer("-", "x", "_", "y").Replace(randomID()[:8])
 	old := newUser()
-	old.Username, old.Email = "Frank", "frank@example.com"
+	old.Username, old.Email = "Frank"+x, "frank"+x+"@example.com"
 	mustCreateUser(t, st, old)
+	kate := newUser()
+	kate.Email = "kate" + x + "@example.com"
+	mustCreateUser(t, st, kate)
 
 	mk := func(name, email string) *sessiond.User {
 		u := newUser()
@@ -69,15 +76,15 @@ func testCreateUsersBatch(t *testing.T, st sessiond.UserStore) {
 		return u
 	}
 	batch := []*sessiond.User{
-		mk("", ""),                         // 0: created
-		mk("FRANK", ""),                    // 1: username of an existing user
-		mk("", "Frank@Example.COM"),        // 2: email of an existing user
-		mk("gina", "gina@example.com"),     // 3: created
-		mk("Gina", ""),                     // 4: username of an earlier one of the batch
-		mk("", "GINA@example.com"),         // 5: email of an earlier one of the batch
-		mk("frank", "gina@example.com"),    // 6: both: the username is reported
-		mk("hal", "hal@example.com"),       // 7: created, after refusals
-		mk("ivy", "\u212Aate@example.com"), // 8: created: only ASCII letters fold
+		mk("", ""),                                // 0: created
+		mk("FRANK"+x, ""),                         // 1: username of an existing user
+		mk("", "Frank"+x+"@Example.COM"),          // 2: email of an existing user
+		mk("gina"+x, "gina"+x+"@example.com"),     // 3: created
+		mk("Gina"+x, ""),                          // 4: username of an earlier one of the batch
+		mk("", "GINA"+x+"@example.com"),           // 5: email of an earlier one of the batch
+		mk("frank"+x, "gina"+x+"@example.com"),    // 6: both: the username is reported
+		mk("hal"+x, "hal"+x+"@example.com"),       // 7: created, after refusals
+		mk("ivy"+x, "\u212Aate"+x+"@example.com"), // 8: created: only ASCII letters fold
 	}
 	want := []error{nil, sessiond.ErrUsernameTaken, sessiond.ErrEmailTaken, nil, sessiond.ErrUsernameTaken,
 		sessiond.ErrEmailTaken, sessiond.ErrUsernameTaken, nil, nil}
