@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,16 +19,22 @@ import (
 
 // loginResult compares a whole login (HTTP, throttles, user lookup,
 // argon2id, session insert, token signing) with its argon2id verification.
-// The server times the verification of every login itself
-// (sessiond_password_verify_duration_seconds), so the share beyond the
-// hash compares the same logins, on the same process and memory; the
-// benchmark process also runs the hash alone, alternately, as a second
-// reference.
+// The server measures both itself: each request's duration in its request
+// log, and each password verification in
+// sessiond_password_verify_duration_seconds, so what a login costs the
+// server beyond the hash compares the same logins in the same process. The
+// client's view adds the round trip and the wake-ups of an idle machine;
+// the benchmark process also runs the hash alone, alternately, as a
+// cross-process reference.
 type loginResult struct {
 	Store          string // where sessions and throttles live
 	Logins         int
 	Login, Verify  histogram
 	LoginS, VerifS []float64 // seconds, per sample
+	// ServerLogin is the mean duration of the measured logins in the
+	// server's request log: from the request's arrival in the handler to
+	// its answer written.
+	ServerLogin time.Duration
 	// ServerVerify is the mean time the server spent verifying the
 	// passwords of the measured logins.
 	ServerVerify time.Duration
@@ -147,10 +154,22 @@ func (r *loginResult) LoginMean() time.Duration {
 	return time.Duration(sum / float64(len(r.LoginS)) * float64(time.Second))
 }
 
-// Overhead is the share of a login not spent verifying its password:
-// (mean login - mean verification in the server) / mean login, over the
-// same logins.
-func (r *loginResult) Overhead() float64 {
+// ServerBeyond is what a login costs the server beyond its password
+// verification: mean login in the server - mean verification.
+func (r *loginResult) ServerBeyond() time.Duration { return r.ServerLogin - r.ServerVerify }
+
+// ServerShare is ServerBeyond's share of the server's login time.
+func (r *loginResult) ServerShare() float64 {
+	if r.ServerLogin == 0 {
+		return 0
+	}
+	return float64(r.ServerBeyond()) / float64(r.ServerLogin)
+}
+
+// ClientShare is the share of a login, as the client saw it, not spent
+// verifying its password: (mean login - mean verification in the server)
+// / mean login, over the same logins.
+func (r *loginResult) ClientShare() float64 {
 	l := r.LoginMean()
 	if l == 0 {
 		return 0
@@ -170,9 +189,9 @@ func (r *loginResult) OverheadVsLocal() float64 {
 }
 
 // verifyTotals returns the sum (seconds) and count of the server's
-// password verifications so far, from its /metrics.
-func (a *api) verifyTotals(ctx context.Context) (sum float64, n int, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/metrics", nil)
+// password verifications so far, from its metrics at url.
+func (a *api) verifyTotals(ctx context.Context, url string) (sum float64, n int, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -182,7 +201,7 @@ func (a *api) verifyTotals(ctx context.Context) (sum float64, n int, err error) 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+		return 0, 0, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	const name = "sessiond_password_verify_duration_seconds"
 	found := 0
@@ -203,22 +222,59 @@ func (a *api) verifyTotals(ctx context.Context) (sum float64, n int, err error) 
 			found++
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("GET /metrics: %s: %w", f[0], err)
+			return 0, 0, fmt.Errorf("GET %s: %s: %w", url, f[0], err)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return 0, 0, err
 	}
 	if found != 2 {
-		return 0, 0, fmt.Errorf("GET /metrics: no %s", name)
+		return 0, 0, fmt.Errorf("GET %s: no %s (is -metrics-url the server's metrics?)", url, name)
 	}
 	return sum, n, nil
 }
 
-func runLogin(ctx context.Context, base string, n int, redisAddr, dir string) (*loginResult, error) {
+// loginLogLines returns the durations of the logins in the request log at
+// path from byte offset on, and the offset of its end.
+func loginLogLines(path string, offset int64) ([]time.Duration, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, 0, err
+	}
+	var ds []time.Duration
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		offset += int64(len(sc.Bytes())) + 1
+		var l struct {
+			Msg, Method, Path string
+			Status            int
+			DurationMS        float64 `json:"duration_ms"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "request" && l.Method == http.MethodPost && l.Path == "/api/v1/auth/login" {
+			if l.Status != http.StatusOK {
+				return nil, 0, fmt.Errorf("%s: a login answered %d", path, l.Status)
+			}
+			ds = append(ds, time.Duration(l.DurationMS*float64(time.Millisecond)))
+		}
+	}
+	return ds, offset, sc.Err()
+}
+
+// runLogin times n logins on the instance in, reading its password
+// verification times from metricsURL ("" for /metrics on its admin
+// listener).
+func runLogin(ctx context.Context, in *instance, metricsURL string, n int, redisAddr, dir string) (*loginResult, error) {
+	if metricsURL == "" {
+		metricsURL = in.AdminURL + "/metrics"
+	}
 	c := newHTTPClient(2)
 	defer c.CloseIdleConnections()
-	a := &api{base: base, c: c}
+	a := &api{base: in.URL, c: c}
 	if err := a.register(ctx, "login0"); err != nil {
 		return nil, err
 	}
@@ -234,7 +290,12 @@ func runLogin(ctx context.Context, base string, n int, redisAddr, dir string) (*
 	if ok, err := h.Verify(ctx, enc, benchPassword); err != nil || !ok {
 		return nil, fmt.Errorf("verify: %v %v", ok, err)
 	}
-	sum0, n0, err := a.verifyTotals(ctx)
+	sum0, n0, err := a.verifyTotals(ctx, metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	// The warm-up's log line is written before its answer is sent.
+	_, logStart, err := loginLogLines(in.logPath, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +324,7 @@ func runLogin(ctx context.Context, base string, n int, redisAddr, dir string) (*
 		}
 		status("login: %d/%d, login p50 %v, verify p50 %v", i+1, n, res.Login.Quantile(.5), res.Verify.Quantile(.5))
 	}
-	sum1, n1, err := a.verifyTotals(ctx)
+	sum1, n1, err := a.verifyTotals(ctx, metricsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +332,18 @@ func runLogin(ctx context.Context, base string, n int, redisAddr, dir string) (*
 		return nil, fmt.Errorf("the server verified %d passwords during %d logins", n1-n0, n)
 	}
 	res.ServerVerify = time.Duration((sum1 - sum0) / float64(n) * float64(time.Second))
+	ds, _, err := loginLogLines(in.logPath, logStart)
+	if err != nil {
+		return nil, err
+	}
+	if len(ds) != n {
+		return nil, fmt.Errorf("%s: %d login lines for %d logins", in.logPath, len(ds), n)
+	}
+	var total time.Duration
+	for _, d := range ds {
+		total += d
+	}
+	res.ServerLogin = total / time.Duration(n)
 	status("login: timing round trips and fsyncs, back to back and after a pause of one hash")
 	if err := res.measureIdle(ctx, a, redisAddr, dir); err != nil {
 		return nil, err

@@ -31,8 +31,12 @@ import (
 
 // config is the suite's settings (the flags).
 type config struct {
-	out, svg    string
+	// args are the command-line arguments the suite ran with, to say in
+	// the report and the chart which command wrote them.
+	args        []string
+	out         string
 	url         string
+	metricsURL  string
 	scenarios   map[string]bool
 	concurrency int
 	slice       time.Duration
@@ -64,6 +68,7 @@ func main() {
 	flag.IntVar(&c.strict, "strict-trials", 200, "revocation trials in strict mode (0: skip)")
 	flag.IntVar(&c.hammers, "hammers", 2, "revocation: concurrent clients asking B")
 	flag.IntVar(&c.logins, "logins", 60, "login: logins (and as many bare hash verifications)")
+	flag.StringVar(&c.metricsURL, "metrics-url", "", "login: the Prometheus metrics of the servers the benchmark starts, read for their password verification time; default: /metrics on each server's admin listener")
 	flag.IntVar(&c.list, "list", 1000, "scale: sessions of the listed user")
 	flag.IntVar(&c.revoke, "revoke", 10000, "scale: sessions of the user who signs out every other device")
 	flag.IntVar(&c.scaleReps, "scale-reps", 3, "scale: repetitions of revoke-all (list runs 3x as many)")
@@ -71,6 +76,7 @@ func main() {
 	flag.StringVar(&c.benchtime, "benchtime", "500ms", "micro-benchmarks: -benchtime")
 	flag.DurationVar(&c.settle, "settle", 0, "with -url: wait this long between the logins and the measurement (11s for a Redis-backed server, whose instance reads the sessions it just wrote from Redis for 5 to 10 s)")
 	flag.Parse()
+	c.args = os.Args[1:]
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scen, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -229,7 +235,7 @@ func run(ctx context.Context, c *config) error {
 				}
 				return err
 			}
-			l, err := runLogin(ctx, in.URL, c.logins, redisAddr, data)
+			l, err := runLogin(ctx, in, c.metricsURL, c.logins, redisAddr, data)
 			in.Stop()
 			if r != nil {
 				r.Stop()

@@ -67,11 +67,12 @@ func (t *tailBuffer) String() string {
 
 // instance is one running sessiond process.
 type instance struct {
-	URL     string
-	DataDir string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
+	URL      string
+	AdminURL string // its admin listener (/metrics)
+	DataDir  string
+	cmd      *exec.Cmd
+	logPath  string
+	done     chan struct{}
 }
 
 // startSessiond runs bin serve with env (SESSIOND_* variables) on a
@@ -81,7 +82,7 @@ type instance struct {
 // every line on the benchmark's CPU, which it shares with the server.
 func startSessiond(bin string, env map[string]string) (*instance, error) {
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SESSIOND_ADDR=127.0.0.1:0"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SESSIOND_ADDR=127.0.0.1:0", "SESSIOND_ADMIN_ADDR=127.0.0.1:0"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -100,8 +101,8 @@ func startSessiond(bin string, env map[string]string) (*instance, error) {
 	go func() { cmd.Wait(); close(in.done) }()
 	deadline := time.After(30 * time.Second)
 	for {
-		if addr := listenAddr(logPath); addr != "" {
-			in.URL = "http://" + addr
+		if addr, admin := listenAddr(logPath); addr != "" {
+			in.URL, in.AdminURL = "http://"+addr, "http://"+admin
 			return in, nil
 		}
 		select {
@@ -116,11 +117,12 @@ func startSessiond(bin string, env map[string]string) (*instance, error) {
 }
 
 // listenAddr returns the address of the "sessiond listening" log line, or
-// "" while there is none.
-func listenAddr(logPath string) string {
+// "" while there is none, and the admin listener's, which is logged before
+// it.
+func listenAddr(logPath string) (addr, admin string) {
 	f, err := os.Open(logPath)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -130,11 +132,17 @@ func listenAddr(logPath string) string {
 			Msg  string `json:"msg"`
 			Addr string `json:"addr"`
 		}
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "sessiond listening" {
-			return l.Addr
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		switch l.Msg {
+		case "sessiond admin listening":
+			admin = l.Addr
+		case "sessiond listening":
+			return l.Addr, admin
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // logTail returns the end of the instance's log.

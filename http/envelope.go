@@ -47,6 +47,12 @@ type userJSON struct {
 	CreatedAt string `json:"created_at"`
 }
 
+// appUserJSON is a user of the app's own (a Manager without a user store)
+// as clients see it: sessiond knows only the id.
+type appUserJSON struct {
+	ID string `json:"id"`
+}
+
 func newUserJSON(u *sessiond.User) userJSON {
 	return userJSON{ID: u.ID, Username: u.Username, Email: u.Email, CreatedAt: formatTime(u.CreatedAt)}
 }
@@ -63,6 +69,20 @@ type sessionJSON struct {
 	LastActive  string `json:"last_active"`
 	ExpiresAt   string `json:"expires_at"`
 	Current     bool   `json:"current"`
+	// Claims are the session's claims, {} when it has none
+	// (docs/design.md, "Sessions and users").
+	Claims json.RawMessage `json:"claims"`
+}
+
+// noClaims is how a session without claims shows them.
+var noClaims = json.RawMessage("{}")
+
+// claimsOf returns the claims of s as clients see them.
+func claimsOf(s *sessiond.Session) json.RawMessage {
+	if len(s.Claims) == 0 {
+		return noClaims
+	}
+	return s.Claims
 }
 
 func newSessionJSON(s *sessiond.Session, currentID string) sessionJSON {
@@ -77,6 +97,7 @@ func newSessionJSON(s *sessiond.Session, currentID string) sessionJSON {
 		LastActive:  formatTime(s.LastActive),
 		ExpiresAt:   formatTime(s.ExpiresAt),
 		Current:     s.ID == currentID,
+		Claims:      claimsOf(s),
 	}
 }
 
@@ -87,6 +108,8 @@ type grantJSON struct {
 	ExpiresIn    int64       `json:"expires_in"`
 	RefreshToken string      `json:"refresh_token,omitempty"`
 	Session      sessionJSON `json:"session"`
+	// Redirect is the login's return_to when it passed the rules.
+	Redirect string `json:"redirect,omitempty"`
 }
 
 // mediaType returns the lowercased media type of a Content-Type value.

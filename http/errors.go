@@ -33,6 +33,7 @@ const (
 	codeTooManyStreams     = "too_many_streams"
 	codeUnavailable        = "unavailable"
 	codeSignupClosed       = "signup_closed"
+	codeAdminKeyInvalid    = "admin_key_invalid"
 )
 
 // apiError is how one error is answered.
@@ -71,6 +72,12 @@ func errorStatus(err error) apiError {
 		return apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit)}
 	case errors.Is(err, sessiond.ErrInvalidCredentials):
 		return apiError{status: http.StatusUnauthorized, code: codeInvalidCredentials, msg: "invalid username or password"}
+	case errors.Is(err, errAdminKey):
+		return apiError{status: http.StatusUnauthorized, code: codeAdminKeyInvalid, msg: "missing or invalid admin key"}
+	case errors.Is(err, errUserLocked):
+		return apiError{status: http.StatusForbidden, code: codeAccountLocked, msg: "this user is locked"}
+	case errors.Is(err, errUserNotFound):
+		return apiError{status: http.StatusNotFound, code: codeNotFound, msg: "user not found"}
 	case errors.Is(err, sessiond.ErrAccountLocked):
 		return apiError{status: http.StatusUnauthorized, code: codeAccountLocked, msg: "this account is locked"}
 	case errors.Is(err, sessiond.ErrInvalidToken):
@@ -121,8 +128,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := errorStatus(err)
 	switch e.status {
 	case http.StatusUnauthorized:
-		if e.code == codeInvalidToken {
+		switch e.code {
+		case codeInvalidToken:
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		case codeAdminKeyInvalid:
+			// No error code: it would tell a missing key from a wrong one.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond admin"`)
 		}
 	case http.StatusTooManyRequests:
 		// Every 429, for fail2ban-style tools: the rule, the address and,

@@ -10,8 +10,8 @@ import (
 // codesByStatus lists the error codes each status may carry.
 var codesByStatus = map[int][]string{
 	400: {"invalid_request", "invalid_field"},
-	401: {"invalid_credentials", "account_locked", "invalid_token"},
-	403: {"csrf_failed", "signup_closed"},
+	401: {"invalid_credentials", "account_locked", "invalid_token", "admin_key_invalid"},
+	403: {"csrf_failed", "signup_closed", "account_locked"},
 	404: {"not_found"},
 	405: {"method_not_allowed"},
 	409: {"username_taken", "email_taken", "session_limit"},

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"testing"
 	"time"
+
+	yaml "github.com/oasdiff/yaml3"
 
 	"github.com/sessiond/sessiond"
 )
@@ -28,6 +31,9 @@ func TestErrorTable(t *testing.T) {
 		{sessiond.ErrInvalidCredentials, 401, codeInvalidCredentials, ""},
 		{sessiond.ErrAccountLocked, 401, codeAccountLocked, ""},
 		{sessiond.ErrInvalidToken, 401, codeInvalidToken, ""},
+		{errAdminKey, 401, codeAdminKeyInvalid, ""},
+		{errUserLocked, 403, codeAccountLocked, ""},
+		{errUserNotFound, 404, codeNotFound, ""},
 		{errNoEndpoint, 404, codeNotFound, ""},
 		{sessiond.ErrNotFound, 404, codeNotFound, ""},
 		{&methodError{method: "PUT"}, 405, codeMethodNotAllowed, ""},
@@ -70,10 +76,33 @@ func TestErrorCodesDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	documented := doc.Components.Schemas["ErrorData"].Properties["code"].Enum
+	// The admin listener's codes are in its own document.
+	admin, err := os.ReadFile("../docs/openapi-admin.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adminDoc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Enum []string `yaml:"enum"`
+				} `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(admin, &adminDoc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range adminDoc.Components.Schemas["ErrorData"].Properties["code"].Enum {
+		if !slices.Contains(documented, c) {
+			documented = append(documented, c)
+		}
+	}
 	answered := []string{
 		codeInvalidRequest, codeInvalidField, codeInvalidCredentials, codeAccountLocked, codeInvalidToken,
 		codeCSRFFailed, codeNotFound, codeMethodNotAllowed, codeUsernameTaken, codeEmailTaken, codeSessionLimit,
 		codeBodyTooLarge, codeUnsupportedMedia, codeRateLimited, codeTooManyStreams, codeUnavailable, codeSignupClosed,
+		codeAdminKeyInvalid,
 	}
 	slices.Sort(documented)
 	slices.Sort(answered)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -58,11 +59,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		Password   string `json:"password"`
 		DeviceID   string `json:"device_id"`
 		DeviceName string `json:"device_name"`
+		ReturnTo   string `json:"return_to"`
 	}
 	if mt == formType {
 		err = decodeForm(body, map[string]*string{
 			"username": &in.Username, "password": &in.Password,
 			"device_id": &in.DeviceID, "device_name": &in.DeviceName,
+			"return_to": &in.ReturnTo,
 		})
 	} else {
 		err = decodeJSON(body, &in)
@@ -90,7 +93,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeGrant(w, g, cookies, "signed in")
+	s.writeGrant(w, g, cookies, "signed in", s.returnTo(in.ReturnTo))
 	return nil
 }
 
@@ -138,14 +141,18 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.writeGrant(w, g, cookies, "tokens refreshed")
+	// A page that finds itself signed in by its refresh cookie (an
+	// expired access token sent it to sign in) goes back where it came
+	// from, under the same rules as a login.
+	s.writeGrant(w, g, cookies, "tokens refreshed", s.returnTo(r.URL.Query().Get("return_to")))
 	return nil
 }
 
 // writeGrant answers a login or refresh, with the tokens in the body or,
 // when the client asked for cookies, in cookies only.
-func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bool, msg string) {
+func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bool, msg, redirect string) {
 	out := grantJSON{
+		Redirect:     redirect,
 		AccessToken:  g.AccessToken,
 		TokenType:    "Bearer",
 		ExpiresIn:    max(int64(g.ExpiresIn/time.Second), 0),
@@ -221,6 +228,11 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, sess *sessiond.Se
 }
 
 func (s *Server) me(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	if s.Manager.ExternalUsers() {
+		// The app's own user: sessiond knows nothing of it but the id.
+		writeMe(w, nil, sess)
+		return nil
+	}
 	u, err := s.users.get(r.Context(), s.Manager, sess.UserID)
 	if err != nil {
 		if errors.Is(err, sessiond.ErrNotFound) {
@@ -228,7 +240,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, sess *sessiond.Sessi
 		}
 		return err
 	}
-	writeMe(w, u, sess)
+	writeMe(w, &u, sess)
 	return nil
 }
 
@@ -236,21 +248,9 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, sess *sessiond.Sessi
 // default 1000) and cursor; when more remain, a Link header (RFC 8288)
 // names the next page with the same limit.
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
-	q := r.URL.Query()
-	limit := sessiond.DefaultListLimit
-	if v, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(v[0])
-		if len(v) != 1 || err != nil || n < 1 || n > sessiond.MaxListLimit {
-			return &sessiond.InputError{Field: "limit", Message: fmt.Sprintf("must be one whole number from 1 to %d", sessiond.MaxListLimit)}
-		}
-		limit = n
-	}
-	cursor := ""
-	if v, ok := q["cursor"]; ok {
-		if len(v) != 1 || v[0] == "" {
-			return &sessiond.InputError{Field: "cursor", Message: "must be one cursor of a Link header"}
-		}
-		cursor = v[0]
+	limit, cursor, err := listQuery(r)
+	if err != nil {
+		return err
 	}
 	page, err := s.Manager.ListPage(r.Context(), sess.UserID, sess.ID, limit, cursor)
 	if err != nil {
@@ -262,10 +262,30 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sess
 	}
 	if page.Next != "" {
 		next := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {page.Next}}
-		w.Header().Set("Link", "<"+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
+		w.Header().Set("Link", "<"+strings.TrimSuffix(s.base(), "/")+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, english.Plural(len(out), "signed-in device"), out)
 	return nil
+}
+
+// listQuery reads the limit and cursor of a list request.
+func listQuery(r *http.Request) (limit int, cursor string, err error) {
+	q := r.URL.Query()
+	limit = sessiond.DefaultListLimit
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if len(v) != 1 || err != nil || n < 1 || n > sessiond.MaxListLimit {
+			return 0, "", &sessiond.InputError{Field: "limit", Message: fmt.Sprintf("must be one whole number from 1 to %d", sessiond.MaxListLimit)}
+		}
+		limit = n
+	}
+	if v, ok := q["cursor"]; ok {
+		if len(v) != 1 || v[0] == "" {
+			return 0, "", &sessiond.InputError{Field: "cursor", Message: "must be one cursor of a Link header"}
+		}
+		cursor = v[0]
+	}
+	return limit, cursor, nil
 }
 
 func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
@@ -321,6 +341,8 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
+	// Public keys, for any page's verifier: open to every origin.
+	h.Set("Access-Control-Allow-Origin", "*")
 	w.Write(s.Manager.JWKS())
 }
 

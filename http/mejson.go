@@ -20,38 +20,63 @@ import (
 
 var jsonBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// writeMe answers /me: what writeJSON(w, 200, "ok", {user, session}) writes.
-func writeMe(w http.ResponseWriter, u userJSON, sess *sessiond.Session) {
+// writeMe answers /me: what writeJSON(w, 200, "ok", {user, session})
+// writes. A nil u is a user of the app's own, shown as {id} only
+// (docs/design.md, "The app's own users").
+func writeMe(w http.ResponseWriter, u *userJSON, sess *sessiond.Session) {
 	bp := jsonBuffers.Get().(*[]byte)
-	b := appendMe((*bp)[:0], u, sess)
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	b, ok := appendMe((*bp)[:0], u, sess)
+	if !ok {
+		// Claims that are not JSON: encoding/json says what to answer.
+		writeJSON(w, http.StatusOK, "ok", meJSON(u, sess))
+	} else {
+		h := w.Header()
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		w.Write(b)
+	}
 	if cap(b) <= 64<<10 {
 		*bp = b[:0]
 		jsonBuffers.Put(bp)
 	}
 }
 
-func appendMe(b []byte, u userJSON, sess *sessiond.Session) []byte {
+// meJSON is the data of /me as encoding/json encodes it; writeMe's bytes
+// are the same.
+func meJSON(u *userJSON, sess *sessiond.Session) any {
+	type me struct {
+		User    any         `json:"user"`
+		Session sessionJSON `json:"session"`
+	}
+	if u == nil {
+		return me{appUserJSON{ID: sess.UserID}, newSessionJSON(sess, sess.ID)}
+	}
+	return me{*u, newSessionJSON(sess, sess.ID)}
+}
+
+func appendMe(b []byte, u *userJSON, sess *sessiond.Session) ([]byte, bool) {
 	b = append(b, `{"status":"success","status_code":200,"message":"ok","data":{"user":{"id":`...)
-	b = appendJSONString(b, u.ID)
-	b = append(b, `,"username":`...)
-	b = appendJSONString(b, u.Username)
-	b = append(b, `,"email":`...)
-	b = appendJSONString(b, u.Email)
-	b = append(b, `,"created_at":`...)
-	b = appendJSONString(b, u.CreatedAt)
+	if u == nil {
+		b = appendJSONString(b, sess.UserID)
+	} else {
+		b = appendJSONString(b, u.ID)
+		b = append(b, `,"username":`...)
+		b = appendJSONString(b, u.Username)
+		b = append(b, `,"email":`...)
+		b = appendJSONString(b, u.Email)
+		b = append(b, `,"created_at":`...)
+		b = appendJSONString(b, u.CreatedAt)
+	}
 	b = append(b, `},"session":`...)
-	b = appendSessionJSON(b, sess, sess.ID)
-	return append(b, "}}\n"...)
+	b, ok := appendSessionJSON(b, sess, sess.ID)
+	return append(b, "}}\n"...), ok
 }
 
 // appendSessionJSON appends what json.Marshal(newSessionJSON(s, currentID))
-// returns.
-func appendSessionJSON(b []byte, s *sessiond.Session, currentID string) []byte {
+// returns; false when the session's claims are not JSON (json.Marshal
+// fails then).
+func appendSessionJSON(b []byte, s *sessiond.Session, currentID string) ([]byte, bool) {
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, s.ID)
 	b = append(b, `,"device":`...)
@@ -72,9 +97,32 @@ func appendSessionJSON(b []byte, s *sessiond.Session, currentID string) []byte {
 	b = append(b, `","expires_at":"`...)
 	b = appendTime(b, s.ExpiresAt)
 	if s.ID == currentID {
-		return append(b, `","current":true}`...)
+		b = append(b, `","current":true,"claims":`...)
+	} else {
+		b = append(b, `","current":false,"claims":`...)
 	}
-	return append(b, `","current":false}`...)
+	b, ok := appendClaims(b, s.Claims)
+	return append(b, '}'), ok
+}
+
+// appendClaims appends claims as encoding/json writes a json.RawMessage
+// (compacted, with <, >, & and U+2028/U+2029 escaped), or {} for none.
+// Claims are kept compact (sessiond.CheckClaims), so those without
+// whitespace or such characters are copied as they are.
+func appendClaims(b []byte, c json.RawMessage) ([]byte, bool) {
+	if len(c) == 0 {
+		return append(b, "{}"...), true
+	}
+	for _, x := range c {
+		if x <= ' ' || x >= 0x80 || x == '<' || x == '>' || x == '&' {
+			q, err := json.Marshal(c)
+			if err != nil {
+				return b, false
+			}
+			return append(b, q...), true
+		}
+	}
+	return append(b, c...), true
 }
 
 // appendTime appends formatTime(t) without parsing the layout each time

@@ -21,17 +21,30 @@ func BenchmarkWriteMe(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			w.Body.Reset()
-			writeJSON(w, 200, "ok", struct {
-				User    userJSON    `json:"user"`
-				Session sessionJSON `json:"session"`
-			}{u, newSessionJSON(sess, sess.ID)})
+			writeJSON(w, 200, "ok", meJSON(&u, sess))
 		}
 	})
 	b.Run("impl=hand", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			w.Body.Reset()
-			writeMe(w, u, sess)
+			writeMe(w, &u, sess)
+		}
+	})
+	b.Run("impl=hand/claims", func(b *testing.B) {
+		withClaims := *sess
+		withClaims.Claims = []byte(`{"org":"acme","roles":["admin","billing"],"plan":"pro"}`)
+		b.ReportAllocs()
+		for b.Loop() {
+			w.Body.Reset()
+			writeMe(w, &u, &withClaims)
+		}
+	})
+	b.Run("impl=hand/app-user", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			w.Body.Reset()
+			writeMe(w, nil, sess)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -35,33 +36,82 @@ func TestWriteMeMatchesWriteJSON(t *testing.T) {
 		"", "plain", `quote " and \ backslash`, "<script>&amp;</script>", "tab\tnew\nline\x00\x1f",
 		"São Paulo, Brazil", "emoji 🎉", "line\u2028sep\u2029", "bad \xff utf-8", "\x7f del",
 	}
+	// Claims as sessiond.CheckClaims keeps them (compact, HTML not
+	// escaped), and one that a store might hand back with spaces.
+	claims := []string{
+		"", `{}`, `{"plan":"pro","org":42}`, `{"html":"<b>&</b>","sep":"\u2028","nested":{"a":[1,true,null]}}`,
+		`{"name":"São Paulo 🎉"}`, `{ "spaced" : [ 1 , 2 ] }`, `{"quote":"a\"b\\c"}`,
+	}
 	for i, s := range strs {
 		u := &sessiond.User{ID: "u" + s, Username: s, Email: s + "@example.com", CreatedAt: t0}
-		sess := &sessiond.Session{
-			ID: "id" + s, UserID: u.ID, Device: s, DeviceClass: []string{"", sessiond.ClassMobile, s}[i%3],
-			Name: s, IPAddress: s, Location: s,
-			CreatedAt: t0, LastActive: t0.Add(time.Duration(i) * time.Millisecond), ExpiresAt: t0.Add(time.Hour),
+		for j, c := range claims {
+			sess := &sessiond.Session{
+				ID: "id" + s, UserID: u.ID, Device: s, DeviceClass: []string{"", sessiond.ClassMobile, s}[i%3],
+				Name: s, IPAddress: s, Location: s,
+				CreatedAt: t0, LastActive: t0.Add(time.Duration(i) * time.Millisecond), ExpiresAt: t0.Add(time.Hour),
+			}
+			if c != "" {
+				sess.Claims = json.RawMessage(c)
+			}
+			uj := newUserJSON(u)
+			for _, up := range []*userJSON{&uj, nil} {
+				want := httptest.NewRecorder()
+				writeJSON(want, 200, "ok", meJSON(up, sess))
+				got := httptest.NewRecorder()
+				writeMe(got, up, sess)
+				if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
+					t.Errorf("%q, claims %d, app's user %v:\ngot  %s\nwant %s", s, j, up == nil, got.Body.Bytes(), want.Body.Bytes())
+				}
+				if got.Code != want.Code || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") ||
+					got.Header().Get("Cache-Control") != want.Header().Get("Cache-Control") {
+					t.Errorf("%q: status and headers %d %v, want %d %v", s, got.Code, got.Header(), want.Code, want.Header())
+				}
+			}
+			other, ok := appendSessionJSON(nil, sess, "another id")
+			want2 := httptest.NewRecorder()
+			writeJSON(want2, 200, "ok", newSessionJSON(sess, "another id"))
+			if !ok || !bytes.Contains(want2.Body.Bytes(), other) {
+				t.Errorf("%q: session not current:\ngot  %s\nwant within %s", s, other, want2.Body.Bytes())
+			}
 		}
-		want := httptest.NewRecorder()
-		writeJSON(want, 200, "ok", struct {
-			User    userJSON    `json:"user"`
-			Session sessionJSON `json:"session"`
-		}{newUserJSON(u), newSessionJSON(sess, sess.ID)})
-		got := httptest.NewRecorder()
-		writeMe(got, newUserJSON(u), sess)
-		if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
-			t.Errorf("%q:\ngot  %s\nwant %s", s, got.Body.Bytes(), want.Body.Bytes())
-		}
-		if got.Code != want.Code || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") ||
-			got.Header().Get("Cache-Control") != want.Header().Get("Cache-Control") {
-			t.Errorf("%q: status and headers %d %v, want %d %v", s, got.Code, got.Header(), want.Code, want.Header())
-		}
-		var other bytes.Buffer
-		other.Write(appendSessionJSON(nil, sess, "another id"))
-		want2 := httptest.NewRecorder()
-		writeJSON(want2, 200, "ok", newSessionJSON(sess, "another id"))
-		if !bytes.Contains(want2.Body.Bytes(), other.Bytes()) {
-			t.Errorf("%q: session not current:\ngot  %s\nwant within %s", s, other.Bytes(), want2.Body.Bytes())
-		}
+	}
+}
+
+// TestMeJSONShapes pins the shapes meJSON (and so writeMe) answers: the
+// app's own user has only an id, and a session without claims shows {}.
+func TestMeJSONShapes(t *testing.T) {
+	sess := &sessiond.Session{ID: "s1", UserID: "auth0|abc"}
+	b, err := json.Marshal(meJSON(nil, sess))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		User    map[string]any `json:"user"`
+		Session map[string]any `json:"session"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.User) != 1 || got.User["id"] != "auth0|abc" {
+		t.Errorf("app's user: got %v, want only id auth0|abc", got.User)
+	}
+	if c, ok := got.Session["claims"].(map[string]any); !ok || len(c) != 0 {
+		t.Errorf("claims of a session without any: got %#v, want {}", got.Session["claims"])
+	}
+}
+
+// Claims that are not JSON (no store hands them back, but nothing in
+// writeMe may turn them into a malformed answer) get what writeJSON gives.
+func TestWriteMeBadClaims(t *testing.T) {
+	sess := &sessiond.Session{ID: "s1", UserID: "u", Claims: json.RawMessage(`{"a": nope}`)}
+	want := httptest.NewRecorder()
+	writeJSON(want, 200, "ok", meJSON(nil, sess))
+	got := httptest.NewRecorder()
+	writeMe(got, nil, sess)
+	if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
+		t.Errorf("got %d %s, want %d %s", got.Code, got.Body.Bytes(), want.Code, want.Body.Bytes())
+	}
+	if !json.Valid(got.Body.Bytes()) {
+		t.Errorf("answer is not JSON: %s", got.Body.Bytes())
 	}
 }

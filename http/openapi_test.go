@@ -120,6 +120,34 @@ func TestOpenAPICoversAPI(t *testing.T) {
 		{"GET", "/.well-known/jwks.json"},
 		{"GET", "/healthz"},
 		{"GET", "/readyz"},
+	} {
+		item := doc.Paths.Value(op.path)
+		if item == nil || item.GetOperation(op.method) == nil {
+			t.Errorf("%s %s is not described", op.method, op.path)
+		}
+	}
+}
+
+// TestOpenAPIAdminCoversAdminAPI checks that docs/openapi-admin.yaml
+// describes every route of the admin listener (docs/design.md, "Admin
+// API").
+func TestOpenAPIAdminCoversAdminAPI(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile("../docs/openapi-admin.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []struct{ method, path string }{
+		{"POST", "/admin/v1/sessions"},
+		{"GET", "/admin/v1/users/{user_id}/sessions"},
+		{"DELETE", "/admin/v1/users/{user_id}/sessions"},
+		{"PATCH", "/admin/v1/users/{user_id}/sessions/{id}"},
+		{"DELETE", "/admin/v1/users/{user_id}/sessions/{id}"},
+		{"POST", "/admin/v1/introspect"},
+		{"GET", "/healthz"},
+		{"GET", "/readyz"},
 		{"GET", "/metrics"},
 	} {
 		item := doc.Paths.Value(op.path)
@@ -127,4 +155,13 @@ func TestOpenAPICoversAPI(t *testing.T) {
 			t.Errorf("%s %s is not described", op.method, op.path)
 		}
 	}
+	if doc.Paths.Value("/metrics") == nil || publicDocHas("/metrics") {
+		t.Error("/metrics must be described on the admin listener only")
+	}
+}
+
+// publicDocHas reports whether the public document has path.
+func publicDocHas(path string) bool {
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPIJSON)
+	return err == nil && doc.Paths.Value(path) != nil
 }

@@ -2,8 +2,11 @@
 // the devices page, and provides Middleware for Go services that embed
 // sessiond. Import it as sessiondhttp.
 //
-// Server.Handler is the whole HTTP surface of the sessiond binary; mount it
-// (or its /api/v1/ and /.well-known/ paths) on a mux of your own. Middleware
+// Server.Handler is the public HTTP surface of the sessiond binary; mount it
+// (or its /api/v1/ and /.well-known/ paths) on a mux of your own.
+// AdminServer.Handler is the admin listener's: the admin API for the app's
+// backend, behind admin keys, and /metrics; never serve the two on one
+// listener. Middleware
 // protects any other handler: it lets a request through only with a valid
 // access token of a live session (Authorization: Bearer, or the devices
 // page's cookie with the API's CSRF rule) and puts the session in the
@@ -61,6 +64,18 @@ type Server struct {
 	// refused with 429 too_many_streams. Each open stream holds a file
 	// descriptor: keep it well below the process's limit.
 	MaxStreams int
+	// BasePath is the path prefix of everything this Server serves, "/"
+	// or e.g. "/auth/" (see ParseBasePath); "" is "/".
+	BasePath string
+	// ReturnTo decides where a browser may be sent after signing in
+	// (see ParseReturnRules); nil: relative paths only.
+	ReturnTo *ReturnRules
+	// LoginURL is where browsers sign in (SESSIOND_LOGIN_URL); "": the
+	// page under BasePath.
+	LoginURL string
+	// CORSOrigins are the exact origins whose pages may call the API with
+	// a Bearer token (see ParseCORSOrigins); none: no CORS.
+	CORSOrigins []string
 	// HeartbeatInterval is how often an event stream sends a comment line,
 	// which keeps proxies from closing it and tells a stream whose session
 	// ended (default DefaultHeartbeatInterval when <= 0).
@@ -113,12 +128,31 @@ func (s *Server) Handler() http.Handler {
 	authCtx := func(pattern string, h sessionHandler) {
 		mux.Handle(pattern, s.apiHandler(s.authenticatedInContext(h)))
 	}
-	api("POST /api/v1/auth/register", s.register)
-	api("POST /api/v1/auth/login", s.login)
+	if s.Manager.ExternalUsers() {
+		// The app signs its users in (docs/design.md, "The app's own
+		// users"): these paths do not exist, whatever the method or
+		// body, and nothing reads the request first.
+		for _, p := range []string{"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/password"} {
+			mux.Handle(p, s.apiHandler(func(http.ResponseWriter, *http.Request) error { return errNoEndpoint }))
+		}
+	} else {
+		api("POST /api/v1/auth/register", s.register)
+		api("POST /api/v1/auth/login", s.login)
+		auth("POST /api/v1/auth/password", s.changePassword)
+	}
 	api("POST /api/v1/auth/refresh", s.refresh)
 	auth("POST /api/v1/auth/logout", s.logout)
-	auth("POST /api/v1/auth/password", s.changePassword)
-	auth("GET /api/v1/auth/check", s.check)
+	checkAuth := s.authenticated(s.check)
+	api("GET /api/v1/auth/check", func(w http.ResponseWriter, r *http.Request) error {
+		err := checkAuth(w, r)
+		if err != nil && errorStatus(err).status == http.StatusUnauthorized {
+			if loc, ok := s.signInRedirect(r); ok {
+				http.Redirect(w, r, loc, http.StatusFound)
+				return nil
+			}
+		}
+		return err
+	})
 	auth("GET /api/v1/me", s.me)
 	auth("GET /api/v1/sessions", s.listSessions)
 	auth("DELETE /api/v1/sessions", s.revokeOthers)
@@ -142,7 +176,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Page != nil {
 		mux.Handle("/", s.Page)
 	}
-	return s.withRequestID(s.withLog(s.routeErrors(mux)))
+	return s.withRequestID(s.withLog(s.withBasePath(s.withCORS(s.routeErrors(mux)))))
 }
 
 // routeErrors answers the API paths that the mux would redirect

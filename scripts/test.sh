@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of sessiond on a fresh Debian machine: installs what the
 # tests need when it is missing (redis-server, chromium, openssl, nginx,
-# postgresql, node and npm, and the tools that make the test vectors of
-# imported password hashes: Django with its argon2 and bcrypt libraries,
-# htpasswd and argon2), then runs the Go tests. Usage: bash scripts/test.sh [go test flags]
+# postgresql, node and npm, systemd-analyze, CA certificates, and the tools
+# that make the test vectors of imported password hashes: Django with its
+# argon2 and bcrypt libraries, htpasswd and argon2), then runs the Go tests.
+# Usage: bash scripts/test.sh [go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ command -v openssl >/dev/null || need+=(openssl)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 /usr/bin/python3 -c 'import django, argon2, bcrypt' 2>/dev/null || need+=(python3-django python3-argon2 python3-bcrypt)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v argon2 >/dev/null || need+=(argon2)

@@ -1,5 +1,6 @@
 // Package web serves the "Your devices" page of sessiond: a sign-in (and
-// optional sign-up) form and the list of the user's signed-in devices.
+// optional sign-up) form, or a link to the app's own sign-in, and the list
+// of the user's signed-in devices.
 //
 // The page is plain HTML, CSS and a little JavaScript embedded in the binary.
 // It talks only to the JSON API of package http under /api/v1 with cookies:
@@ -41,6 +42,22 @@ type Options struct {
 	// address where browsers refuse secure cookies, it links there. Default
 	// "": no link.
 	PublicURL string
+
+	// External says the app signs its users in (SESSIOND_USERS=external):
+	// the page has no sign-in, sign-up or password form, and a visitor
+	// without a session is sent to LoginURL. Default false.
+	External bool
+	// BasePath is the path under which the page, its files and the API
+	// are served (SESSIOND_BASE_PATH), with a leading and a trailing
+	// slash; "" is "/". The server strips it before the handler sees a
+	// request, so the handler still serves "/" and "/static/"; the page
+	// writes it into every link and API call.
+	BasePath string
+
+	// LoginURL is where the app signs its users in (SESSIOND_LOGIN_URL),
+	// linked as "Sign in" when External; "" says sign-in happens in the
+	// app. Default "".
+	LoginURL string
 }
 
 // contentSecurityPolicy allows nothing but this origin's own files: no
@@ -99,7 +116,7 @@ func loadAssets() map[string]*asset {
 var (
 	assets = loadAssets()
 	page   = template.Must(template.New("index.html").Funcs(template.FuncMap{
-		"asset": assetURL,
+		"asset": func(string) (string, error) { return "", nil }, // see Handler
 		// inline returns a trusted embedded file as markup, so the icon
 		// sprite costs no request and <use href="#icon-..."> works.
 		"inline": func(name string) template.HTML {
@@ -113,13 +130,13 @@ var (
 	notFoundPage = template.Must(template.ParseFS(files, "templates/404.html"))
 )
 
-// assetURL returns the versioned URL of a static file.
-func assetURL(name string) (string, error) {
+// assetURL returns the versioned URL of a static file under base.
+func assetURL(base, name string) (string, error) {
 	a, ok := assets[name]
 	if !ok {
 		return "", fs.ErrNotExist
 	}
-	return "/static/" + a.name + "?v=" + a.version, nil
+	return base + "static/" + a.name + "?v=" + a.version, nil
 }
 
 type handler struct {
@@ -133,14 +150,20 @@ type handler struct {
 // no-sniff and no-referrer headers; the page itself is never cached
 // (Cache-Control: no-store), the versioned static files for a year.
 func Handler(opts Options) http.Handler {
+	if opts.BasePath == "" {
+		opts.BasePath = "/"
+	}
 	var buf bytes.Buffer
-	if err := page.Execute(&buf, opts); err != nil {
+	t := template.Must(page.Clone()).Funcs(template.FuncMap{
+		"asset": func(name string) (string, error) { return assetURL(opts.BasePath, name) },
+	})
+	if err := t.Execute(&buf, opts); err != nil {
 		// The template and its data are fixed at build time.
 		panic("web: render page: " + err.Error())
 	}
 	h := &handler{page: buf.Bytes()}
 	buf = bytes.Buffer{}
-	if err := notFoundPage.Execute(&buf, nil); err != nil {
+	if err := notFoundPage.Execute(&buf, opts); err != nil {
 		panic("web: render 404: " + err.Error())
 	}
 	h.notFound = buf.Bytes()

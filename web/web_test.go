@@ -124,6 +124,46 @@ func TestSignupOption(t *testing.T) {
 	}
 }
 
+// With the app's own users the page has no form of sessiond's accounts:
+// a link to the app's sign-in, or a sentence when there is none.
+func TestExternalOption(t *testing.T) {
+	forms := []string{`id="signin-form"`, `id="signup-form"`, `id="to-signup"`, `id="password-form"`, `type="password"`}
+	for _, tc := range []struct {
+		opts     Options
+		want     []string
+		wantNone []string
+	}{
+		{Options{External: true, Signup: true, LoginURL: "https://app.example.com/login?next=%2F&x=1"},
+			[]string{`<a id="signin-link" class="btn primary wide" href="https://app.example.com/login?next=%2F&amp;x=1">Sign in</a>`, `data-external="true"`, `data-signup="false"`},
+			append(forms, `id="signin-in-app"`)},
+		{Options{External: true, LoginURL: "/login"},
+			[]string{`href="/login">Sign in</a>`},
+			append(forms, `id="signin-in-app"`)},
+		{Options{External: true},
+			[]string{`id="signin-in-app"`, "Sign-in happens in the app"},
+			append(forms, `id="signin-link"`)},
+		{Options{Signup: true, LoginURL: "/login"},
+			[]string{`id="signin-form"`, `id="signup-form"`, `id="password-form"`, `data-external="false"`},
+			[]string{`id="signin-link"`, `id="signin-in-app"`}},
+	} {
+		_, body := get(t, Handler(tc.opts), "GET", "/", nil)
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%+v: the page lacks %s", tc.opts, w)
+			}
+		}
+		for _, w := range tc.wantNone {
+			if strings.Contains(body, w) {
+				t.Errorf("%+v: the page has %s", tc.opts, w)
+			}
+		}
+	}
+	_, body := get(t, Handler(Options{External: true, LoginURL: `javascript:alert(1)`}), "GET", "/", nil)
+	if strings.Contains(body, "javascript:") {
+		t.Errorf("a javascript: LoginURL reached the page")
+	}
+}
+
 func TestPublicURLIsEscaped(t *testing.T) {
 	hostile := `https://x.example/"><script>alert(1)</script>`
 	_, body := get(t, Handler(Options{PublicURL: hostile}), "GET", "/", nil)

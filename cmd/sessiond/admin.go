@@ -55,6 +55,9 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 	if err := check(); err != nil {
 		return err
 	}
+	if group == "user" && c.external() {
+		return fmt.Errorf("%s: users are the app's own in external mode (SESSIOND_USERS=external): manage them in the app; sessiond sessions list and revoke take the app's user id", cmd)
+	}
 	// Admin acts end sessions: their audit lines (who, which session, why)
 	// go to standard error, as the server's go to its log.
 	log := newLogger(c, stderr)
@@ -81,12 +84,17 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 		fmt.Fprintf(stdout, "added user %s (id %s)\n", u.Username, u.ID)
 		return nil
 	}
-	u, err := m.FindUser(ctx, args[0])
-	if errors.Is(err, sessiond.ErrNotFound) {
-		return fmt.Errorf("no user %q", args[0])
-	}
-	if err != nil {
-		return err
+	// USER is a username, or in external mode the app's own user id,
+	// which names its sessions as it is.
+	u := &sessiond.User{ID: args[0], Username: args[0]}
+	if !c.external() {
+		u, err = m.FindUser(ctx, args[0])
+		if errors.Is(err, sessiond.ErrNotFound) {
+			return fmt.Errorf("no user %q", args[0])
+		}
+		if err != nil {
+			return err
+		}
 	}
 	ended := func(n int, err error) error {
 		if err != nil {

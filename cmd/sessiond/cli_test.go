@@ -228,6 +228,7 @@ func TestSecretVariablesFromFiles(t *testing.T) {
 	ln.Close()
 	env := map[string]string{
 		"SESSIOND_ADDR":           "127.0.0.1:0",
+		"SESSIOND_ADMIN_ADDR":     "127.0.0.1:0",
 		"SESSIOND_DATA_DIR":       filepath.Join(dir, "data"),
 		"SESSIOND_REDIS_URL_FILE": write("closed", "redis://sessiond:s3cret@"+closed+"\n"),
 	}

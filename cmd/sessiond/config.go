@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 // the flags that mirror them (a flag wins over its variable).
 type config struct {
 	Addr             string
+	AdminAddr        string // "off": no admin listener
 	DataDir          string
 	RedisURL         string
 	DatabaseURL      string
@@ -40,8 +42,13 @@ type config struct {
 	Signup           bool
 	Issuer           string
 	PublicURL        string
+	Users            string // usersInternal or usersExternal
+	LoginURL         string
 	LogLevel         string
 	MaxStreams       int
+	CORSOrigins      []string
+	BasePath         string
+	ReturnURLs       string
 }
 
 // flagName turns SESSIOND_ACCESS_TTL into access-ttl.
@@ -86,6 +93,7 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		fs.BoolVar(p, flagName(env), v, usage+" ("+env+")")
 	}
 	str(&c.Addr, "SESSIOND_ADDR", "localhost:8080", "listen address")
+	str(&c.AdminAddr, "SESSIOND_ADMIN_ADDR", "localhost:8081", "admin listener address (/admin/v1, /metrics, /healthz, /readyz), or off")
 	str(&c.DataDir, "SESSIOND_DATA_DIR", "./data", "SQLite file and generated keys")
 	// secret is str for a variable that can hold a secret. It may instead
 	// be given as <NAME>_FILE, a path to a file holding the value (the
@@ -137,15 +145,26 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	boolean(&c.Signup, "SESSIOND_SIGNUP", true, "whether sign-up is open")
 	str(&c.Issuer, "SESSIOND_ISSUER", "sessiond", "JWT iss and aud")
 	str(&c.PublicURL, "SESSIOND_PUBLIC_URL", "", "the origin users see, e.g. https://auth.example.com")
+	str(&c.Users, "SESSIOND_USERS", usersInternal, "internal: sessiond keeps users and passwords; external: the app signs its users in and starts their sessions")
+	str(&c.LoginURL, "SESSIOND_LOGIN_URL", "", "where browsers are sent to sign in: an http(s) URL or a path starting with / (default: the built-in page)")
 	str(&c.LogLevel, "SESSIOND_LOG_LEVEL", "info", "debug, info, warn or error")
 	streams := strconv.Itoa(sessiondhttp.DefaultMaxStreams)
 	if e := getenv("SESSIOND_MAX_STREAMS"); e != "" {
 		streams = e
 	}
 	fs.Func(flagName("SESSIOND_MAX_STREAMS"), "event streams open at once on this instance (SESSIOND_MAX_STREAMS, default "+strconv.Itoa(sessiondhttp.DefaultMaxStreams)+")", func(s string) error { streams = s; return nil })
+	var corsOrigins string
+	str(&c.BasePath, "SESSIOND_BASE_PATH", "/", "path prefix of everything the public listener serves, e.g. /auth/")
+	str(&c.ReturnURLs, "SESSIOND_RETURN_URLS", "", "comma-separated origins or URL prefixes that return_to may name besides relative paths")
+	str(&corsOrigins, "SESSIOND_CORS_ORIGINS", "", "comma-separated exact origins whose pages may call the API with Bearer tokens")
 	check := func() error {
 		if len(errs) > 0 {
 			return errs[0]
+		}
+		if c.AdminAddr != "off" {
+			if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+				return fmt.Errorf("SESSIOND_ADMIN_ADDR: %q is not host:port or off", c.AdminAddr)
+			}
 		}
 		if c.AdminKeysFile == "" {
 			c.AdminKeysFile = filepath.Join(c.DataDir, "admin-keys")
@@ -199,13 +218,58 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		if strings.TrimSpace(c.Issuer) == "" {
 			return fmt.Errorf("SESSIOND_ISSUER: must not be empty")
 		}
+		if c.BasePath, err = sessiondhttp.ParseBasePath(c.BasePath); err != nil {
+			return fmt.Errorf("SESSIOND_BASE_PATH: %w", err)
+		}
+		if _, err := sessiondhttp.ParseReturnRules(c.ReturnURLs, ""); err != nil {
+			return fmt.Errorf("SESSIOND_RETURN_URLS: %w", err)
+		}
+		if c.CORSOrigins, err = sessiondhttp.ParseCORSOrigins(corsOrigins); err != nil {
+			return fmt.Errorf("SESSIOND_CORS_ORIGINS: %w", err)
+		}
 		if c.PublicURL != "" {
 			u, err := url.Parse(c.PublicURL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 				return fmt.Errorf("SESSIOND_PUBLIC_URL: %q is not an origin like https://auth.example.com", c.PublicURL)
 			}
 		}
+		switch c.Users {
+		case usersInternal, usersExternal:
+		default:
+			return fmt.Errorf("SESSIOND_USERS: %q is not internal (sessiond keeps users and passwords) or external (the app signs its users in)", c.Users)
+		}
+		if c.LoginURL != "" && !validLoginURL(c.LoginURL) {
+			return fmt.Errorf("SESSIOND_LOGIN_URL: %q is not an http(s) URL like https://app.example.com/login or a path starting with / like /login", c.LoginURL)
+		}
 		return nil
 	}
 	return fs, c, check
+}
+
+// The values of SESSIOND_USERS.
+const (
+	usersInternal = "internal"
+	usersExternal = "external"
+)
+
+// external reports whether the app signs its users in (SESSIOND_USERS).
+func (c *config) external() bool { return c.Users == usersExternal }
+
+// validLoginURL reports whether s is an absolute http(s) URL with a host,
+// or a path on this origin ("/login", not "//evil.example" or "/\evil",
+// which browsers read as another host).
+func validLoginURL(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User != nil {
+		return false
+	}
+	if strings.HasPrefix(s, "/") {
+		return u.Scheme == "" && u.Host == "" && !strings.HasPrefix(s, "//") && !strings.HasPrefix(s, "/\\")
+	}
+	return (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && !strings.Contains(s, "\\")
 }

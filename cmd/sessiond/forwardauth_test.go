@@ -77,6 +77,14 @@ http {
 // port and returns its base URL; it stops at cleanup.
 func startNginx(t *testing.T, sessiondURL, upstreamURL string) string {
 	t.Helper()
+	return startNginxConf(t, nginxForwardAuth, sessiondURL, upstreamURL)
+}
+
+// startNginxConf is startNginx with a configuration of its own: a format
+// whose arguments are the user line, the temporary directory, the port,
+// sessiond's URL and the upstream's.
+func startNginxConf(t *testing.T, nginxConf, sessiondURL, upstreamURL string) string {
+	t.Helper()
 	bin := nginxBinary(t)
 	var lastErr string
 	for attempt := 0; attempt < 3; attempt++ {
@@ -90,7 +98,7 @@ func startNginx(t *testing.T, sessiondURL, upstreamURL string) string {
 			user = "user root;" // workers otherwise run as nobody and cannot use the temp dir
 		}
 		conf := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(conf, fmt.Appendf(nil, nginxForwardAuth, user, dir, port, sessiondURL, upstreamURL), 0o600); err != nil {
+		if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, user, dir, port, sessiondURL, upstreamURL), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")

@@ -58,7 +58,9 @@ var usage = func() string {
 	for _, c := range commands {
 		fmt.Fprintf(&b, "  %-44s%s\n", strings.TrimSpace("sessiond "+c.name+" "+c.args), c.what)
 	}
-	b.WriteString("\nEvery command reads the SESSIOND_* variables; each has a flag (sessiond serve -h).\n" +
+	b.WriteString("\nUSER is a username; with SESSIOND_USERS=external it is the app's own user id, and the user\n" +
+		"commands are refused (the app keeps its users).\n" +
+		"Every command reads the SESSIOND_* variables; each has a flag (sessiond serve -h).\n" +
 		"SESSIOND_REDIS_URL and SESSIOND_DATABASE_URL may be given as SESSIOND_REDIS_URL_FILE and\n" +
 		"SESSIOND_DATABASE_URL_FILE, paths to files that hold them.\n")
 	return b.String()

@@ -14,12 +14,14 @@ import (
 )
 
 // logSink collects the JSON log lines of a running server and reports the
-// address it listens on.
+// addresses it listens on: the admin listener's line comes first, so it is
+// known when the public one's is.
 type logSink struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	addr  chan string
-	found bool
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	addr      chan string
+	adminAddr string
+	found     bool
 }
 
 func (s *logSink) Write(p []byte) (int, error) {
@@ -32,9 +34,17 @@ func (s *logSink) Write(p []byte) (int, error) {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
-			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "sessiond listening" {
+			if json.Unmarshal([]byte(line), &l) != nil {
+				continue
+			}
+			switch l.Msg {
+			case "sessiond admin listening":
+				s.adminAddr = l.Addr
+			case "sessiond listening":
 				s.found = true
 				s.addr <- l.Addr
+			}
+			if s.found {
 				break
 			}
 		}
@@ -50,19 +60,23 @@ func (s *logSink) String() string {
 
 // testServer is the real program, started by run on a random port.
 type testServer struct {
-	URL     string
-	DataDir string
-	Logs    *logSink
-	stop    func() error
+	URL string
+	// AdminURL is the admin listener's; "" when SESSIOND_ADMIN_ADDR is off.
+	AdminURL string
+	DataDir  string
+	Logs     *logSink
+	stop     func() error
 }
 
-// startServer runs sessiond with env on 127.0.0.1:0 in a temporary data
-// directory (unless env names one) and stops it at cleanup.
+// startServer runs sessiond with env on 127.0.0.1:0, its admin listener
+// on another 127.0.0.1:0, in a temporary data directory (unless env names
+// one) and stops it at cleanup.
 func startServer(t testing.TB, env map[string]string) *testServer {
 	t.Helper()
 	vars := map[string]string{
-		"SESSIOND_ADDR":     "127.0.0.1:0",
-		"SESSIOND_DATA_DIR": filepath.Join(t.TempDir(), "data"),
+		"SESSIOND_ADDR":       "127.0.0.1:0",
+		"SESSIOND_ADMIN_ADDR": "127.0.0.1:0",
+		"SESSIOND_DATA_DIR":   filepath.Join(t.TempDir(), "data"),
 		// Tests share two busy cores: a generous Redis deadline keeps
 		// them about what they test. Tests of the deadline set their own.
 		"SESSIOND_REDIS_TIMEOUT": "2s",
@@ -79,6 +93,11 @@ func startServer(t testing.TB, env map[string]string) *testServer {
 	select {
 	case addr := <-sink.addr:
 		ts.URL = "http://" + addr
+		sink.mu.Lock()
+		if sink.adminAddr != "" {
+			ts.AdminURL = "http://" + sink.adminAddr
+		}
+		sink.mu.Unlock()
 	case err := <-done:
 		cancel()
 		t.Fatalf("sessiond exited before listening: %v\n%s", err, sink.String())

@@ -10,7 +10,7 @@ import (
 	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
-// scrape returns the samples of /metrics, keyed by series as exposed
+// scrape returns the samples of /metrics (on the admin listener at base), keyed by series as exposed
 // (name{label="value",...}).
 func scrape(t *testing.T, base string) map[string]float64 {
 	t.Helper()
@@ -47,7 +47,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	c := sessiondtest.NewClient(t, ts.URL)
 	c.Register("heidi")
 
-	before := scrape(t, ts.URL)
+	before := scrape(t, ts.AdminURL)
 	for _, series := range []string{`sessiond_logins_total{result="success"}`, `sessiond_logins_total{result="failure"}`, `sessiond_refreshes_total{result="success"}`, `sessiond_refresh_reuse_detected_total`} {
 		if v, ok := before[series]; !ok || v != 0 {
 			t.Fatalf("fresh server: %s got %v (present %v), want 0", series, v, ok)
@@ -70,7 +70,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	c.Do("DELETE", "/api/v1/sessions/"+phone.Session.ID, tablet.AccessToken, nil).Expect(t, 200)
 	c.Do("GET", "/api/v1/me", phone.AccessToken, nil).Expect(t, 401)
 
-	got := scrape(t, ts.URL)
+	got := scrape(t, ts.AdminURL)
 	want := map[string]float64{
 		`sessiond_logins_total{result="success"}`:                      3,
 		`sessiond_logins_total{result="failure"}`:                      1,

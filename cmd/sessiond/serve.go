@@ -19,6 +19,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/geoip"
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/internal/adminkey"
 	"github.com/sessiond/sessiond/prometheus"
 	"github.com/sessiond/sessiond/sqlite"
 	"github.com/sessiond/sessiond/web"
@@ -60,7 +61,11 @@ func openStores(ctx context.Context, c *config, log *slog.Logger) (*stores, erro
 	}
 	st.close = append(st.close, db.Close)
 	st.sessions = sqlite.NewSessionStore(db)
-	st.users = sqlite.NewUserStore(db)
+	if !c.external() {
+		// With the app's own users there is no user store: the SQLite
+		// file's user table stays empty and unused.
+		st.users = sqlite.NewUserStore(db)
+	}
 	st.limiter = sqlite.NewLimiter(db)
 	st.broker = sessiond.NewLocalBroker()
 	st.sweep = true
@@ -70,7 +75,9 @@ func openStores(ctx context.Context, c *config, log *slog.Logger) (*stores, erro
 			return nil, err
 		}
 	}
-	if c.DatabaseURL != "" {
+	if c.DatabaseURL != "" && c.external() {
+		log.Warn("SESSIOND_DATABASE_URL is ignored: with SESSIOND_USERS=external the users are the app's own and sessiond keeps none")
+	} else if c.DatabaseURL != "" {
 		if err := openPostgres(ctx, c, st, log); err != nil {
 			st.Close()
 			return nil, err
@@ -183,9 +190,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := sessiondhttp.NewServer(m)
 	srv.TrustedProxies = trusted
 	srv.PublicURL = c.PublicURL
+	srv.BasePath = c.BasePath
+	srv.LoginURL = c.LoginURL
+	if srv.ReturnTo, err = sessiondhttp.ParseReturnRules(c.ReturnURLs, c.PublicURL); err != nil {
+		return fmt.Errorf("SESSIOND_RETURN_URLS: %w", err)
+	}
 	srv.Logger = log
-	srv.Page = web.Handler(web.Options{Signup: c.Signup, PublicURL: c.PublicURL})
+	srv.Page = web.Handler(web.Options{
+		Signup: c.Signup && !c.external(), PublicURL: c.PublicURL,
+		External: c.external(), LoginURL: c.LoginURL, BasePath: c.BasePath,
+	})
 	srv.MaxStreams = c.MaxStreams
+	srv.CORSOrigins = c.CORSOrigins
 	srv.HeartbeatInterval = heartbeat
 	if lim := openFileLimit(); lim > 0 {
 		var lowered bool
@@ -195,35 +211,82 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	srv.Metrics = metrics
-	srv.MetricsHandler = metrics.Handler()
+	// /metrics is served on the admin listener only (docs/design.md,
+	// "Admin API").
 
+	// bg lives until serve returns: the sweeper and the keys watcher.
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBg()
+	newHTTPServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    sessiondhttp.MaxHeaderBytes,
+			// Requests in flight finish during a shutdown: their context
+			// is not the one that a signal cancels.
+			BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+			ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
+	var servers []*http.Server
+	var listeners []net.Listener
+	defer func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
+	}()
+
+	// The admin listener first, so that its address is logged before the
+	// public one's "sessiond listening" line, which tests and scripts wait
+	// for.
+	var adminLn net.Listener
+	if c.AdminAddr != "off" {
+		keys, err := adminkey.Open(c.AdminKeysFile, log)
+		if err != nil {
+			return fmt.Errorf("SESSIOND_ADMIN_KEYS_FILE: %w", err)
+		}
+		go keys.Watch(bg)
+		if keys.Len() == 0 {
+			log.Warn("the admin API has no keys yet: make one with sessiond admin-key new NAME", "admin_keys_file", c.AdminKeysFile)
+		}
+		admin := sessiondhttp.NewAdminServer(m, keys)
+		admin.TrustedProxies = trusted
+		admin.Logger = log
+		admin.Metrics = metrics
+		admin.MetricsHandler = metrics.Handler()
+		if adminLn, err = net.Listen("tcp", c.AdminAddr); err != nil {
+			return fmt.Errorf("SESSIOND_ADMIN_ADDR: %w", err)
+		}
+		listeners = append(listeners, adminLn)
+		servers = append(servers, newHTTPServer(admin.Handler()))
+	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    sessiondhttp.MaxHeaderBytes,
-		// Requests in flight finish during a shutdown: their context is
-		// not the one that a signal cancels.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	listeners = append(listeners, ln)
+	hs := newHTTPServer(srv.Handler())
 	// Long-lived event streams end when shutdown starts, so it does not
 	// wait for them (the page reconnects elsewhere).
 	hs.RegisterOnShutdown(srv.StopStreams)
-	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSweep()
+	servers = append(servers, hs)
+
 	if st.sweep {
-		go m.Sweep(sweepCtx, time.Minute)
+		go m.Sweep(bg, time.Minute)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("sessiond listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr().String()))
+	errc := make(chan error, len(servers))
+	for i, s := range servers {
+		go func() { errc <- s.Serve(listeners[i]) }()
+	}
+	if adminLn != nil {
+		log.Info("sessiond admin listening", "addr", adminLn.Addr().String(), "url", "http://"+displayAddr(adminLn.Addr().String()))
+	} else {
+		log.Info("sessiond admin listener off (SESSIOND_ADMIN_ADDR=off)")
+	}
+	log.Info("sessiond listening", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr().String()), "users", c.Users)
 	select {
 	case err := <-errc:
 		return err
@@ -232,10 +295,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(shutCtx); err != nil {
-		return err
+	errs := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errs <- s.Shutdown(shutCtx) }()
 	}
-	return nil
+	var shutErr error
+	for range servers {
+		shutErr = errors.Join(shutErr, <-errs)
+	}
+	return shutErr
 }
 
 // displayAddr makes a listen address clickable: an unspecified host

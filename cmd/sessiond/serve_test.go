@@ -45,13 +45,18 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{"SESSIOND_REDIS_REPLICA_ACKS": "-1"},
 		{"SESSIOND_REDIS_REPLICA_ACKS": "one"},
 		{"SESSIOND_PUBLIC_URL": "auth.example.com"},
+		{"SESSIOND_ADMIN_ADDR": "8081"},
+		{"SESSIOND_ADMIN_ADDR": "no-such-host.invalid:8081"},
 		{"SESSIOND_PUBLIC_URL": "https://auth.example.com/login"},
 	} {
 		getenv := func(k string) string {
 			if k == "SESSIOND_DATA_DIR" {
 				return t.TempDir()
 			}
-			if k == "SESSIOND_ADDR" {
+			if v, ok := env[k]; ok {
+				return v
+			}
+			if k == "SESSIOND_ADDR" || k == "SESSIOND_ADMIN_ADDR" {
 				return "127.0.0.1:0"
 			}
 			return env[k]

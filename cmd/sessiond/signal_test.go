@@ -29,7 +29,7 @@ func TestBinaryStopsGracefullyOnSignals(t *testing.T) {
 			dir := t.TempDir()
 			cmd := exec.Command(bin)
 			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "SESSIOND_ADDR=127.0.0.1:0")
+			cmd.Env = append(os.Environ(), "SESSIOND_ADDR=127.0.0.1:0", "SESSIOND_ADMIN_ADDR=127.0.0.1:0")
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

@@ -78,7 +78,7 @@ func TestServeWarnsWhenOpenFileLimitIsLow(t *testing.T) {
 	}
 	cmd := exec.Command("sh", "-c", `ulimit -n 600 && exec "$0"`, bin)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "SESSIOND_ADDR=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "SESSIOND_ADDR=127.0.0.1:0", "SESSIOND_ADMIN_ADDR=127.0.0.1:0")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

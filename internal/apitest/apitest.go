@@ -39,13 +39,24 @@ import (
 // SpecPath is the path of the OpenAPI description relative to the module root.
 const SpecPath = "docs/openapi.yaml"
 
-// apiPrefix is the path prefix under which every response is an envelope
-// with an X-Request-Id header.
-const apiPrefix = "/api/v1/"
+// AdminSpecPath is the path of the admin API's OpenAPI description (the
+// admin listener) relative to the module root.
+const AdminSpecPath = "docs/openapi-admin.yaml"
+
+// apiPrefix is the path prefix under which every response of the public
+// API is an envelope with an X-Request-Id header; adminPrefix is the
+// admin API's.
+const (
+	apiPrefix   = "/api/v1/"
+	adminPrefix = "/admin/v1/"
+)
 
 // Validator checks responses against an OpenAPI document. It is safe for
 // concurrent use.
 type Validator struct {
+	// prefix is the path prefix of the document's API (apiPrefix or
+	// adminPrefix).
+	prefix string
 	doc    *openapi3.T
 	router routers.Router
 	opts   *openapi3filter.Options
@@ -61,7 +72,31 @@ var (
 	shared     *Validator
 	sharedErr  error
 	sharedOnce sync.Once
+
+	sharedAdmin     *Validator
+	sharedAdminErr  error
+	sharedAdminOnce sync.Once
 )
+
+// NewAdminValidator is NewValidator for docs/openapi-admin.yaml, the admin
+// listener's document, in which /admin/v1/ plays the part of /api/v1/.
+func NewAdminValidator(t testing.TB) *Validator {
+	t.Helper()
+	sharedAdminOnce.Do(func() {
+		var root string
+		root, sharedAdminErr = moduleRoot()
+		if sharedAdminErr == nil {
+			sharedAdmin, sharedAdminErr = Load(filepath.Join(root, filepath.FromSlash(AdminSpecPath)))
+		}
+		if sharedAdmin != nil {
+			sharedAdmin.prefix = adminPrefix
+		}
+	})
+	if sharedAdminErr != nil {
+		t.Fatalf("apitest: %v", sharedAdminErr)
+	}
+	return sharedAdmin
+}
 
 // NewValidator returns a Validator for docs/openapi.yaml, found by walking up
 // from the working directory to the directory holding go.mod. The document is
@@ -118,6 +153,7 @@ func newValidator(doc *openapi3.T, name string) (*Validator, error) {
 		return nil, fmt.Errorf("%s: router: %w", name, err)
 	}
 	return &Validator{
+		prefix: apiPrefix,
 		doc:    doc,
 		router: router,
 		opts: &openapi3filter.Options{
@@ -163,7 +199,8 @@ func (v *Validator) Check(t testing.TB, req *http.Request, reqBody []byte, resp 
 //   - a request to a documented path and method must get one of the statuses
 //     its operation lists, with that response's required headers and a body
 //     that matches its schema for the response's Content-Type;
-//   - any other request under /api/v1/ must get the document's NotFound
+//   - any other request under /api/v1/ (/admin/v1/ in the admin
+//     document) must get the document's NotFound
 //     (unknown path) or MethodNotAllowed (known path, other method) answer;
 //   - every response under /api/v1/ must carry X-Request-Id, and every JSON
 //     envelope's status_code must equal the HTTP status.
@@ -180,7 +217,7 @@ func (v *Validator) validate(req *http.Request, resp *http.Response, body []byte
 		return nil
 	}
 	path := req.URL.Path
-	inAPI := strings.HasPrefix(path, apiPrefix)
+	inAPI := strings.HasPrefix(path, v.prefix)
 	route, params, err := v.router.FindRoute(req)
 	if errors.Is(err, routers.ErrMethodNotAllowed) {
 		// gorillamux stops at the first path that matches, so DELETE

@@ -15,8 +15,8 @@ import (
 
 const (
 	user    = `{"id":"u1","username":"ada","email":"ada@example.com","created_at":"2025-05-01T09:29:58.120Z"}`
-	current = `{"id":"Zk3n9Qd1s7XyV0aB4cR2eQ","device":"Firefox on Linux","device_class":"desktop","name":"","ip_address":"203.0.113.7","location":"Lagos, Nigeria","login_time":"2025-05-01T09:30:00.000Z","last_active":"2025-05-01T09:30:00.000Z","expires_at":"2025-05-15T09:30:00.000Z","current":true}`
-	other   = `{"id":"Aa3n9Qd1s7XyV0aB4cR2eQ","device":"curl","device_class":"cli","name":"build box","ip_address":"::1","location":"","login_time":"2025-04-01T09:30:00.000Z","last_active":"2025-04-02T09:30:00.000Z","expires_at":"2025-04-16T09:30:00.000Z","current":false}`
+	current = `{"id":"Zk3n9Qd1s7XyV0aB4cR2eQ","device":"Firefox on Linux","device_class":"desktop","name":"","ip_address":"203.0.113.7","location":"Lagos, Nigeria","login_time":"2025-05-01T09:30:00.000Z","last_active":"2025-05-01T09:30:00.000Z","expires_at":"2025-05-15T09:30:00.000Z","current":true,"claims":{}}`
+	other   = `{"id":"Aa3n9Qd1s7XyV0aB4cR2eQ","device":"curl","device_class":"cli","name":"build box","ip_address":"::1","location":"","login_time":"2025-04-01T09:30:00.000Z","last_active":"2025-04-02T09:30:00.000Z","expires_at":"2025-04-16T09:30:00.000Z","current":false,"claims":{"org":"acme"}}`
 	jwt     = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1MSJ9.c2ln"
 )
 
@@ -127,6 +127,13 @@ func TestValidate(t *testing.T) {
 			ok200(`[` + strings.Replace(current, `"desktop"`, `"laptop"`, 1) + `]`), "device_class"},
 		{"time without milliseconds", "GET", "/api/v1/sessions",
 			ok200(`[` + strings.Replace(current, `09:30:00.000Z`, `09:30:00Z`, 1) + `]`), "login_time"},
+		{"session without claims", "GET", "/api/v1/sessions",
+			ok200(`[` + strings.Replace(current, `,"claims":{}`, ``, 1) + `]`), "claims"},
+		{"claims not an object", "GET", "/api/v1/sessions",
+			ok200(`[` + strings.Replace(current, `"claims":{}`, `"claims":["admin"]`, 1) + `]`), "claims"},
+		{"me, the app's own user", "GET", "/api/v1/me", ok200(`{"user":{"id":"auth0|abc"},"session":` + current + `}`), ""},
+		{"me, the app's own user with a username", "GET", "/api/v1/me",
+			ok200(`{"user":{"id":"auth0|abc","username":"ada"},"session":` + current + `}`), "user"},
 		{"revoke others", "DELETE", "/api/v1/sessions", ok200(`{"revoked":2}`), ""},
 		{"rename", "PATCH", "/api/v1/sessions/Aa3n9Qd1s7XyV0aB4cR2eQ", ok200(other), ""},
 		{"revoke unknown id", "DELETE", "/api/v1/sessions/nope", canned{status: 404, body: envelope(404, `{"code":"not_found"}`)}, ""},
@@ -160,12 +167,57 @@ func TestValidate(t *testing.T) {
 			canned{status: 200, body: `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"k1","alg":"EdDSA","use":"sig"}]}`}, ""},
 		{"jwks with a private key", "GET", "/.well-known/jwks.json",
 			canned{status: 200, body: `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"secret","kid":"k1"}]}`}, "d"},
+		{"go server's own 431", "GET", "/api/v1/me",
+			canned{status: 431, headers: map[string]string{"Content-Type": "text/plain; charset=utf-8", "X-Request-Id": ""}, body: "431 Request Header Fields Too Large"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, resp, body := roundTrip(t, tt.resp, tt.method, tt.path, "")
+			err := v.Validate(req, resp, body)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("got error %v, want none", err)
+			case tt.wantErr != "" && err == nil:
+				t.Errorf("got no error, want one mentioning %q", tt.wantErr)
+			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
+				t.Errorf("got error %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestValidateAdmin checks the admin document's validator: /admin/v1 plays
+// the part of /api/v1, introspection answers are not envelopes, and
+// /metrics is the admin listener's.
+func TestValidateAdmin(t *testing.T) {
+	v := apitest.NewAdminValidator(t)
+	adminCurrent := strings.Replace(current, `"claims":{}`, `"claims":{"plan":"pro"}`, 1)
+	adminOther := other
+	tests := []struct {
+		name         string
+		method, path string
+		resp         canned
+		wantErr      string
+	}{
 		{"metrics", "GET", "/metrics",
 			canned{status: 200, headers: map[string]string{"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}, body: "# HELP x y\nx 1\n"}, ""},
 		{"openmetrics", "GET", "/metrics",
 			canned{status: 200, headers: map[string]string{"Content-Type": "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"}, body: "# EOF\n"}, ""},
-		{"go server's own 431", "GET", "/api/v1/me",
-			canned{status: 431, headers: map[string]string{"Content-Type": "text/plain; charset=utf-8", "X-Request-Id": ""}, body: "431 Request Header Fields Too Large"}, ""},
+		{"start", "POST", "/admin/v1/sessions",
+			canned{status: 201, body: envelope(201, `{"access_token":"`+jwt+`","token_type":"Bearer","expires_in":900,"refresh_token":"r","session":`+adminCurrent+`}`)}, ""},
+		{"start without claims", "POST", "/admin/v1/sessions",
+			canned{status: 201, body: envelope(201, `{"access_token":"`+jwt+`","token_type":"Bearer","expires_in":900,"refresh_token":"r","session":`+strings.Replace(current, `,"claims":{}`, ``, 1)+`}`)}, "claims"},
+		{"list", "GET", "/admin/v1/users/a%2Fb/sessions", canned{status: 200, body: envelope(200, `[`+adminOther+`]`)}, ""},
+		{"list with a current session", "GET", "/admin/v1/users/u1/sessions", canned{status: 200, body: envelope(200, `[`+adminCurrent+`]`)}, "current"},
+		{"introspect inactive", "POST", "/admin/v1/introspect", canned{status: 200, body: `{"active":false}`}, ""},
+		{"introspect inactive with more", "POST", "/admin/v1/introspect", canned{status: 200, body: `{"active":false,"sub":"u1"}`}, "active"},
+		{"introspect active", "POST", "/admin/v1/introspect",
+			canned{status: 200, body: `{"active":true,"token_type":"access_token","sub":"u1","sid":"Zk3n9Qd1s7XyV0aB4cR2eQ","exp":2,"iat":1,"iss":"sessiond","aud":"sessiond","jti":"j","plan":"pro"}`}, ""},
+		{"admin key refused", "GET", "/admin/v1/users/u1/sessions",
+			canned{status: 401, headers: map[string]string{"WWW-Authenticate": "Bearer"}, body: envelope(401, `{"code":"admin_key_invalid"}`)}, ""},
+		{"public code on the admin listener", "GET", "/admin/v1/users/u1/sessions",
+			canned{status: 401, headers: map[string]string{"WWW-Authenticate": "Bearer"}, body: envelope(401, `{"code":"invalid_token"}`)}, "code"},
+		{"unknown admin path", "GET", "/admin/v1/nope", canned{status: 404, body: envelope(404, `{"code":"not_found"}`)}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,6 +43,8 @@ type Client struct {
 	http    *http.Client
 	UA      string
 	Headers map[string]string
+	// enveloped says which answers must be envelopes.
+	enveloped func(path string, status int) bool
 }
 
 // NewClient returns a client of the server at base whose every response is validated against
@@ -50,7 +52,22 @@ type Client struct {
 func NewClient(t testing.TB, base string) *Client {
 	v := apitest.NewValidator(t)
 	hc := &http.Client{Timeout: 60 * time.Second, Transport: v.Transport(t, nil)}
-	return &Client{t: t, base: base, http: hc, UA: "sessiond-test/1.0"}
+	return &Client{t: t, base: base, http: hc, UA: "sessiond-test/1.0", enveloped: func(path string, _ int) bool {
+		return strings.HasPrefix(path, "/api/v1/") && path != "/api/v1/openapi.json"
+	}}
+}
+
+// NewAdminClient returns a client of the admin listener at base whose every
+// response is validated against docs/openapi-admin.yaml. Do's token is the
+// admin key (or whatever a test sends in its place).
+func NewAdminClient(t testing.TB, base string) *Client {
+	v := apitest.NewAdminValidator(t)
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: v.Transport(t, nil)}
+	return &Client{t: t, base: base, http: hc, UA: "sessiond-test/1.0", enveloped: func(path string, status int) bool {
+		// Introspection answers RFC 7662 JSON, and its errors in the
+		// envelope.
+		return strings.HasPrefix(path, "/admin/v1/") && (path != "/admin/v1/introspect" || status >= 400)
+	}}
 }
 
 // Do sends a request; body may be nil, a []byte (sent as is) or a value
@@ -98,7 +115,10 @@ func (c *Client) Do(method, path, token string, body any) *Response {
 		c.t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	r := &Response{Response: resp, Body: raw}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && strings.HasPrefix(path, "/api/v1/") && path != "/api/v1/openapi.json" {
+	// The API path as the caller wrote it, without the base URL's path
+	// (a server under a base path) or the query.
+	apiPath, _, _ := strings.Cut(path, "?")
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && c.enveloped(apiPath, resp.StatusCode) {
 		CheckEnvelope(c.t, method+" "+path, resp, raw, &r.Env)
 	}
 	return r

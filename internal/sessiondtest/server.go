@@ -39,7 +39,7 @@ func StartServer(t testing.TB, o Options, configure func(s *Server)) *Server {
 	s := &Server{Env: NewManager(t, o), Logs: logs}
 	s.HTTP = sessiondhttp.NewServer(s.Manager)
 	s.HTTP.Logger = o.Logger
-	s.HTTP.Page = web.Handler(web.Options{Signup: s.Manager.SignupOpen})
+	s.HTTP.Page = web.Handler(web.Options{Signup: s.Manager.SignupOpen, External: s.Manager.ExternalUsers()})
 	if configure != nil {
 		configure(s)
 	}
@@ -55,6 +55,25 @@ func StartServer(t testing.TB, o Options, configure func(s *Server)) *Server {
 		s.Close()
 	})
 	return s
+}
+
+// StartAdmin serves the admin API of s's Manager (an AdminServer that
+// accepts keys) on another random loopback port, as the binary's admin
+// listener, with the same logger; configure, when not nil, may set the
+// AdminServer's fields first. It stops when t ends.
+func (s *Server) StartAdmin(t testing.TB, keys sessiondhttp.AdminKeys, configure func(a *sessiondhttp.AdminServer)) *httptest.Server {
+	t.Helper()
+	a := sessiondhttp.NewAdminServer(s.Manager, keys)
+	a.Logger = s.HTTP.Logger
+	if configure != nil {
+		configure(a)
+	}
+	srv := httptest.NewUnstartedServer(a.Handler())
+	srv.Config.ReadHeaderTimeout = 10 * time.Second
+	srv.Config.MaxHeaderBytes = sessiondhttp.MaxHeaderBytes
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // LogBuffer collects log lines; it is safe for concurrent use.

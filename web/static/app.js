@@ -11,7 +11,15 @@
 'use strict';
 
 (() => {
-  const API = '/api/v1';
+  // The page, its files and the API all live under the base path
+  // (SESSIOND_BASE_PATH), which the server writes into the page.
+  const BASE = document.body.dataset.base || '/';
+  const API = BASE + 'api/v1';
+  // Where to go once signed in, as the sign-in link asked; the server
+  // checks it (docs/design.md, "Return addresses") and answers it as
+  // data.redirect only when it may be followed: the page never navigates
+  // to the query's value itself.
+  const RETURN_TO = new URLSearchParams(location.search).get('return_to') || '';
   const $ = (id) => document.getElementById(id);
 
   const CLASSES = {
@@ -142,7 +150,7 @@
     }
     if (pub && pub.protocol === 'https:') {
       const a = $('insecure-link');
-      a.href = pub.origin + '/';
+      a.href = pub.origin + BASE;
       a.textContent = 'Open ' + pub.origin;
       $('insecure-more').hidden = false;
     }
@@ -229,8 +237,11 @@
 
   async function doRefresh() {
     let res;
+    // The first refresh of the page asks where to go back to.
+    const ask = state.askReturn && RETURN_TO ? '?return_to=' + encodeURIComponent(RETURN_TO) : '';
+    state.askReturn = false;
     try {
-      res = await fetch(API + '/auth/refresh', {
+      res = await fetch(API + '/auth/refresh' + ask, {
         method: 'POST',
         credentials: 'same-origin',
         cache: 'no-store',
@@ -247,6 +258,9 @@
         env = null;
       }
       if (env && env.data) tokensRenewed(env.data);
+      if (env && env.data && typeof env.data.redirect === 'string' && env.data.redirect) {
+        state.redirect = env.data.redirect;
+      }
       return 'ok';
     }
     if (res.status === 400 || res.status === 401 || res.status === 403) return 'auth';
@@ -297,8 +311,14 @@
   // ---- signing in and out -----------------------------------------------
 
   async function signIn(username, password) {
-    const data = await send('POST', '/auth/login', { username, password });
+    const body = { username, password };
+    if (RETURN_TO) body.return_to = RETURN_TO;
+    const data = await send('POST', '/auth/login', body);
     tokensRenewed(data);
+    if (typeof data.redirect === 'string' && data.redirect) {
+      location.assign(data.redirect);
+      return;
+    }
     enter(true);
   }
 
@@ -326,7 +346,8 @@
     state.user = user;
     const name = typeof user.username === 'string' ? user.username : '';
     $('account-name').textContent = name;
-    $('password-username').defaultValue = name;
+    const field = $('password-username');
+    if (field) field.defaultValue = name;
   }
 
   // signedOut returns to the sign-in form. The token cookies are HttpOnly,
@@ -345,11 +366,17 @@
     clearList();
     const dialog = $('confirm-dialog');
     if (dialog.open) dialog.close('cancel');
-    $('password-form').reset();
-    $('password-box').open = false;
+    // With the app's own users (data-external) the page has no password
+    // or sign-in form: signing in is the app's, behind the Sign in link.
+    const passwordForm = $('password-form');
+    if (passwordForm) {
+      passwordForm.reset();
+      $('password-box').open = false;
+      $('password-username').defaultValue = '';
+    }
     $('account-name').textContent = '';
-    $('password-username').defaultValue = '';
-    $('signin-error').textContent = '';
+    const signinError = $('signin-error');
+    if (signinError) signinError.textContent = '';
     show('signin', true);
     say(message || '');
   }
@@ -816,7 +843,8 @@
   }
 
   function wire() {
-    $('signin-form').addEventListener('submit', async (ev) => {
+    const signinForm = $('signin-form');
+    if (signinForm) signinForm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const fields = $('signin-fields');
       const err = $('signin-error');
@@ -899,7 +927,8 @@
       else if (state.signedIn) $('signout-others').focus();
     });
 
-    $('password-form').addEventListener('submit', changePassword);
+    const passwordForm = $('password-form');
+    if (passwordForm) passwordForm.addEventListener('submit', changePassword);
   }
 
   async function start() {
@@ -911,7 +940,13 @@
     }
     // A refresh both tells whether the cookies still hold a session and
     // says when the access token expires.
+    state.askReturn = true;
     const r = await refresh();
+    if (r === 'ok' && state.redirect) {
+      // Signed in already: back to where the sign-in link came from.
+      location.assign(state.redirect);
+      return;
+    }
     if (r === 'ok') {
       enter(false);
       return;
