@@ -33,9 +33,10 @@ type Argon2Params struct {
 // DefaultArgon2 is OWASP's minimum for argon2id: m=19 MiB, t=2, p=1.
 var DefaultArgon2 = Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1}
 
-// PasswordHasher hashes and verifies passwords with argon2id. It bounds how
-// many hashes run at once, so a flood of logins queues instead of exhausting
-// memory (each hash holds Memory KiB while it runs).
+// PasswordHasher hashes passwords with argon2id and verifies them against
+// its own hashes and the imported formats (see Verify). It bounds how many
+// hashes run at once, so a flood of logins queues instead of exhausting
+// memory (each hash holds its memory while it runs).
 type PasswordHasher struct {
 	params Argon2Params
 	slots  chan struct{}
