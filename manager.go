@@ -214,6 +214,22 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 	if !m.SignupOpen {
 		return nil, ErrSignupClosed
 	}
+	return m.register(ctx, r, true)
+}
+
+// AddUser creates a user as an administrator: checked as Register checks
+// it, but not throttled (r.ClientIP is not used) and whatever SignupOpen
+// says.
+func (m *Manager) AddUser(ctx context.Context, r RegisterRequest) (*User, error) {
+	if m.users == nil {
+		return nil, errNoUsers
+	}
+	return m.register(ctx, r, false)
+}
+
+// register creates the user of r, under the registration throttle when
+// throttled.
+func (m *Manager) register(ctx context.Context, r RegisterRequest, throttled bool) (*User, error) {
 	if err := checkUsername(r.Username); err != nil {
 		return nil, err
 	}
@@ -226,8 +242,10 @@ func (m *Manager) Register(ctx context.Context, r RegisterRequest) (*User, error
 	now := m.now()
 	// Every attempt counts, not only those that create a user: each costs a
 	// password hash and tells whether a username or email is taken.
-	if err := m.take(ctx, now, randomID(), registrations.of(addrKey(r.ClientIP))); err != nil {
-		return nil, err
+	if throttled {
+		if err := m.take(ctx, now, randomID(), registrations.of(addrKey(r.ClientIP))); err != nil {
+			return nil, err
+		}
 	}
 	hash, err := m.Hasher.Hash(ctx, r.Password)
 	if err != nil {
@@ -298,6 +316,14 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	case u.Locked:
 		m.observer.Login(false)
 		return nil, ErrAccountLocked
+	}
+	if m.Hasher.NeedsRehash(u.PasswordHash) {
+		// An imported hash, or one of older parameters: replaced now,
+		// before the session is created, so that createSession compares
+		// the user with the hash it now has.
+		if u, err = m.upgradeHash(ctx, u, r.Password); err != nil {
+			return nil, err
+		}
 	}
 	s := m.newSession(u.ID, client{r.DeviceID, r.DeviceName, r.UserAgent, r.ClientIP}, now)
 	if err := m.createSession(ctx, u, s, now); err != nil {

@@ -3,15 +3,18 @@ package sessiond
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
+)
+
+// The salt and key lengths of sessiond's own argon2id hashes, in bytes.
+const (
+	saltLen = 16
+	keyLen  = 32
 )
 
 // Password length limits, in Unicode code points.
@@ -30,9 +33,10 @@ type Argon2Params struct {
 // DefaultArgon2 is OWASP's minimum for argon2id: m=19 MiB, t=2, p=1.
 var DefaultArgon2 = Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1}
 
-// PasswordHasher hashes and verifies passwords with argon2id. It bounds how
-// many hashes run at once, so a flood of logins queues instead of exhausting
-// memory (each hash holds Memory KiB while it runs).
+// PasswordHasher hashes passwords with argon2id and verifies them against
+// its own hashes and the imported formats (see Verify). It bounds how many
+// hashes run at once, so a flood of logins queues instead of exhausting
+// memory (each hash holds its memory while it runs).
 type PasswordHasher struct {
 	params Argon2Params
 	slots  chan struct{}
@@ -43,7 +47,7 @@ type PasswordHasher struct {
 // 2*GOMAXPROCS hashes at once.
 func NewPasswordHasher(params Argon2Params) *PasswordHasher {
 	h := &PasswordHasher{params: params, slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
-	salt := make([]byte, 16)
+	salt := make([]byte, saltLen)
 	rand.Read(salt)
 	h.dummy = h.encode(salt, h.derive("not a password", salt, params))
 	return h
@@ -72,30 +76,64 @@ func (h *PasswordHasher) Hash(ctx context.Context, pw string) (string, error) {
 		return "", err
 	}
 	defer h.release()
-	salt := make([]byte, 16)
+	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
 	return h.encode(salt, h.derive(pw, salt, h.params)), nil
 }
 
-// Verify reports whether pw matches encoded. An encoded hash of "" verifies
-// against a dummy hash, so an unknown user costs the same as a known one.
+// Verify reports whether pw matches encoded, a hash in any of the formats
+// of docs/design.md, "Imported password hashes": sessiond's own argon2id,
+// or one brought in by an import (argon2id with other parameters, bcrypt,
+// Django's pbkdf2_sha256, argon2 and bcrypt_sha256). Each is checked with
+// its own algorithm in constant time, in one of the same slots as argon2id.
+// An encoded hash of "" verifies against a dummy hash, so an unknown user
+// costs the same as a known one with sessiond's own hash. A hash that
+// CheckImportedHash would refuse is an error, never a match.
 func (h *PasswordHasher) Verify(ctx context.Context, encoded, pw string) (bool, error) {
 	if encoded == "" {
 		encoded = h.dummy
 		pw = "\x00" + pw // never matches
 	}
-	p, salt, want, err := decodeHash(encoded)
+	ph, err := h.parse(encoded)
 	if err != nil {
-		return false, err
+		// A stored hash that no import would take is the server's
+		// problem, not the client's input.
+		return false, fmt.Errorf("stored password hash: %s", err)
 	}
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
 	defer h.release()
-	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1 && encoded != h.dummy, nil
+	ok, err := ph.verify(pw)
+	return ok && encoded != h.dummy, err
+}
+
+// NeedsRehash reports whether encoded is anything but sessiond's own
+// argon2id hash with the hasher's current parameters: an imported hash, or
+// one made with parameters since changed. A sign-in that verifies such a
+// hash replaces it with Hash of the password.
+func (h *PasswordHasher) NeedsRehash(encoded string) bool {
+	ph, err := parseHash(encoded)
+	return err != nil || ph.format != formatArgon2id || ph.argon != h.params ||
+		len(ph.salt) != saltLen || len(ph.key) != keyLen
+}
+
+// parse parses encoded, within the import bounds unless it carries the
+// hasher's own parameters (which an operator may set above them).
+func (h *PasswordHasher) parse(encoded string) (*parsedHash, error) {
+	ph, err := parseHash(encoded)
+	if err != nil {
+		return nil, err
+	}
+	if ph.format == formatArgon2id && ph.argon == h.params {
+		return ph, nil
+	}
+	if err := ph.checkBounds(); err != nil {
+		return nil, err
+	}
+	return ph, nil
 }
 
 func (h *PasswordHasher) acquire(ctx context.Context) error {
@@ -110,35 +148,11 @@ func (h *PasswordHasher) acquire(ctx context.Context) error {
 func (h *PasswordHasher) release() { <-h.slots }
 
 func (h *PasswordHasher) derive(pw string, salt []byte, p Argon2Params) []byte {
-	return argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, 32)
+	return argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, keyLen)
 }
 
 func (h *PasswordHasher) encode(salt, key []byte) string {
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		h.params.Memory, h.params.Time, h.params.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
-}
-
-var errBadHash = errors.New("password hash: malformed")
-
-func decodeHash(s string) (p Argon2Params, salt, key []byte, err error) {
-	parts := strings.Split(s, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return p, nil, nil, errBadHash
-	}
-	var v int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
-		return p, nil, nil, errBadHash
-	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil || p.Time == 0 || p.Threads == 0 {
-		return p, nil, nil, errBadHash
-	}
-	b64 := base64.RawStdEncoding
-	if salt, err = b64.DecodeString(parts[4]); err != nil {
-		return p, nil, nil, errBadHash
-	}
-	if key, err = b64.DecodeString(parts[5]); err != nil || len(key) == 0 {
-		return p, nil, nil, errBadHash
-	}
-	return p, salt, key, nil
 }

@@ -19,7 +19,8 @@ type User struct {
 	// (FoldLogin): "É" and "é" are different addresses, and no non-ASCII
 	// letter ever matches an ASCII one.
 	Email string
-	// PasswordHash is an argon2id PHC string.
+	// PasswordHash is an argon2id PHC string, or until its first sign-in
+	// an imported user's hash in a format that CheckImportedHash accepts.
 	PasswordHash string
 	Locked       bool
 	CreatedAt    time.Time
@@ -33,6 +34,15 @@ type UserStore interface {
 	// (the database enforces it, so concurrent creates cannot both win).
 	CreateUser(ctx context.Context, u *User) error
 
+	// CreateUsers stores users in one transaction, for an import. Each is
+	// created as CreateUser would create it, in order: errs[i] is nil,
+	// ErrUsernameTaken or ErrEmailTaken for users[i] (taken by an existing
+	// user or by an earlier one of users; a user taking both is
+	// ErrUsernameTaken), and the others are stored all the same. Any other
+	// failure is err, and then none of users is stored. An empty users
+	// stores nothing.
+	CreateUsers(ctx context.Context, users []*User) (errs []error, err error)
+
 	// UserByID returns the user, or ErrNotFound.
 	UserByID(ctx context.Context, id string) (*User, error)
 
@@ -43,6 +53,12 @@ type UserStore interface {
 
 	// SetPassword replaces the password hash; ErrNotFound for an unknown id.
 	SetPassword(ctx context.Context, id, hash string) error
+
+	// ReplacePasswordHash sets the password hash of id to hash only if it
+	// is still old, in one atomic step: the upgrade of an imported hash at
+	// sign-in, which must not undo a password change made meanwhile.
+	// ErrNotFound for an unknown id or a hash that is no longer old.
+	ReplacePasswordHash(ctx context.Context, id, old, hash string) error
 
 	// SetLocked locks or unlocks the account; ErrNotFound for an unknown id.
 	SetLocked(ctx context.Context, id string, locked bool) error

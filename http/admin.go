@@ -67,6 +67,7 @@ func (a *AdminServer) Handler() http.Handler {
 	admin("PATCH /admin/v1/users/{user_id}/sessions/{id}", "update_session", a.updateSession)
 	admin("DELETE /admin/v1/users/{user_id}/sessions/{id}", "revoke_session", a.revokeSession)
 	admin("POST /admin/v1/introspect", "introspect", a.introspect)
+	admin("POST /admin/v1/users", "create_user", a.createUser)
 	mux.Handle("GET /healthz", s.apiHandler(func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, "ok", struct{}{})
 		return nil
@@ -328,6 +329,47 @@ func (a *AdminServer) startSession(w http.ResponseWriter, r *http.Request, c *ad
 		RefreshToken: g.RefreshToken,
 		Session:      newSessionJSON(g.Session, g.Session.ID),
 	})
+	return nil
+}
+
+// createUser is POST /admin/v1/users: one of sessiond's own users, with a
+// password, or with the hash of one brought from another system
+// (docs/design.md, "Imported password hashes"), which the user's first
+// sign-in replaces. Not throttled, whatever SESSIOND_SIGNUP says.
+func (a *AdminServer) createUser(w http.ResponseWriter, r *http.Request, c *adminCall) error {
+	body, _, err := readBody(w, r, jsonType)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Username     string  `json:"username"`
+		Email        string  `json:"email"`
+		Password     *string `json:"password"`
+		PasswordHash *string `json:"password_hash"`
+	}
+	if err := decodeAdminJSON(body, &in, "username", "email", "password", "password_hash"); err != nil {
+		return err
+	}
+	if a.Manager.ExternalUsers() {
+		// The app's own users are not made here.
+		return errNoEndpoint
+	}
+	var u *sessiond.User
+	switch {
+	case in.Password != nil && in.PasswordHash != nil:
+		return &sessiond.InputError{Field: "password_hash", Message: "give password or password_hash, not both"}
+	case in.PasswordHash != nil:
+		u, err = a.Manager.ImportUser(r.Context(), sessiond.ImportRequest{Username: in.Username, Email: in.Email, PasswordHash: *in.PasswordHash})
+	case in.Password != nil:
+		u, err = a.Manager.AddUser(r.Context(), sessiond.RegisterRequest{Username: in.Username, Email: in.Email, Password: *in.Password})
+	default:
+		return &sessiond.InputError{Field: "password", Message: "is required (or password_hash)"}
+	}
+	if err != nil {
+		return err
+	}
+	c.userID = u.ID
+	writeJSON(w, http.StatusCreated, "user created", newUserJSON(u))
 	return nil
 }
 

@@ -144,3 +144,8 @@ func decodeForm(body []byte, fields map[string]*string) error {
 	}
 	return nil
 }
+
+// HasLoneSurrogate reports whether the JSON text b holds a lone UTF-16
+// surrogate escape, which the API refuses wherever it appears; the import
+// command refuses such a line the same way.
+func HasLoneSurrogate(b []byte) bool { return hasLoneSurrogate(b) }

@@ -146,6 +146,7 @@ func TestOpenAPIAdminCoversAdminAPI(t *testing.T) {
 		{"PATCH", "/admin/v1/users/{user_id}/sessions/{id}"},
 		{"DELETE", "/admin/v1/users/{user_id}/sessions/{id}"},
 		{"POST", "/admin/v1/introspect"},
+		{"POST", "/admin/v1/users"},
 		{"GET", "/healthz"},
 		{"GET", "/readyz"},
 		{"GET", "/metrics"},

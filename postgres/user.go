@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -68,6 +69,101 @@ func (st *UserStore) CreateUser(ctx context.Context, u *sessiond.User) error {
 	return nil
 }
 
+// CreateUsers implements sessiond.UserStore: one INSERT of the whole batch
+// from arrays, in order, in which ON CONFLICT DO NOTHING leaves out a user
+// that takes a name of an existing one or of an earlier one of the batch;
+// a second query in the same transaction then tells which name each of
+// those took.
+func (st *UserStore) CreateUsers(ctx context.Context, users []*sessiond.User) ([]error, error) {
+	errs := make([]error, len(users))
+	if len(users) == 0 {
+		return errs, nil
+	}
+	ctx, cancel, err := st.call(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	n := len(users)
+	ids, names, emails, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	locked, created := make([]bool, n), make([]time.Time, n)
+	for i, u := range users {
+		ids[i], names[i], emails[i], hashes[i], locked[i], created[i] = u.ID, u.Username, u.Email, u.PasswordHash, u.Locked, u.CreatedAt
+	}
+	tx, err := st.pool.Begin(ctx)
+	if err != nil {
+		return nil, wrap(err, "create users: begin")
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	rows, err := tx.Query(ctx, `INSERT INTO users (`+userColumns+`)
+		SELECT id, username, email, password_hash, locked, created_at
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::timestamptz[])
+			WITH ORDINALITY AS u(id, username, email, password_hash, locked, created_at, n)
+		ORDER BY n
+		ON CONFLICT DO NOTHING
+		RETURNING id`, ids, names, emails, hashes, locked, created)
+	if err != nil {
+		return nil, wrap(err, "create users")
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, wrap(err, "create users")
+	}
+	if len(stored) < n {
+		if err := st.whichTaken(ctx, tx, users, stored, errs); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, wrap(err, "create users: commit")
+	}
+	return errs, nil
+}
+
+// whichTaken sets errs[i] for each of users that is not among the stored
+// ids: ErrUsernameTaken when its username is taken by an existing user or
+// an earlier one of the batch, else ErrEmailTaken.
+func (st *UserStore) whichTaken(ctx context.Context, tx pgx.Tx, users []*sessiond.User, stored []string, errs []error) error {
+	in := make(map[string]bool, len(stored))
+	for _, id := range stored {
+		in[id] = true
+	}
+	pos := make(map[string]int, len(users)) // id: index in users
+	var left []string
+	for i, u := range users {
+		pos[u.ID] = i
+		if !in[u.ID] {
+			left = append(left, u.Username)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT `+foldUsername+`, id FROM users
+		WHERE `+foldUsername+` = ANY (SELECT lower(x COLLATE "C") FROM unnest($1::text[]) AS x)`, left)
+	if err != nil {
+		return wrap(err, "create users: taken names")
+	}
+	type holder struct{ Name, ID string }
+	holders, err := pgx.CollectRows(rows, pgx.RowToStructByPos[holder])
+	if err != nil {
+		return wrap(err, "create users: taken names")
+	}
+	held := make(map[string][]string, len(holders)) // folded username: ids
+	for _, h := range holders {
+		held[h.Name] = append(held[h.Name], h.ID)
+	}
+	for i, u := range users {
+		if in[u.ID] {
+			continue
+		}
+		errs[i] = sessiond.ErrEmailTaken
+		for _, id := range held[sessiond.FoldLogin(u.Username)] {
+			if p, ok := pos[id]; !ok || p < i {
+				errs[i] = sessiond.ErrUsernameTaken
+			}
+		}
+	}
+	return nil
+}
+
 // usernameTaken reports whether a user has username, so that a conflict on
 // both names is reported the same way whichever index PostgreSQL checked
 // first.
@@ -119,6 +215,11 @@ func (st *UserStore) UserByLogin(ctx context.Context, login string) (*sessiond.U
 // SetPassword implements sessiond.UserStore.
 func (st *UserStore) SetPassword(ctx context.Context, id, hash string) error {
 	return st.update(ctx, "set password of %s", id, `UPDATE users SET password_hash = $2 WHERE id = $1`, id, hash)
+}
+
+// ReplacePasswordHash implements sessiond.UserStore.
+func (st *UserStore) ReplacePasswordHash(ctx context.Context, id, old, hash string) error {
+	return st.update(ctx, "replace password hash of %s", id, `UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2`, id, old, hash)
 }
 
 // SetLocked implements sessiond.UserStore. Setting the state the account

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of sessiond on a fresh Debian machine: installs what the
 # tests need when it is missing (redis-server, chromium, openssl, nginx,
-# postgresql, node and npm, systemd-analyze, CA certificates, python3 with FastAPI), then runs the Go tests. Usage: bash scripts/test.sh [go test flags]
+# postgresql, node and npm, systemd-analyze, CA certificates, python3 with
+# FastAPI, and the tools that make the test vectors of imported password
+# hashes: Django with its argon2 and bcrypt libraries, htpasswd and argon2),
+# then runs the Go tests. Usage: bash scripts/test.sh [go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,9 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 # Debian's packages go to the system's python3, whatever else is on PATH.
 /usr/bin/python3 -c 'import fastapi, uvicorn, httpx' 2>/dev/null ||
   need+=(python3-fastapi python3-uvicorn python3-httpx)
+/usr/bin/python3 -c 'import django, argon2, bcrypt' 2>/dev/null || need+=(python3-django python3-argon2 python3-bcrypt)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v argon2 >/dev/null || need+=(argon2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

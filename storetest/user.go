@@ -33,6 +33,9 @@ func RunUsers(t *testing.T, newStore func(t *testing.T) sessiond.UserStore) {
 		{"changes to an unknown user are not found", testUserChangesUnknown},
 		{"user ids with special characters work", testUserSpecialIDs},
 		{"ping answers", testUserPing},
+		{"imported hashes are kept exactly", testImportedHashKept},
+		{"a batch of creates reports each conflict and stores the rest", testCreateUsersBatch},
+		{"a password hash is replaced only while unchanged", testReplacePasswordHash},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,7 +30,7 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 	}
 	cmd := group + " " + verb
 	want := map[string][2]int{ // command: min and max arguments
-		"user add": {2, 2}, "user lock": {1, 1}, "user unlock": {1, 1}, "user delete": {1, 1},
+		"user add": {2, 2}, "user import": {1, 1}, "user lock": {1, 1}, "user unlock": {1, 1}, "user delete": {1, 1},
 		"user reset-password": {1, 1}, "sessions list": {1, 1}, "sessions revoke": {1, 2},
 	}
 	n, ok := want[cmd]
@@ -69,6 +69,9 @@ func admin(ctx context.Context, group string, args []string, getenv func(string)
 	defer st.Close()
 	m.SignupOpen = true
 
+	if cmd == "user import" {
+		return importUsers(ctx, m, args[0], stdin, stdout, stderr)
+	}
 	if cmd == "user add" {
 		pw, err := readPassword(stdin)
 		if err != nil {

@@ -38,6 +38,7 @@ var errHelp = errors.New("help printed")
 var commands = []struct{ name, args, what string }{
 	{"serve", "[flags]", "serve the API and the devices page (the default command)"},
 	{"user add", "USERNAME EMAIL", "add a user (password from standard input)"},
+	{"user import", "FILE", "import users with password hashes from JSON Lines (- for standard input)"},
 	{"user lock", "USER", "lock a user and end their sessions"},
 	{"user unlock", "USER", "unlock a user"},
 	{"user delete", "USER", "delete a user and end their sessions"},
