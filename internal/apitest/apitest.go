@@ -12,6 +12,11 @@
 // required header, an extra envelope field or a field of the wrong type all
 // fail the test. Authentication is not checked: the validator looks only at
 // responses.
+//
+// One rule is checked beyond the document, whose session list is a plain
+// array of sessions so that generated clients get a plain array type: a
+// page of GET /api/v1/sessions holds at most one session with
+// `current: true`, and it comes first.
 package apitest
 
 import (
@@ -263,7 +268,32 @@ func (v *Validator) validate(req *http.Request, resp *http.Response, body []byte
 	if skipBody {
 		return checkContentType(route, resp)
 	}
-	return checkStatusCode(resp, body)
+	if err := checkStatusCode(resp, body); err != nil {
+		return err
+	}
+	if route.Operation != nil && route.Operation.OperationID == "listSessions" && resp.StatusCode == http.StatusOK {
+		return checkSessionOrder(body)
+	}
+	return nil
+}
+
+// checkSessionOrder checks that a session list holds at most one current
+// session, first (docs/design.md, "HTTP API").
+func checkSessionOrder(body []byte) error {
+	var env struct {
+		Data []struct {
+			Current bool `json:"current"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return fmt.Errorf("session list: %w", err)
+	}
+	for i, s := range env.Data {
+		if s.Current && i > 0 {
+			return fmt.Errorf("session list: session %d is current; only the first may be", i)
+		}
+	}
+	return nil
 }
 
 // matchOtherPath returns the operation for req's method on the first path
