@@ -204,8 +204,10 @@ func TestSync(t *testing.T) {
 	replica := redistest.StartReplica(t, master)
 	ctx := context.Background()
 	user := randomID()
-	acked := newStore(t, redis.Options{URL: master.URL(), ReplicaAcks: 1, Timeout: redis.DefaultTimeout})
-	plain := newStore(t, redis.Options{URL: master.URL(), Timeout: redis.DefaultTimeout})
+	// A second for the replica's acknowledgement: the default 100 ms is
+	// too short on a busy machine for the in-sync case this starts with.
+	acked := newStore(t, redis.Options{URL: master.URL(), ReplicaAcks: 1, Timeout: time.Second})
+	plain := newStore(t, redis.Options{URL: master.URL(), Timeout: time.Second})
 	create(t, acked, testSession(user, time.Now()))
 
 	if err := acked.Sync(ctx, user); err != nil {
