@@ -14,6 +14,9 @@
 //	sd:{u:<user>}:events       sharded pub/sub channel (Broker)
 //	sd:rl:{<key>}              one sliding-window counter (Limiter)
 //	sd:rl:{<group>}:<rest>     one counter of a key "<group>|<rest>", in its group's slot
+//	sd:ho:{<code hash>}        hash of one handoff code's record (user, session,
+//	                           expiry, used); PEXPIREAT its expiry. Its own slot:
+//	                           whoever redeems a code knows no user id
 //
 // Ids are percent-encoded: every byte outside A-Z a-z 0-9 - . _ ~ becomes
 // %XX, so `{`, `}`, `:` and non-ASCII cannot break the layout and base64url
