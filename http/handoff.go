@@ -91,6 +91,9 @@ func (s *Server) writeErrorPage(w http.ResponseWriter, r *http.Request, err erro
 	hdr.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("X-Frame-Options", "DENY")
+	if e.status == http.StatusServiceUnavailable {
+		hdr.Set("Retry-After", "1")
+	}
 	w.WriteHeader(e.status)
 	fmt.Fprintf(w, `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

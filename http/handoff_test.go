@@ -303,6 +303,19 @@ func TestHandoffRefused(t *testing.T) {
 	e.AC.Do("DELETE", userPath("dan", "/"+a.Session.ID), e.Key, nil).Expect(t, 200)
 	resp, body = e.redeem(t, a.HandoffURL, "", "")
 	wantHandoffInvalid(t, "code of an ended session", resp, body)
+
+	// A store that does not answer: 503, for programs and browsers, never
+	// a refusal of the code.
+	a = e.start(t, "eli")
+	e.DB.Close()
+	resp, body = e.redeem(t, a.HandoffURL, "", "")
+	if resp.StatusCode != 503 || !strings.Contains(body, `"code":"unavailable"`) {
+		t.Fatalf("store down: got %d %s, want 503 unavailable", resp.StatusCode, body)
+	}
+	resp, body = e.redeem(t, a.HandoffURL, "", "text/html")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "<h1>Sign-in failed</h1>") {
+		t.Fatalf("store down, a browser: got %d %v %s, want a 503 page with Retry-After", resp.StatusCode, resp.Header, body)
+	}
 }
 
 // TestHandoffURL: with a public URL and a base path, the handoff URL is
