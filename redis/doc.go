@@ -55,10 +55,10 @@
 // # Replicas
 //
 // Redis replicates asynchronously, so a failover can lose what the old
-// master last acknowledged. With Options.ReplicaAcks = N, revocations and
-// refresh rotations run with WAIT N on the connection that wrote them
-// (acks.go) and fail, wrapping sessiond.ErrNotAcknowledged (an
-// ErrUnavailable) with what they changed, unless N replicas confirm in
+// master last acknowledged. With Options.ReplicaAcks = N, revocations,
+// refresh rotations and handoff takes run with WAIT N on the connection
+// that wrote them (acks.go) and fail, wrapping sessiond.ErrNotAcknowledged
+// (an ErrUnavailable) with what they changed, unless N replicas confirm in
 // time: a revocation that succeeded survives a failover. Sync and the
 // readiness probe wait for the replicas the same way.
 //
