@@ -31,6 +31,9 @@ var (
 	ErrAccountLocked = errors.New("account is locked")
 	// ErrSignupClosed reports a registration while sign-up is disabled.
 	ErrSignupClosed = errors.New("sign-up is disabled")
+	// ErrHandoffInvalid reports a handoff code that is unknown, expired,
+	// already used, or whose session has ended.
+	ErrHandoffInvalid = errors.New("invalid handoff code")
 	// ErrUnavailable reports a store that did not answer (down, slow, or
 	// past its deadline). The HTTP layer turns it into 503.
 	ErrUnavailable = errors.New("store unavailable")

@@ -265,3 +265,59 @@ func ExampleManager_StartSession() {
 	// token of auth0|5f7c for session true
 	// ended: 1 true
 }
+
+// An app that signs its users in itself and serves browsers hands the new
+// session to the user's browser instead of holding its tokens: it starts
+// a handoff and redirects the browser to the handoff URL with the code,
+// where sessiond's HTTP server redeems it once and sets the browser's
+// token cookies (see sessiondhttp.HandoffURL). Here the redeem is called
+// directly.
+func ExampleManager_StartHandoff() {
+	dir, err := os.MkdirTemp("", "sessiond-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := sqlite.Open(filepath.Join(dir, "sessiond.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	sk, err := sessiond.GenerateSigningKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	rk, err := sessiond.GenerateRefreshKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	m := sessiond.NewManager(sessiond.Parts{
+		Sessions: sqlite.NewSessionStore(db),
+		Access:   sessiond.NewAccessTokens("https://auth.example.com", sk),
+		Refresh:  sessiond.NewRefreshTokens(rk),
+	})
+	m.Logger = slog.New(slog.DiscardHandler)
+
+	ctx := context.Background()
+	h, err := m.StartHandoff(ctx, sessiond.StartRequest{UserID: "auth0|5f7c"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("code works for", h.ExpiresIn)
+
+	// The browser arrives with the code.
+	g, err := m.RedeemHandoff(ctx, h.Code)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("tokens for the session:", g.Session.ID == h.Session.ID)
+
+	// Anyone arriving with it again ends the session.
+	_, err = m.RedeemHandoff(ctx, h.Code)
+	_, _, authErr := m.Authenticate(ctx, g.AccessToken)
+	fmt.Println(errors.Is(err, sessiond.ErrHandoffInvalid), errors.Is(authErr, sessiond.ErrInvalidToken))
+	// Output:
+	// code works for 1m0s
+	// tokens for the session: true
+	// true true
+}

@@ -105,6 +105,16 @@ type Ended struct {
 	Reason Reason
 }
 
+// Handoff is what a one-time handoff code stands for: the session it
+// hands to a browser (docs/design.md, "Handoff"). Stores keep it under the
+// code's hash, never the code.
+type Handoff struct {
+	UserID    string
+	SessionID string
+	// ExpiresAt is when the code stops working.
+	ExpiresAt time.Time
+}
+
 // CapPolicy says what happens at the session cap.
 type CapPolicy string
 
@@ -255,7 +265,9 @@ type SessionStore interface {
 	RevokeAll(ctx context.Context, userID string) ([]string, error)
 
 	// DeleteExpired physically removes sessions expired at now and returns
-	// how many it removed. Stores whose keys expire by themselves return 0.
+	// how many it removed; it also removes handoff records expired at now,
+	// which it does not count. Stores whose keys expire by themselves
+	// return 0.
 	DeleteExpired(ctx context.Context, now time.Time) (int, error)
 
 	// Sync returns once every change of userID's sessions made so far is
@@ -267,6 +279,23 @@ type SessionStore interface {
 	// first, so that it never answers 200 from a change that a failover
 	// could take back. Idempotent; it changes no session.
 	Sync(ctx context.Context, userID string) error
+
+	// PutHandoff stores h, the record of a one-time handoff code, under
+	// codeHash (the code's SHA-256, never the code) until h.ExpiresAt; a
+	// record already under codeHash is replaced. Every instance sharing
+	// the store must see it (docs/design.md, "Handoff").
+	PutHandoff(ctx context.Context, codeHash string, h Handoff) error
+
+	// TakeHandoff uses the handoff record of codeHash, atomically: the
+	// first take of a record returns it with first true and marks it used;
+	// every later take until it expires returns it with first false (a
+	// replay), so of two concurrent takes exactly one is first. It returns
+	// ErrNotFound for an unknown hash and for a record whose ExpiresAt is
+	// at or before now. A store with replica acknowledgements returns an
+	// error wrapping ErrNotAcknowledged (and no record) when the record
+	// was marked used but not enough replicas confirmed it: the code must
+	// not be honoured, since a failover could make it unused again.
+	TakeHandoff(ctx context.Context, codeHash string, now time.Time) (h *Handoff, first bool, err error)
 
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/sessiond/sessiond/useragent"
 )
@@ -184,35 +185,51 @@ var errNoUsers = fmt.Errorf("%w: users are the app's own (no user store)", ErrNo
 // user store, the user must exist (ErrNotFound) and not be locked
 // (ErrAccountLocked); without one, any well-formed id is a user.
 func (m *Manager) StartSession(ctx context.Context, r StartRequest) (*Grant, error) {
-	if err := checkUserID(r.UserID); err != nil {
+	s, now, err := m.startSession(ctx, r, nil)
+	if err != nil {
 		return nil, err
 	}
+	return m.grant(s, now)
+}
+
+// startSession checks r, then creates its session. before, when not nil,
+// runs with the new session after the checks and before the session is
+// stored; its error stops the start.
+func (m *Manager) startSession(ctx context.Context, r StartRequest, before func(s *Session, now time.Time) error) (*Session, time.Time, error) {
+	if err := checkUserID(r.UserID); err != nil {
+		return nil, time.Time{}, err
+	}
 	if err := checkDevice(r.DeviceID, r.DeviceName); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	claims, err := CheckClaims(r.Claims)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	u := &User{ID: r.UserID}
 	if m.users != nil {
 		if u, err = m.users.UserByID(ctx, r.UserID); errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("user %w", ErrNotFound)
+			return nil, time.Time{}, fmt.Errorf("user %w", ErrNotFound)
 		} else if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		if u.Locked {
-			return nil, ErrAccountLocked
+			return nil, time.Time{}, ErrAccountLocked
 		}
 	}
 	now := m.now()
 	s := m.newSession(u.ID, client{r.DeviceID, r.DeviceName, r.UserAgent, r.ClientIP}, now)
 	s.Claims = claims
+	if before != nil {
+		if err := before(s, now); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
 	if err := m.createSession(ctx, u, s, now); err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	m.created(ctx, s, "start")
-	return m.grant(s, now)
+	return s, now, nil
 }
 
 // created counts, logs and publishes the new session s; via says how it

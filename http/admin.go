@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/internal/english"
@@ -45,6 +46,10 @@ type AdminServer struct {
 	// Logger receives one line per request and one audit line per admin
 	// call; default slog.Default().
 	Logger *slog.Logger
+	// PublicURL and BasePath are the public listener's (Server's fields of
+	// the same names): a handoff answers a URL there (see HandoffURL).
+	PublicURL string
+	BasePath  string
 }
 
 // NewAdminServer returns an AdminServer for m that accepts keys.
@@ -294,9 +299,6 @@ func (a *AdminServer) startSession(w http.ResponseWriter, r *http.Request, c *ad
 		return err
 	}
 	c.userID = in.UserID
-	if in.Handoff != nil && *in.Handoff {
-		return &sessiond.InputError{Field: "handoff", Message: "is not available on this server"}
-	}
 	ip := ""
 	if in.IPAddress != "" {
 		addr, err := netip.ParseAddr(in.IPAddress)
@@ -309,17 +311,37 @@ func (a *AdminServer) startSession(w http.ResponseWriter, r *http.Request, c *ad
 	if err != nil {
 		return err
 	}
-	g, err := a.Manager.StartSession(r.Context(), sessiond.StartRequest{
+	req := sessiond.StartRequest{
 		UserID: in.UserID, DeviceID: in.DeviceID, DeviceName: in.DeviceName,
 		UserAgent: in.UserAgent, ClientIP: ip, Claims: claims,
-	})
-	switch {
-	case errors.Is(err, sessiond.ErrAccountLocked):
-		return errUserLocked
-	case errors.Is(err, sessiond.ErrNotFound):
-		return errUserNotFound
-	case err != nil:
+	}
+	startErr := func(err error) error {
+		switch {
+		case errors.Is(err, sessiond.ErrAccountLocked):
+			return errUserLocked
+		case errors.Is(err, sessiond.ErrNotFound):
+			return errUserNotFound
+		}
 		return err
+	}
+	if in.Handoff != nil && *in.Handoff {
+		// No tokens: a one-time URL that sets the browser's cookies
+		// (docs/design.md, "Handoff").
+		h, err := a.Manager.StartHandoff(r.Context(), req)
+		if err != nil {
+			return startErr(err)
+		}
+		c.sessionIDs, c.outcome = []string{h.Session.ID}, "handoff"
+		writeJSON(w, http.StatusCreated, "session started", adminHandoffJSON{
+			HandoffURL: HandoffURL(a.PublicURL, a.BasePath, h.Code),
+			ExpiresIn:  max(int64(h.ExpiresIn/time.Second), 0),
+			Session:    newSessionJSON(h.Session, h.Session.ID),
+		})
+		return nil
+	}
+	g, err := a.Manager.StartSession(r.Context(), req)
+	if err != nil {
+		return startErr(err)
 	}
 	c.sessionIDs = []string{g.Session.ID}
 	writeJSON(w, http.StatusCreated, "session started", adminGrantJSON{
@@ -371,6 +393,14 @@ func (a *AdminServer) createUser(w http.ResponseWriter, r *http.Request, c *admi
 	c.userID = u.ID
 	writeJSON(w, http.StatusCreated, "user created", newUserJSON(u))
 	return nil
+}
+
+// adminHandoffJSON is the data of a session started for a browser: the
+// URL that hands it over, instead of its tokens.
+type adminHandoffJSON struct {
+	HandoffURL string      `json:"handoff_url"`
+	ExpiresIn  int64       `json:"expires_in"`
+	Session    sessionJSON `json:"session"`
 }
 
 // adminGrantJSON is the data of a session started by the app: a login's,

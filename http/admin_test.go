@@ -415,7 +415,7 @@ func TestAdminBadInput(t *testing.T) {
 		{"sd_ claim", "POST", "/admin/v1/sessions", map[string]any{"user_id": "u1", "claims": map[string]any{"sd_x": 1}}, 400, "claims"},
 		{"introspection claim", "POST", "/admin/v1/sessions", map[string]any{"user_id": "u1", "claims": map[string]any{"active": false}}, 400, "claims"},
 		{"claims too large", "POST", "/admin/v1/sessions", map[string]any{"user_id": "u1", "claims": big}, 400, "claims"},
-		{"handoff", "POST", "/admin/v1/sessions", map[string]any{"user_id": "u1", "handoff": true}, 400, "handoff"},
+		{"handoff not a boolean", "POST", "/admin/v1/sessions", map[string]any{"user_id": "u1", "handoff": "yes"}, 400, "handoff"},
 		{"unknown field", "POST", "/admin/v1/sessions", map[string]any{"user_id": "u1", "claim": map[string]any{"a": 1}}, 400, "claim"},
 		{"device name with a control character", "POST", "/admin/v1/sessions", map[string]any{"user_id": "u1", "device_name": "a\u202eb"}, 400, "device_name"},
 		{"device id too long", "POST", "/admin/v1/sessions", map[string]any{"user_id": "u1", "device_id": strings.Repeat("d", 257)}, 400, "device_id"},

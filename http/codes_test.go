@@ -116,6 +116,7 @@ func TestEveryDocumentedCodeIsAnswered(t *testing.T) {
 	}
 	send(ts.URL, "GET", "/api/v1/sessions/events", "", "", bearer)
 	send(admin.URL, "GET", "/admin/v1/users/x/sessions", "", "", map[string]string{"Authorization": "Bearer sdk_wrong"})
+	send(ts.URL, "GET", "/auth/handoff?code="+strings.Repeat("A", 43), "", "", nil)
 
 	// A cap that denies, closed sign-up, a locked account, and a store
 	// that is gone, each on a server of its own.

@@ -34,6 +34,7 @@ const (
 	codeUnavailable        = "unavailable"
 	codeSignupClosed       = "signup_closed"
 	codeAdminKeyInvalid    = "admin_key_invalid"
+	codeHandoffInvalid     = "handoff_invalid"
 )
 
 // apiError is how one error is answered.
@@ -70,6 +71,8 @@ func errorStatus(err error) apiError {
 		return apiError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: inputErr.Error()}
 	case errors.As(err, &maxBytes):
 		return apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", maxBytes.Limit)}
+	case errors.Is(err, sessiond.ErrHandoffInvalid):
+		return apiError{status: http.StatusBadRequest, code: codeHandoffInvalid, msg: "the handoff code is unknown, expired or already used"}
 	case errors.Is(err, sessiond.ErrInvalidCredentials):
 		return apiError{status: http.StatusUnauthorized, code: codeInvalidCredentials, msg: "invalid username or password"}
 	case errors.Is(err, errAdminKey):
@@ -125,6 +128,12 @@ func (e *methodError) Error() string { return "method " + e.method + " not allow
 
 // writeError answers err in the envelope.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	writeAPIError(w, s.noteError(w, r, err))
+}
+
+// noteError returns how err is answered, after setting the headers that
+// go with it and writing the log lines it needs.
+func (s *Server) noteError(w http.ResponseWriter, r *http.Request, err error) apiError {
 	e := errorStatus(err)
 	switch e.status {
 	case http.StatusUnauthorized:
@@ -170,7 +179,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			s.Metrics.StoreError()
 		}
 	}
-	writeAPIError(w, e)
+	return e
 }
 
 // writeAPIError writes e in the envelope, with Retry-After on 429 and 503.

@@ -102,7 +102,7 @@ func TestErrorCodesDocumented(t *testing.T) {
 		codeInvalidRequest, codeInvalidField, codeInvalidCredentials, codeAccountLocked, codeInvalidToken,
 		codeCSRFFailed, codeNotFound, codeMethodNotAllowed, codeUsernameTaken, codeEmailTaken, codeSessionLimit,
 		codeBodyTooLarge, codeUnsupportedMedia, codeRateLimited, codeTooManyStreams, codeUnavailable, codeSignupClosed,
-		codeAdminKeyInvalid,
+		codeAdminKeyInvalid, codeHandoffInvalid,
 	}
 	slices.Sort(documented)
 	slices.Sort(answered)

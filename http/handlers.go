@@ -161,14 +161,7 @@ func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bo
 	}
 	if cookies {
 		out.AccessToken, out.RefreshToken = "", ""
-		http.SetCookie(w, &http.Cookie{
-			Name: AccessCookie, Value: g.AccessToken, Path: "/", MaxAge: int(max(out.ExpiresIn, 1)),
-			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		})
-		http.SetCookie(w, &http.Cookie{
-			Name: RefreshCookie, Value: g.RefreshToken, Path: "/", MaxAge: int(max(g.RefreshExpiresIn/time.Second, 1)),
-			Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
-		})
+		setTokenCookies(w, g)
 	}
 	writeJSON(w, http.StatusOK, msg, out)
 }

@@ -117,6 +117,7 @@ func TestOpenAPICoversAPI(t *testing.T) {
 		{"GET", "/api/v1/sessions/events"},
 		{"GET", "/api/v1/auth/check"},
 		{"GET", "/api/v1/openapi.json"},
+		{"GET", "/auth/handoff"},
 		{"GET", "/.well-known/jwks.json"},
 		{"GET", "/healthz"},
 		{"GET", "/readyz"},

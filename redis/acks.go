@@ -21,8 +21,8 @@ import (
 // replica has it, and if the master dies then, the replica promoted in its
 // place never saw the write. For a revocation that means the session comes
 // back to life after the failover, although the user was told it was gone.
-// With Options.ReplicaAcks = N > 0, every revocation and every refresh
-// rotation is followed by WAIT N on the connection that carried the write
+// With Options.ReplicaAcks = N > 0, every revocation, every refresh
+// rotation and every handoff take is followed by WAIT N on the connection that carried the write
 // (WAIT counts the replicas that hold everything that connection wrote),
 // and answered with an error wrapping sessiond.ErrNotAcknowledged (and so
 // sessiond.ErrUnavailable) when fewer than N replicas confirm in time. A

@@ -61,6 +61,10 @@ func TestReplicaAcks(t *testing.T) {
 		for _, s := range []*sessiond.Session{a, b, c, d} {
 			create(t, acked, s)
 		}
+		handoff := randomID()
+		if err := acked.PutHandoff(ctx, handoff, sessiond.Handoff{UserID: user, SessionID: a.ID, ExpiresAt: now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := acked.Get(ctx, user, a.ID, now); err != nil {
 			t.Fatalf("Get before: %v", err) // cached on this store
 		}
@@ -90,6 +94,17 @@ func TestReplicaAcks(t *testing.T) {
 		start = time.Now()
 		_, err = acked.Rotate(ctx, user, b.ID, b.Generation, now, b.ExpiresAt)
 		unavailable("Rotate", err, time.Since(start))
+		// A handoff code used on the master only must not be honoured: a
+		// failover could make it unused again. It counts as used.
+		start = time.Now()
+		_, _, err = acked.TakeHandoff(ctx, handoff, now)
+		unavailable("TakeHandoff", err, time.Since(start))
+		if !errors.Is(err, sessiond.ErrNotAcknowledged) {
+			t.Fatalf("TakeHandoff while the replica is paused: got %v, want ErrNotAcknowledged", err)
+		}
+		if _, first, err := plain.TakeHandoff(ctx, handoff, now); err != nil || first {
+			t.Fatalf("TakeHandoff after an unconfirmed take: got (first %v, %v), want a replay", first, err)
+		}
 		start = time.Now()
 		_, err = acked.RevokeOthers(ctx, user, d.ID)
 		unavailable("RevokeOthers", err, time.Since(start))

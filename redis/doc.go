@@ -14,6 +14,9 @@
 //	sd:{u:<user>}:events       sharded pub/sub channel (Broker)
 //	sd:rl:{<key>}              one sliding-window counter (Limiter)
 //	sd:rl:{<group>}:<rest>     one counter of a key "<group>|<rest>", in its group's slot
+//	sd:ho:{<code hash>}        hash of one handoff code's record (user, session,
+//	                           expiry, used); PEXPIREAT its expiry. Its own slot:
+//	                           whoever redeems a code knows no user id
 //
 // Ids are percent-encoded: every byte outside A-Z a-z 0-9 - . _ ~ becomes
 // %XX, so `{`, `}`, `:` and non-ASCII cannot break the layout and base64url
@@ -52,10 +55,10 @@
 // # Replicas
 //
 // Redis replicates asynchronously, so a failover can lose what the old
-// master last acknowledged. With Options.ReplicaAcks = N, revocations and
-// refresh rotations run with WAIT N on the connection that wrote them
-// (acks.go) and fail, wrapping sessiond.ErrNotAcknowledged (an
-// ErrUnavailable) with what they changed, unless N replicas confirm in
+// master last acknowledged. With Options.ReplicaAcks = N, revocations,
+// refresh rotations and handoff takes run with WAIT N on the connection
+// that wrote them (acks.go) and fail, wrapping sessiond.ErrNotAcknowledged
+// (an ErrUnavailable) with what they changed, unless N replicas confirm in
 // time: a revocation that succeeded survives a failover. Sync and the
 // readiness probe wait for the replicas the same way.
 //

@@ -131,3 +131,11 @@ func unhex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// HandoffKey returns the Redis key of the handoff record of a code's hash.
+// Its hash tag is the code hash itself: the one who redeems a code knows
+// nothing else, not even the user, so the record cannot live in the
+// user's slot.
+func HandoffKey(codeHash string) string {
+	return "sd:ho:{" + encodeID(codeHash) + "}"
+}

@@ -30,3 +30,9 @@ func (db *DB) LimiterEvents(ctx context.Context) (n int, err error) {
 	err = db.read.QueryRowContext(ctx, "SELECT count(*) FROM limiter_events").Scan(&n)
 	return n, err
 }
+
+// Handoffs reports how many handoff records db holds, expired or not.
+func (db *DB) Handoffs(ctx context.Context) (n int, err error) {
+	err = db.read.QueryRowContext(ctx, "SELECT count(*) FROM handoffs").Scan(&n)
+	return n, err
+}

@@ -405,9 +405,52 @@ func (st *SessionStore) DeleteExpired(ctx context.Context, now time.Time) (int, 
 		}
 		total += int(n)
 		if n < int64(deleteBatch) {
+			break
+		}
+	}
+	// Handoff records live a minute: few, and not counted as sessions.
+	for {
+		res, err := st.db.write.ExecContext(ctx, `DELETE FROM handoffs WHERE code_hash IN (
+			SELECT code_hash FROM handoffs WHERE expires_at <= ? LIMIT ?)`, nowMS, deleteBatch)
+		if err != nil {
+			return total, wrap(err, "delete expired handoffs")
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, wrap(err, "delete expired handoffs")
+		}
+		if n < int64(deleteBatch) {
 			return total, nil
 		}
 	}
+}
+
+// PutHandoff implements sessiond.SessionStore.
+func (st *SessionStore) PutHandoff(ctx context.Context, codeHash string, h sessiond.Handoff) error {
+	_, err := st.db.write.ExecContext(ctx, `INSERT OR REPLACE INTO handoffs (code_hash, user_id, session_id, expires_at, used)
+		VALUES (?, ?, ?, ?, 0)`, codeHash, h.UserID, h.SessionID, ms(h.ExpiresAt))
+	if err != nil {
+		return wrap(err, "put handoff")
+	}
+	return nil
+}
+
+// TakeHandoff implements sessiond.SessionStore: one UPDATE counts the
+// take and returns the record, so two concurrent takes see counts 1 and 2.
+func (st *SessionStore) TakeHandoff(ctx context.Context, codeHash string, now time.Time) (*sessiond.Handoff, bool, error) {
+	var h sessiond.Handoff
+	var exp, used int64
+	err := st.db.write.QueryRowContext(ctx, `UPDATE handoffs SET used = used + 1
+		WHERE code_hash = ? AND expires_at > ?
+		RETURNING user_id, session_id, expires_at, used`, codeHash, ms(now)).Scan(&h.UserID, &h.SessionID, &exp, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, fmt.Errorf("sqlite: take handoff: %w", sessiond.ErrNotFound)
+	}
+	if err != nil {
+		return nil, false, wrap(err, "take handoff")
+	}
+	h.ExpiresAt = fromMS(exp)
+	return &h, used == 1, nil
 }
 
 // Sync implements sessiond.SessionStore: every change is committed to the

@@ -218,7 +218,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 		all = append(all, migration{v, name})
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].version < all[j].version })
+	// Two migrations may share a number (written side by side): both
+	// apply, in name order, on a file older than that number. Each must
+	// then not depend on the other.
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].version != all[j].version {
+			return all[i].version < all[j].version
+		}
+		return all[i].name < all[j].name
+	})
 	latest := 0
 	if len(all) > 0 {
 		latest = all[len(all)-1].version

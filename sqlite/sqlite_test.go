@@ -422,3 +422,31 @@ func TestUpgradeRefoldsUserKeys(t *testing.T) {
 		t.Fatalf("CreateUser(kate@example.com) after the upgrade: %v", err)
 	}
 }
+
+// TestDeleteExpiredSweepsHandoffs: expired handoff records leave the file
+// with the expired sessions, in batches, and live ones stay.
+func TestDeleteExpiredSweepsHandoffs(t *testing.T) {
+	sqlite.SetDeleteBatch(t, 3)
+	db, _ := openDB(t)
+	st := sqlite.NewSessionStore(db)
+	ctx := context.Background()
+	now := time.Now()
+	for i := range 7 {
+		h := sessiond.Handoff{UserID: "u1", SessionID: fmt.Sprint("s", i), ExpiresAt: now.Add(time.Minute)}
+		if i == 0 {
+			h.ExpiresAt = now.Add(2 * time.Hour)
+		}
+		if err := st.PutHandoff(ctx, fmt.Sprint("hash", i), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.DeleteExpired(ctx, now.Add(time.Hour)); err != nil {
+		t.Fatalf("DeleteExpired: %v", err)
+	}
+	if n, err := db.Handoffs(ctx); err != nil || n != 1 {
+		t.Fatalf("handoff records after the sweep: got (%d, %v), want (1, nil)", n, err)
+	}
+	if h, first, err := st.TakeHandoff(ctx, "hash0", now); err != nil || !first || h.SessionID != "s0" {
+		t.Fatalf("take of the live record: got (%v, %v, %v)", h, first, err)
+	}
+}

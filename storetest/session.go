@@ -72,7 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) sessiond.SessionStore) {
 		{"writable accepts a write and keeps nothing a session call sees", testWritable},
 		{"sync returns nil when every change is confirmed and changes nothing", testSync},
 	}
-	for _, tt := range tests {
+	for _, tt := range append(tests, handoffTests...) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.fn(t, newStore(t))
 		})

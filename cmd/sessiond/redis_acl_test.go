@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +23,24 @@ func TestRedisACLOfTheDocs(t *testing.T) {
 	r.MustDo(append([]string{"ACL", "SETUSER"}, acl...)...)
 	r.MustDo("ACL", "LOG", "RESET")
 
+	dataDir := filepath.Join(t.TempDir(), "data")
+	key := newAdminKey(t, map[string]string{"SESSIOND_DATA_DIR": dataDir}, "app")
 	ts := startServer(t, map[string]string{
 		"SESSIOND_REDIS_URL":          "redis://sessiond:change-me@" + r.Addr() + "/0",
 		"SESSIOND_REDIS_REPLICA_ACKS": "1",
+		"SESSIOND_DATA_DIR":           dataDir,
 	})
 	c := sessiondtest.NewClient(t, ts.URL)
 	c.WaitReadyz(t, http.StatusOK, 5*time.Second)
-	c.Register("ada")
+	ada := c.Register("ada")
+	// A handoff, redeemed and then replayed.
+	var h struct {
+		HandoffURL string `json:"handoff_url"`
+	}
+	sessiondtest.NewAdminClient(t, ts.AdminURL).Do("POST", "/admin/v1/sessions", key, map[string]any{"user_id": ada.ID, "handoff": true}).
+		Expect(t, http.StatusCreated).Decode(t, &h)
+	c.Do("GET", h.HandoffURL, "", nil).Expect(t, http.StatusOK) // 303 to the page, followed
+	c.Do("GET", h.HandoffURL, "", nil).Expect(t, http.StatusBadRequest)
 	g := c.Login("ada", nil)
 	other := c.Login("ada", nil)
 	stream := sessiondtest.Subscribe(t, ts.URL, g.AccessToken)

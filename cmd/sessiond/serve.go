@@ -306,6 +306,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		admin.Logger = log
 		admin.Metrics = metrics
 		admin.MetricsHandler = metrics.Handler()
+		admin.PublicURL, admin.BasePath = srv.PublicURL, srv.BasePath
 		if adminLn, err = net.Listen("tcp", c.AdminAddr); err != nil {
 			return fmt.Errorf("SESSIOND_ADMIN_ADDR: %w", err)
 		}

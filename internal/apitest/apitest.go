@@ -71,6 +71,8 @@ func init() {
 	// Prometheus answers scrapers that ask for OpenMetrics in that text
 	// format; kin-openapi decodes only text/plain as text by default.
 	openapi3filter.RegisterBodyDecoder("application/openmetrics-text", openapi3filter.PlainBodyDecoder)
+	// The handoff URL answers a browser's error with a small HTML page.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 }
 
 var (
