@@ -89,8 +89,9 @@ type Manager struct {
 	// decides lifetimes, the HTTP layer's included.
 	Now func() time.Time
 
-	ready readiness
-	sweep lazySweep
+	ready        readiness
+	sweep        lazySweep
+	accountTurns keyedTurns // sign-ins of one account, one at a time (verifyPassword)
 }
 
 // Parts are what a Manager is built on. Sessions, Access and Refresh are

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"runtime"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -40,13 +42,29 @@ var DefaultArgon2 = Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1}
 type PasswordHasher struct {
 	params Argon2Params
 	slots  chan struct{}
+	// legacy are the slots of imported hashes that are not the hasher's
+	// own argon2id: they may cost up to a hundred times more (see
+	// CheckImportedHash), so they run apart, one per two cores, and never
+	// hold up the argon2id sign-ins (and unknown users) of everyone else.
+	legacy chan struct{}
 	dummy  string
 }
 
+// legacyWait bounds how long a sign-in waits for a slot of the imported
+// hashes before it is answered as unavailable (503, Retry-After): a burst
+// of sign-ins to accounts with costly imported hashes gets a quick answer
+// rather than a queue that outlives the request.
+const legacyWait = 5 * time.Second
+
 // NewPasswordHasher returns a hasher with params, running at most
-// 2*GOMAXPROCS hashes at once.
+// 2*GOMAXPROCS hashes at once, and besides them at most GOMAXPROCS/2 (at
+// least one) verifications of imported hashes.
 func NewPasswordHasher(params Argon2Params) *PasswordHasher {
-	h := &PasswordHasher{params: params, slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+	h := &PasswordHasher{
+		params: params,
+		slots:  make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		legacy: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+	}
 	salt := make([]byte, saltLen)
 	rand.Read(salt)
 	h.dummy = h.encode(salt, h.derive("not a password", salt, params))
@@ -102,10 +120,22 @@ func (h *PasswordHasher) Verify(ctx context.Context, encoded, pw string) (bool, 
 		// problem, not the client's input.
 		return false, fmt.Errorf("stored password hash: %s", err)
 	}
-	if err := h.acquire(ctx); err != nil {
-		return false, err
+	slots := h.slots
+	if ph.format != formatArgon2id || ph.argon != h.params {
+		slots = h.legacy
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, legacyWait)
+		defer cancel()
 	}
-	defer h.release()
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return false, fmt.Errorf("%w: imported password hashes are being verified at capacity", ErrUnavailable)
+		}
+		return false, ctx.Err()
+	}
+	defer func() { <-slots }()
 	ok, err := ph.verify(pw)
 	return ok && encoded != h.dummy, err
 }

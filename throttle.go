@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -142,6 +143,58 @@ func loginCounters(u *User, login, ip string) [3]counter {
 	}
 }
 
+// keyedTurns lets callers of one key go one at a time, and callers of
+// different keys at once. Waiting ends with the caller's context, and
+// after turnWait at the longest, answered as unavailable.
+type keyedTurns struct {
+	mu sync.Mutex
+	m  map[string]*turn
+}
+
+// turn is one key's token and how many callers hold or wait for it.
+type turn struct {
+	ch chan struct{}
+	n  int
+}
+
+// turnWait bounds the wait for one account's turn.
+const turnWait = 10 * time.Second
+
+// lock waits for key's turn and returns the function that ends it.
+func (k *keyedTurns) lock(ctx context.Context, key string) (func(), error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*turn{}
+	}
+	t := k.m[key]
+	if t == nil {
+		t = &turn{ch: make(chan struct{}, 1)}
+		k.m[key] = t
+	}
+	t.n++
+	k.mu.Unlock()
+	wait := time.NewTimer(turnWait)
+	defer wait.Stop()
+	select {
+	case t.ch <- struct{}{}:
+		return func() { <-t.ch; k.leave(key, t) }, nil
+	case <-ctx.Done():
+		k.leave(key, t)
+		return nil, ctx.Err()
+	case <-wait.C:
+		k.leave(key, t)
+		return nil, fmt.Errorf("%w: too many sign-ins of this account at once", ErrUnavailable)
+	}
+}
+
+func (k *keyedTurns) leave(key string, t *turn) {
+	k.mu.Lock()
+	if t.n--; t.n == 0 {
+		delete(k.m, key)
+	}
+	k.mu.Unlock()
+}
+
 // userKey names a user id for the throttles. An app's own user ids may hold
 // GroupSep, which would split the key's group: it and "%" are escaped.
 func userKey(id string) string {
@@ -171,6 +224,17 @@ func addrKey(ip string) string {
 // address.
 func (m *Manager) verifyPassword(ctx context.Context, now time.Time, u *User, login, password, ip string) (bool, error) {
 	cs := loginCounters(u, login, ip)
+	// Sign-ins of one account take turns from the check to the record, so
+	// each sees the failures of those before it: a burst of wrong
+	// passwords sent at once gets at most the limit's worth of hashes
+	// between them (the rest get their 429 before hashing), instead of a
+	// hash each. That matters most for an imported hash that costs a
+	// hundred times an argon2id one.
+	unlock, err := m.accountTurns.lock(ctx, cs[1].key)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	held, err := m.checkLogin(ctx, now, cs)
 	if err != nil {
 		if u != nil {

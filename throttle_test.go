@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
 // oneByOne counts one counter per call to the Limiter it wraps, as a store
@@ -139,5 +141,65 @@ func TestLoginThrottlesWithEitherLimiter(t *testing.T) {
 				t.Fatalf("after the window: got %v, want a session", err)
 			}
 		})
+	}
+}
+
+// countingObserver counts password verifications.
+type countingObserver struct {
+	sessiond.Observer
+	mu       sync.Mutex
+	verified int
+}
+
+func (o *countingObserver) Login(bool)                 {}
+func (o *countingObserver) Refresh(bool)               {}
+func (o *countingObserver) ReuseDetected()             {}
+func (o *countingObserver) Ended(sessiond.Reason, int) {}
+func (o *countingObserver) PasswordVerified(time.Duration) {
+	o.mu.Lock()
+	o.verified++
+	o.mu.Unlock()
+}
+
+// TestBurstOfWrongPasswordsCostsAtMostTheLimitInHashes: a burst of wrong
+// passwords sent at once for one account gets no more hashes than its
+// limit; the rest are refused before hashing. Without turns per account,
+// every request of the burst passed the check before any failure was
+// recorded, and each cost a hash (a costly imported hash made that an
+// outage for everyone).
+func TestBurstOfWrongPasswordsCostsAtMostTheLimitInHashes(t *testing.T) {
+	obs := &countingObserver{}
+	m := sessiondtest.NewManager(t, sessiondtest.Options{CheapHashing: true, Observer: obs}).Manager
+	ctx := context.Background()
+	if _, err := m.Register(ctx, sessiond.RegisterRequest{Username: "burst", Email: "burst@example.com", Password: "password123"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	var throttledN, wrongN atomic.Int32
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := m.Login(ctx, sessiond.LoginRequest{Login: "burst", Password: "wrong password", ClientIP: "192.0.2.77"})
+			var th *sessiond.ThrottledError
+			switch {
+			case errors.As(err, &th):
+				throttledN.Add(1)
+			case errors.Is(err, sessiond.ErrInvalidCredentials):
+				wrongN.Add(1)
+			default:
+				t.Errorf("Login: got %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if wrongN.Load() != 10 || throttledN.Load() != n-10 {
+		t.Fatalf("answers: got %d wrong and %d throttled, want 10 and %d", wrongN.Load(), throttledN.Load(), n-10)
+	}
+	if obs.verified > 10 {
+		t.Fatalf("hashes for a burst of %d: got %d, want at most the limit, 10", n, obs.verified)
 	}
 }
