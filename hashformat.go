@@ -92,6 +92,11 @@ func parseHash(s string) (*parsedHash, error) {
 		return nil, badHash("is required")
 	case len(s) > maxHashLen:
 		return nil, badHash("is longer than %d characters: no accepted format is", maxHashLen)
+	case !isPrintableASCII(s):
+		// Every accepted format is printable ASCII; a NUL or a control
+		// character would also be refused by PostgreSQL's text type,
+		// failing a whole import batch.
+		return nil, badHash("is not a password hash in an accepted format (%s: printable ASCII without spaces); plain text is never accepted", acceptedFormats)
 	case strings.HasPrefix(s, "$argon2"):
 		return parseArgon2(s, formatArgon2id, "argon2")
 	case strings.HasPrefix(s, djangoArgon2):
@@ -106,9 +111,18 @@ func parseHash(s string) (*parsedHash, error) {
 	return nil, unknownFormat(s)
 }
 
+// knownAlgorithms are the algorithm names a refusal may quote: those of
+// common formats that are not accepted. Anything else is not named, since
+// the text before the first "$" of a line may be a password pasted there.
+var knownAlgorithms = map[string]bool{
+	"$1$": true, "$5$": true, "$6$": true, "$y$": true, "$2x$": true, "$2$": true, "$apr1$": true,
+	"$argon2i$": true, "$argon2d$": true, "$scrypt$": true, "$pbkdf2-sha256$": true, "$pbkdf2-sha512$": true,
+	"sha1$": true, "md5$": true, "unsalted_md5$": true, "unsalted_sha1$": true, "crypt$": true,
+	"pbkdf2_sha1$": true, "scrypt$": true, "bcrypt$": true, "argon2$": true,
+}
+
 // unknownFormat refuses a hash in no accepted format, naming its algorithm
-// when it has the shape of one ("sha1$...", "$6$...") and is short enough
-// to be a name rather than a secret.
+// when it is a known one ("sha1$...", "$6$...").
 func unknownFormat(s string) error {
 	name := ""
 	switch {
@@ -119,7 +133,7 @@ func unknownFormat(s string) error {
 	case strings.Contains(s, "$"):
 		name = s[:strings.IndexByte(s, '$')] + "$"
 	}
-	if name == "" || len(name) > 24 || !isPrintableASCII(name) {
+	if !knownAlgorithms[name] {
 		return badHash("is not a password hash in an accepted format (%s); plain text is never accepted", acceptedFormats)
 	}
 	return badHash("is a %q hash, not an accepted format (%s)", name, acceptedFormats)
@@ -155,7 +169,7 @@ func parseArgon2(s string, f hashFormat, what string) (*parsedHash, error) {
 	case len(parts) > 6:
 		return nil, badHash("is a malformed %s hash: too many '$'-separated fields", what)
 	case parts[2] != "v=19":
-		return nil, badHash("is an argon2 hash of version %q: only v=19 is accepted", parts[2])
+		return nil, badHash("is an argon2 hash of another version: only v=19 is accepted")
 	}
 	ph := &parsedHash{format: f}
 	fields := strings.Split(parts[3], ",")

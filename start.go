@@ -73,6 +73,14 @@ func CheckClaims(claims map[string]any) (json.RawMessage, error) {
 		if k == "" {
 			return nil, invalid("claims", "must not have an empty name")
 		}
+		// Names are printable ASCII: NUL, spaces, invisible characters
+		// and letters that other languages fold to ASCII ("ıss", "İat",
+		// "ß") would let some decoder read a claim as a reserved one.
+		for i := 0; i < len(k); i++ {
+			if c := k[i]; c <= ' ' || c > '~' {
+				return nil, invalid("claims", "names must be printable ASCII without spaces, not %q", k)
+			}
+		}
 		// Any spelling that folds to a reserved name is refused too:
 		// decoders that match names case-insensitively (Go's
 		// encoding/json among them, with Unicode folding: "ſub" is

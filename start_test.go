@@ -206,6 +206,12 @@ func TestStartSessionRefusesBadInput(t *testing.T) {
 		{"expiry in capitals", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"EXP": 4102444800}}, "claims"},
 		{"introspection member in capitals", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"Active": false}}, "claims"},
 		{"reserved prefix in capitals", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"SD_role": "x"}}, "claims"},
+		{"name with a NUL", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"sub\x00": "bob"}}, "claims"},
+		{"dotless i", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"\u0131ss": "x"}}, "claims"},
+		{"dotted capital I", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"\u0130at": 1}}, "claims"},
+		{"zero-width space", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"sub\u200b": "bob"}}, "claims"},
+		{"trailing space", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"active ": true}}, "claims"},
+		{"long s in the reserved prefix", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"\u017fd_role": "x"}}, "claims"},
 		{"number out of range", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"e": json.Number("1E+400")}}, "claims"},
 		{"nesting too deep", sessiond.StartRequest{UserID: "u", Claims: map[string]any{"deep": nested(17)}}, "claims"},
 	} {

@@ -63,16 +63,7 @@ func (c *AccessClaims) MarshalJSON() ([]byte, error) {
 // a JSON number. jwt.NumericDate alone also takes a string of digits
 // ("9999999999"), which RFC 7519 does not allow and which other verifiers
 // of the same token would read differently or refuse.
-//
-// It also refuses a payload with a duplicate member, or with a member that
-// is one of the token's own claim names in another letter case ("Sub",
-// "ſub"): encoding/json matches names case-insensitively and keeps the
-// last, so such a member would replace the real claim for this decoder
-// and not for verifiers that match names exactly.
 func (c *AccessClaims) UnmarshalJSON(b []byte) error {
-	if err := checkMemberNames(b); err != nil {
-		return err
-	}
 	type plain AccessClaims
 	// The outer fields shadow the promoted ones of the same JSON names, so
 	// the times arrive raw and the rest decodes as usual, in one pass.
@@ -99,6 +90,18 @@ func (c *AccessClaims) UnmarshalJSON(b []byte) error {
 
 // accessClaimNames are the members AccessClaims decodes.
 var accessClaimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "typ"}
+
+// checkPayloadNames is checkMemberNames on the payload of compact JWS
+// token.
+func checkPayloadNames(token string) error {
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	payload, err := base64.RawURLEncoding.DecodeString(token[first+1 : last])
+	if err != nil {
+		return err
+	}
+	return checkMemberNames(payload)
+}
 
 // checkMemberNames refuses a JSON object with a duplicate member or with a
 // member that folds to one of accessClaimNames without being spelled so.
@@ -316,6 +319,15 @@ func (a *AccessTokens) verify(token string, now time.Time) (*AccessClaims, error
 	claims := new(AccessClaims)
 	if _, err := jwt.NewParser(opts...).ParseWithClaims(token, claims, a.keyfunc); err != nil {
 		return nil, jwtError(err)
+	}
+	// Signed by us, so the payload is ours to judge now (a forged token
+	// never costs this): a duplicate member, or one of the token's own
+	// claim names in another letter case ("Sub", "ſub"), is refused, since
+	// encoding/json matches names case-insensitively and keeps the last,
+	// and would read such a member as the real claim where verifiers that
+	// match names exactly would not.
+	if err := checkPayloadNames(token); err != nil {
+		return nil, &tokenError{reason: "access token claims: " + err.Error(), err: jwt.ErrTokenMalformed}
 	}
 	if claims.Subject == "" {
 		return nil, &tokenError{reason: "access token has no sub", err: jwt.ErrTokenRequiredClaimMissing}

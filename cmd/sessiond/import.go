@@ -10,8 +10,10 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sessiond/sessiond"
 	sessiondhttp "github.com/sessiond/sessiond/http"
@@ -188,6 +190,14 @@ func parseImportLine(raw []byte, tooLong bool) (sessiond.ImportRequest, string) 
 		// encoding/json would fold it to U+FFFD, making two addresses one.
 		return r, "holds a lone UTF-16 surrogate escape (such as \\ud800 without its pair)"
 	}
+	if !utf8.Valid(raw) {
+		// encoding/json would turn each invalid byte into U+FFFD, making
+		// two addresses one.
+		return r, "is not valid UTF-8"
+	}
+	if why := importNames(raw); why != "" {
+		return r, why
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var l importLine
@@ -289,4 +299,37 @@ func (p *progress) done(rep *importReport) {
 	if p.w != nil && !p.last.Equal(p.start) {
 		fmt.Fprint(p.w, "\r\x1b[K")
 	}
+}
+
+// importNames refuses a line whose object repeats a member or names one in
+// another spelling than the file format's: encoding/json matches names
+// case-insensitively and keeps the last, so "USERNAME" or a second
+// "username" would otherwise pick the value silently.
+func importNames(raw []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "not a JSON object of username, email, password_hash and created_at"
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "malformed JSON"
+		}
+		name, _ := t.(string)
+		switch name {
+		case "username", "email", "password_hash", "created_at":
+		default:
+			return "unknown field " + strconv.Quote(name)
+		}
+		if seen[name] {
+			return name + " appears twice"
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "malformed JSON"
+		}
+	}
+	return ""
 }
