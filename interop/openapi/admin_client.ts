@@ -124,9 +124,10 @@ export async function introspect(admin: Admin, token: string): Promise<Introspec
   return (await send(admin, "POST", "/admin/v1/introspect", req)) as IntrospectOK;
 }
 
-/** Ends every session of the user because the password changed; returns how many ended. */
-export async function endAllForPasswordChange(admin: Admin, userID: string): Promise<number> {
-  const req: RevokeAllRequest = { reason: "password_changed" };
+/** Ends every session of the user, for reason (default admin); returns how many ended. */
+export async function endAll(admin: Admin, userID: string, reason?: RevokeAllRequest["reason"]): Promise<number> {
+  // reason may be left out: the server takes admin.
+  const req: RevokeAllRequest = reason === undefined ? {} : { reason };
   const ended = await call<RevokeAllOK>(admin, "DELETE", `/admin/v1/users/${segment(userID)}/sessions`, req);
   return ended.data.revoked;
 }
@@ -146,7 +147,7 @@ export async function main(admin: Admin, userID: string): Promise<string> {
     console.log("token is not active");
   }
   try {
-    console.log(`ended ${await endAllForPasswordChange(admin, userID)} sessions`);
+    console.log(`ended ${await endAll(admin, userID, "password_changed")} sessions`);
   } catch (err) {
     if (err instanceof AdminError && err.code === "not_found") return "";
     throw err;
