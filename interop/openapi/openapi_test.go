@@ -28,6 +28,7 @@ import (
 // from it into gen/<name>.ts must type-check with the programs here (*.ts).
 var documents = []string{
 	"../../docs/openapi.yaml",
+	"../../docs/openapi-admin.yaml",
 }
 
 // tools are the npm packages the test runs, as package-lock.json pins them.
