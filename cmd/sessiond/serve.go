@@ -307,7 +307,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("SESSIOND_ADMIN_ADDR: %w", err)
 		}
 		listeners = append(listeners, adminLn)
-		servers = append(servers, newHTTPServer(admin.Handler()))
+		servers = append(servers, newHTTPServer(withPprof(admin.Handler(), c.Pprof)))
 	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
