@@ -174,7 +174,7 @@ func newServerLogger(ctx context.Context, c *config, w io.Writer) (log *slog.Log
 		buf.run(ctx)
 	}()
 	h := slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: c.logLevel()})
-	return slog.New(flushingHandler{h, buf}), func() { <-done }
+	return slog.New(flushingHandler{h, buf, true}), func() { <-done }
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
