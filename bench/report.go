@@ -448,13 +448,19 @@ func (r *report) versusMarkdown(p func(string, ...any), v *versusResult) {
 	if info, warn := v.row("sqlite-me"), v.row("sqlite-warn-me"); info != nil && warn != nil {
 		p("**The access log's cost.** The same `GET /api/v1/me` on SQLite with the default `SESSIOND_LOG_LEVEL=info` (one\n")
 		p("buffered JSON line per request, written at least every 100 ms) and with `warn` (no request lines): %.3f against\n", info.Ratio())
-		p("%.3f × bare, so the request lines cost %.1f%% of the throughput of `/me`.\n\n", warn.Ratio(), 100*(1-info.Ratio()/warn.Ratio()))
+		if info.Ratio() < warn.Ratio() {
+			p("%.3f × bare, so the request lines cost %.1f%% of the throughput of `/me`.\n\n", warn.Ratio(), 100*(1-info.Ratio()/warn.Ratio()))
+		} else {
+			p("%.3f × bare: no cost of the request lines above this run's noise.\n\n", warn.Ratio())
+		}
 	}
 	for _, pr := range v.Profiles {
 		p("### CPU profile of the binary on %s\n\n", pr.Store)
 		p("%d s of `go tool pprof -top` while the clients ask `GET /api/v1/me` and `GET /api/v1/auth/check` (half each),\n", pr.Seconds)
 		p("taken from the admin listener (`SESSIOND_PPROF=true`) after the rounds. The load generator and the bare\n")
-		p("handler share the cores, so the process's total is under 200%%.\n\n```\n%s\n```\n\n", strings.TrimSpace(pr.Top))
+		p("handler share the cores, so the process's total is under 200%%. First the functions by their own time, then\n")
+		p("by cumulative time the request's path through net/http and the work of sessiond and its dependencies\n")
+		p("(`-show '%s'`).\n\n```\n%s\n```\n\n```\n%s\n```\n\n", profileShow, pr.Top, pr.Cum)
 	}
 	for _, row := range append([]*versusRow{v.Bare}, v.Rows...) {
 		if row.Errors > 0 {

@@ -56,8 +56,10 @@ type versusResult struct {
 }
 
 type versusProfile struct {
-	Store, Top string
-	Seconds    int
+	// Top is the flat listing; Cum the cumulative one of the request's
+	// path and sessiond's own work (profileShow).
+	Store, Top, Cum string
+	Seconds         int
 }
 
 // row returns the row of key, nil when it was not measured.
@@ -332,11 +334,29 @@ func profileBinary(ctx context.Context, c *config, hc *http.Client, bin string, 
 	if err := <-got; err != nil {
 		return versusProfile{}, err
 	}
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=35", bin, prof).Output()
+	top, err := pprofTop(bin, prof, "-nodecount=25")
 	if err != nil {
-		return versusProfile{}, fmt.Errorf("go tool pprof: %w", err)
+		return versusProfile{}, err
 	}
-	// Drop the header lines that name the temporary files.
+	cum, err := pprofTop(bin, prof, "-cum", "-nodecount=40", "-show="+profileShow)
+	if err != nil {
+		return versusProfile{}, err
+	}
+	return versusProfile{Top: top, Cum: cum, Seconds: secs}, nil
+}
+
+// profileShow selects the functions of the cumulative listing: the
+// request's path through net/http and everything of sessiond's own and of
+// its dependencies on it (log, metrics, stores, JSON).
+const profileShow = `^net/http\.\(\*conn\)\.serve$|^net/http\.serverHandler|sessiond|log/slog|prometheus|rueidis|modernc|encoding/json|^net/http\.\(\*response\)\.finishRequest$|^net/http\.\(\*conn\)\.readRequest$`
+
+// pprofTop runs go tool pprof -top with args and drops the header lines
+// that name temporary files.
+func pprofTop(bin, prof string, args ...string) (string, error) {
+	out, err := exec.Command("go", append(append([]string{"tool", "pprof", "-top"}, args...), bin, prof)...).Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof: %w", err)
+	}
 	var keep []string
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Time:") {
@@ -344,5 +364,5 @@ func profileBinary(ctx context.Context, c *config, hc *http.Client, bin string, 
 		}
 		keep = append(keep, l)
 	}
-	return versusProfile{Top: strings.Join(keep, "\n"), Seconds: secs}, nil
+	return strings.TrimSpace(strings.Join(keep, "\n")), nil
 }
