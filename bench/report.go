@@ -458,9 +458,10 @@ func (r *report) versusMarkdown(p func(string, ...any), v *versusResult) {
 		p("### CPU profile of the binary on %s\n\n", pr.Store)
 		p("%d s of `go tool pprof -top` while the clients ask `GET /api/v1/me` and `GET /api/v1/auth/check` (half each),\n", pr.Seconds)
 		p("taken from the admin listener (`SESSIOND_PPROF=true`) after the rounds. The load generator and the bare\n")
-		p("handler share the cores, so the process's total is under 200%%. First the functions by their own time, then\n")
-		p("by cumulative time the request's path through net/http and the work of sessiond and its dependencies\n")
-		p("(`-show '%s'`).\n\n```\n%s\n```\n\n```\n%s\n```\n\n", profileShow, pr.Top, pr.Cum)
+		p("handler share the cores, so the process's total is under 200%%. First the functions by their own time (the\n")
+		p("system calls are the sockets' reads and writes), then by cumulative time the samples within sessiond's handler\n")
+		p("chain, as shares of the whole process (`-cum -focus '%s' -hide '%s'`): what the\n", profileFocus, profileHide)
+		p("chain costs beyond net/http's own reading, writing and scheduling.\n\n```\n%s\n```\n\n```\n%s\n```\n\n", pr.Top, pr.Cum)
 	}
 	for _, row := range append([]*versusRow{v.Bare}, v.Rows...) {
 		if row.Errors > 0 {

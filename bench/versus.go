@@ -338,17 +338,21 @@ func profileBinary(ctx context.Context, c *config, hc *http.Client, bin string, 
 	if err != nil {
 		return versusProfile{}, err
 	}
-	cum, err := pprofTop(bin, prof, "-cum", "-nodecount=40", "-show="+profileShow)
+	cum, err := pprofTop(bin, prof, "-cum", "-nodecount=40", "-focus="+profileFocus, "-hide="+profileHide)
 	if err != nil {
 		return versusProfile{}, err
 	}
 	return versusProfile{Top: top, Cum: cum, Seconds: secs}, nil
 }
 
-// profileShow selects the functions of the cumulative listing: the
-// request's path through net/http and everything of sessiond's own and of
-// its dependencies on it (log, metrics, stores, JSON).
-const profileShow = `^net/http\.\(\*conn\)\.serve$|^net/http\.serverHandler|sessiond|log/slog|prometheus|rueidis|modernc|encoding/json|^net/http\.\(\*response\)\.finishRequest$|^net/http\.\(\*conn\)\.readRequest$`
+// The cumulative listing is of the samples in sessiond's handler chain
+// (its percentages are of the whole process), without the runtime's own
+// frames (allocation, scheduling) that would push the chain's parts out of
+// the listing.
+const (
+	profileFocus = `sessiond/http\.\(\*Server\)\.Handler`
+	profileHide  = `^runtime\.|^internal/|^syscall\.|^sync`
+)
 
 // pprofTop runs go tool pprof -top with args and drops the header lines
 // that name temporary files.
