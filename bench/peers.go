@@ -60,7 +60,7 @@ type peerHello struct {
 
 const peerIssuer = "bench-peer"
 
-// peerBody is what every peer answers.
+// peerAnswer is what every peer answers.
 func peerAnswer(w http.ResponseWriter, userID string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
