@@ -51,9 +51,11 @@ type config struct {
 	microCount  int
 	benchtime   string
 	settle      time.Duration
+	peerRounds  int
+	profile     time.Duration
 }
 
-var allScenarios = []string{"throughput", "revocation", "memory", "scale", "login", "micro"}
+var allScenarios = []string{"throughput", "peers", "revocation", "memory", "scale", "login", "micro"}
 
 func main() {
 	var c config
@@ -75,7 +77,20 @@ func main() {
 	flag.IntVar(&c.microCount, "count", 6, "micro-benchmarks: -count")
 	flag.StringVar(&c.benchtime, "benchtime", "500ms", "micro-benchmarks: -benchtime")
 	flag.DurationVar(&c.settle, "settle", 0, "with -url: wait this long between the logins and the measurement (11s for a Redis-backed server, whose instance reads the sessions it just wrote from Redis for 5 to 10 s)")
+	flag.IntVar(&c.peerRounds, "peer-rounds", 8, "peers: rounds; each runs one slice of every peer and of the binary, each between two slices of the bare handler")
+	flag.DurationVar(&c.profile, "profile", 10*time.Second, "peers: after the rounds, a CPU profile of this length of the binary on SQLite and on Redis under a /me and /auth/check load (0: none)")
+	// The peers run as this program started again (peers.go).
+	peerKind := flag.String("serve-peer", "", "internal: serve one peer of the peers scenario")
+	peerDir := flag.String("peer-dir", "", "internal: the peer's data directory")
+	peerRedis := flag.String("peer-redis", "", "internal: the peer's Redis URL")
 	flag.Parse()
+	if *peerKind != "" {
+		if err := servePeer(*peerKind, *peerDir, *peerRedis, c.concurrency); err != nil {
+			fmt.Fprintln(os.Stderr, "bench peer:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	c.args = os.Args[1:]
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(scen, ",") {
@@ -160,6 +175,16 @@ func run(ctx context.Context, c *config) error {
 		}
 		rep.Throughput = append(rep.Throughput, tp)
 		rep.Took = append(rep.Took, took{"throughput", time.Since(t0)})
+	}
+
+	if c.scenarios["peers"] {
+		t0 := time.Now()
+		v, err := runVersus(ctx, c, bin, dir, startRedisFor)
+		if err != nil {
+			return err
+		}
+		rep.Versus = v
+		rep.Took = append(rep.Took, took{"peers", time.Since(t0)})
 	}
 
 	if c.scenarios["revocation"] {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -22,6 +24,7 @@ type report struct {
 	Remote       string
 
 	Throughput       []*throughputResult
+	Versus           *versusResult
 	Revocation       []*revocationResult
 	MemoryPerSession float64
 	MemoryDetail     string
@@ -200,6 +203,27 @@ func (r *report) markdown(svgName, notes string) string {
 		p("| `GET /api/v1/me` ÷ `GET /.well-known/jwks.json` throughput, %s | %.3f | ≥ %.2f | %s |\n",
 			t.Store, floor3(t.Ratio()), targetRatio, verdict(t.Ratio() >= targetRatio))
 	}
+	if v := r.Versus; v != nil {
+		hs := v.row(peerHS256)
+		for _, key := range binaryTargets {
+			row := v.row(key)
+			if row == nil {
+				continue
+			}
+			goal := fmt.Sprintf("≥ %.2f", targetBinary)
+			need := targetBinary
+			if hs != nil {
+				goal += fmt.Sprintf(" and ≥ HS256 peer (%.3f)", floor3(hs.Ratio()))
+				need = max(need, hs.Ratio())
+			}
+			p("| %s ÷ bare handler | %.3f | %s | %s |\n", row.Name, floor3(row.Ratio()), goal, missedBy(row.Ratio(), need))
+		}
+		for _, key := range libraryTargets {
+			if row := v.row(key); row != nil {
+				p("| %s ÷ bare handler | %.3f | ≥ %.2f | %s |\n", row.Name, floor3(row.Ratio()), targetLibrary, missedBy(row.Ratio(), targetLibrary))
+			}
+		}
+	}
 	for _, v := range r.Revocation {
 		if v.Strict {
 			p("| revocation seen by the other instance, strict mode: p99 (%d trials) | %s | ≤ %s | %s |\n",
@@ -251,6 +275,10 @@ func (r *report) markdown(svgName, notes string) string {
 			p("- %s: %s | %s\n", t.Store, rates(t.MeRPS), rates(t.JWKSRPS))
 		}
 		p("\n")
+	}
+
+	if v := r.Versus; v != nil {
+		r.versusMarkdown(p, v)
 	}
 
 	if len(r.Revocation) > 0 {
@@ -384,3 +412,60 @@ func bytesize(n int) string {
 // floor3 rounds a ratio down to three decimals, so that a figure printed
 // next to a "≥" target never reads as meeting it when it does not.
 func floor3(x float64) float64 { return math.Floor(x*1000) / 1000 }
+
+// missedBy is verdict with, for a missed target, how far the figure is
+// from it.
+func missedBy(x, need float64) string {
+	if x >= need {
+		return "met"
+	}
+	return fmt.Sprintf("**missed** by %.3f (%.0f%% short)", need-x, 100*(need-x)/need)
+}
+
+// versusMarkdown writes the peers scenario's section.
+func (r *report) versusMarkdown(p func(string, ...any), v *versusResult) {
+	p("## Throughput against a bare handler: peers, the library, the binary\n\n")
+	p("Every row is a server of its own on loopback answering one protected request for a valid Bearer token, loaded by a\n")
+	p("closed loop of %d keep-alive clients in %s slices. The peers are small handlers in `bench/peers.go`, each its own\n", v.Concurrency, v.Slice)
+	p("process like the binary: a bare `net/http` handler that reads no token (the base of every ratio), golang-jwt\n")
+	p("verifiers of an HS256 and of an EdDSA token that check no revocation, and HS256 plus a Redis `EXISTS` of the\n")
+	p("token's session on every request (rueidis without client-side cache, on a redis-server of its own), the usual\n")
+	p("design of revocable JWTs. sessiond's Go middleware (`http.Middleware`) guards the same bare handler, sessions in\n")
+	p("SQLite or Redis. The binary runs with default settings (access log at INFO, metrics, request ids). Each of %d\n", v.Rounds)
+	p("rounds runs every row once, in a new random order, with a slice of the bare handler before and after each:\n")
+	p("a slice's ratio is its rate ÷ the mean of those two bare slices, and a row's ratio the median of its rounds.\n")
+	p("The bare handler's own rate was %s req/s (median slice).\n\n", fmt.Sprintf("%.0f", median(v.Bare.RPS)))
+	rows := append([]*versusRow{}, v.Rows...)
+	slices.SortStableFunc(rows, func(a, b *versusRow) int { return cmp.Compare(b.Ratio(), a.Ratio()) })
+	p("| what answers one protected request | **ratio to bare** (median) | lowest – highest round | req/s (median slice) | p50 / p99 | errors |\n|---|---|---|---|---|---|\n")
+	p("| %s | **1.00** | | %.0f | %s / %s | %d |\n", v.Bare.Name, median(v.Bare.RPS), fmtDur(v.Bare.Latency.Quantile(.5)), fmtDur(v.Bare.Latency.Quantile(.99)), v.Bare.Errors)
+	for _, row := range rows {
+		lo, hi := slices.Min(row.Ratios), slices.Max(row.Ratios)
+		p("| %s | **%.2f** | %.2f – %.2f | %.0f | %s / %s | %d |\n", row.Name, row.Ratio(), lo, hi, median(row.RPS),
+			fmtDur(row.Latency.Quantile(.5)), fmtDur(row.Latency.Quantile(.99)), row.Errors)
+	}
+	p("\n")
+	if info, warn := v.row("sqlite-me"), v.row("sqlite-warn-me"); info != nil && warn != nil {
+		p("**The access log's cost.** The same `GET /api/v1/me` on SQLite with the default `SESSIOND_LOG_LEVEL=info` (one\n")
+		p("buffered JSON line per request, written at least every 100 ms) and with `warn` (no request lines): %.3f against\n", info.Ratio())
+		if info.Ratio() < warn.Ratio() {
+			p("%.3f × bare, so the request lines cost %.1f%% of the throughput of `/me`.\n\n", warn.Ratio(), 100*(1-info.Ratio()/warn.Ratio()))
+		} else {
+			p("%.3f × bare: no cost of the request lines above this run's noise.\n\n", warn.Ratio())
+		}
+	}
+	for _, pr := range v.Profiles {
+		p("### CPU profile of the binary on %s\n\n", pr.Store)
+		p("%d s of `go tool pprof -top` while the clients ask `GET /api/v1/me` and `GET /api/v1/auth/check` (half each),\n", pr.Seconds)
+		p("taken from the admin listener (`SESSIOND_PPROF=true`) after the rounds. The load generator and the bare\n")
+		p("handler share the cores, so the process's total is under 200%%. First the functions by their own time (the\n")
+		p("system calls are the sockets' reads and writes), then by cumulative time the samples within sessiond's handler\n")
+		p("chain, as shares of the whole process (`-cum -focus '%s' -hide '%s'`): what the\n", profileFocus, profileHide)
+		p("chain costs beyond net/http's own reading, writing and scheduling.\n\n```\n%s\n```\n\n```\n%s\n```\n\n", pr.Top, pr.Cum)
+	}
+	for _, row := range append([]*versusRow{v.Bare}, v.Rows...) {
+		if row.Errors > 0 {
+			p("%s: %d errors, the first: `%s`.\n\n", row.Name, row.Errors, row.First)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,8 +101,19 @@ func startSessiond(bin string, env map[string]string) (*instance, error) {
 	in := &instance{DataDir: env["SESSIOND_DATA_DIR"], cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(in.done) }()
 	deadline := time.After(30 * time.Second)
+	// An instance whose log level hides the "listening" lines is given
+	// its addresses, and is ready when it answers /healthz.
+	fixed, fixedAdmin := env["SESSIOND_ADDR"], env["SESSIOND_ADMIN_ADDR"]
 	for {
-		if addr, admin := listenAddr(logPath); addr != "" {
+		if fixed != "" {
+			if resp, err := http.Get("http://" + fixed + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					in.URL, in.AdminURL = "http://"+fixed, "http://"+fixedAdmin
+					return in, nil
+				}
+			}
+		} else if addr, admin := listenAddr(logPath); addr != "" {
 			in.URL, in.AdminURL = "http://"+addr, "http://"+admin
 			return in, nil
 		}

@@ -17,7 +17,17 @@ type envelope struct {
 	Data       any    `json:"data"`
 }
 
+// okEmpty is what writeJSON(w, 200, "ok", struct{}{}) writes, the answer of
+// the forward-auth check on every request it lets through.
+var okEmpty = []byte(`{"status":"success","status_code":200,"message":"ok","data":{}}` + "\n")
+
 func writeJSON(w http.ResponseWriter, status int, msg string, data any) {
+	if _, empty := data.(struct{}); empty && status == http.StatusOK && msg == "ok" {
+		setJSONHeaders(w.Header())
+		w.WriteHeader(status)
+		w.Write(okEmpty)
+		return
+	}
 	e := envelope{Status: "success", StatusCode: status, Message: msg, Data: data}
 	if status >= 400 {
 		e.Status = "error"
@@ -27,11 +37,23 @@ func writeJSON(w http.ResponseWriter, status int, msg string, data any) {
 		status = http.StatusServiceUnavailable
 		b = []byte(`{"status":"error","status_code":503,"message":"response could not be encoded","data":{"code":"unavailable"}}`)
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// The header values of every envelope. setJSONHeaders assigns these
+// one-element slices instead of calling Header.Set, which allocates a
+// slice per value per response: nothing writes into a header's slice in
+// place (Set replaces it, Add appends to it, and a full slice is copied).
+var (
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	noStore         = []string{"no-store"}
+)
+
+func setJSONHeaders(h http.Header) {
+	h["Content-Type"] = jsonContentType[:1:1]
+	h["Cache-Control"] = noStore[:1:1]
 }
 
 // timeFormat renders times as RFC 3339 UTC with milliseconds.

@@ -1,11 +1,13 @@
 package http_test
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"testing"
 
 	sessiondhttp "github.com/sessiond/sessiond/http"
+	"github.com/sessiond/sessiond/prometheus"
 )
 
 // discardWriter is the cheapest http.ResponseWriter: the benchmark below
@@ -39,6 +41,46 @@ func BenchmarkHandler(b *testing.B) {
 	h := srv.Handler()
 	for _, tc := range []struct{ name, path, token string }{
 		{"me", "/api/v1/me", g.AccessToken},
+		{"jwks", "/.well-known/jwks.json", ""},
+	} {
+		b.Run("path="+tc.name, func(b *testing.B) {
+			req, err := http.NewRequest(http.MethodGet, "http://sessiond.test"+tc.path, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			req.RemoteAddr = "192.0.2.1:40000"
+			b.ReportAllocs()
+			for b.Loop() {
+				w := &discardWriter{h: make(http.Header, 4)}
+				h.ServeHTTP(w, req)
+				if w.status != http.StatusOK {
+					b.Fatalf("GET %s: %d", tc.path, w.status)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkServerChain is BenchmarkHandler with what the binary adds to
+// every request: Prometheus metrics and a JSON access log line (written to
+// io.Discard: the cost of the line, not of the disk). Paths: /me, the
+// forward-auth check and the JWKS, so that
+//
+//	go test ./http -run '^$' -bench ServerChain -count 6 | benchstat -
+//
+// shows the binary's per-request work without a network.
+func BenchmarkServerChain(b *testing.B) {
+	m, g, _ := signedIn(b)
+	srv := sessiondhttp.NewServer(m)
+	srv.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv.Metrics = prometheus.New()
+	h := srv.Handler()
+	for _, tc := range []struct{ name, path, token string }{
+		{"me", "/api/v1/me", g.AccessToken},
+		{"check", "/api/v1/auth/check", g.AccessToken},
 		{"jwks", "/.well-known/jwks.json", ""},
 	} {
 		b.Run("path="+tc.name, func(b *testing.B) {

@@ -30,9 +30,7 @@ func writeMe(w http.ResponseWriter, u *userJSON, sess *sessiond.Session) {
 		// Claims that are not JSON: encoding/json says what to answer.
 		writeJSON(w, http.StatusOK, "ok", meJSON(u, sess))
 	} else {
-		h := w.Header()
-		h.Set("Content-Type", "application/json; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
+		setJSONHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		w.Write(b)
 	}

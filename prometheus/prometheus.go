@@ -4,6 +4,8 @@ package prometheus
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +36,8 @@ type Metrics struct {
 	latency        *prometheus.HistogramVec
 	throttled      *prometheus.CounterVec
 	buildInfo      *prometheus.GaugeVec
+	// routes caches the request series of each route (a *routeSeries).
+	routes sync.Map
 }
 
 var (
@@ -110,14 +114,44 @@ func (m *Metrics) SetBuildInfo(version, revision, goVersion string) {
 	m.buildInfo.WithLabelValues(version, revision, goVersion).Set(1)
 }
 
+// statusClasses are the values of the code label, by status / 100 - 1.
+var statusClasses = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// routeSeries are the request series of one route, resolved once: looking
+// a series up by its labels (hashing them, a locked map) cost more than
+// the observation itself on every request (a CPU profile of the binary
+// under load). The counters of each class are made when first used, so a
+// scrape shows the same series as before.
+type routeSeries struct {
+	latency prometheus.Observer
+	codes   [len(statusClasses)]atomic.Pointer[prometheus.Counter]
+}
+
+// series returns route's series, made on its first request. Routes are the
+// mux's patterns (and ""), a fixed set.
+func (m *Metrics) series(route string) *routeSeries {
+	if v, ok := m.routes.Load(route); ok {
+		return v.(*routeSeries)
+	}
+	v, _ := m.routes.LoadOrStore(route, &routeSeries{latency: m.latency.WithLabelValues(route)})
+	return v.(*routeSeries)
+}
+
 // Request implements sessiondhttp.Metrics.
 func (m *Metrics) Request(route string, status int, d time.Duration) {
-	class := "5xx"
+	class := len(statusClasses) - 1
 	if status >= 100 && status < 500 {
-		class = string(rune('0'+status/100)) + "xx"
+		class = status/100 - 1
 	}
-	m.requests.WithLabelValues(route, class).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	rs := m.series(route)
+	c := rs.codes[class].Load()
+	if c == nil {
+		n := m.requests.WithLabelValues(route, statusClasses[class])
+		rs.codes[class].CompareAndSwap(nil, &n)
+		c = rs.codes[class].Load()
+	}
+	(*c).Inc()
+	rs.latency.Observe(d.Seconds())
 }
 
 // Throttled implements sessiondhttp.Metrics.

@@ -45,6 +45,7 @@ type config struct {
 	Users            string // usersInternal or usersExternal
 	LoginURL         string
 	LogLevel         string
+	Pprof            bool
 	MaxStreams       int
 	CORSOrigins      []string
 	BasePath         string
@@ -148,6 +149,7 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	str(&c.Users, "SESSIOND_USERS", usersInternal, "internal: sessiond keeps users and passwords; external: the app signs its users in and starts their sessions")
 	str(&c.LoginURL, "SESSIOND_LOGIN_URL", "", "where browsers are sent to sign in: an http(s) URL or a path starting with / (default: the built-in page)")
 	str(&c.LogLevel, "SESSIOND_LOG_LEVEL", "info", "debug, info, warn or error")
+	boolean(&c.Pprof, "SESSIOND_PPROF", false, "serve Go's profiles (net/http/pprof) at /debug/pprof/ on the admin listener, for profiling under load")
 	streams := strconv.Itoa(sessiondhttp.DefaultMaxStreams)
 	if e := getenv("SESSIOND_MAX_STREAMS"); e != "" {
 		streams = e

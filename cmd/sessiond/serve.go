@@ -174,7 +174,7 @@ func newServerLogger(ctx context.Context, c *config, w io.Writer) (log *slog.Log
 		buf.run(ctx)
 	}()
 	h := slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: c.logLevel()})
-	return slog.New(flushingHandler{h, buf}), func() { <-done }
+	return slog.New(flushingHandler{h, buf, true}), func() { <-done }
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -311,7 +311,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("SESSIOND_ADMIN_ADDR: %w", err)
 		}
 		listeners = append(listeners, adminLn)
-		servers = append(servers, newHTTPServer(admin.Handler()))
+		servers = append(servers, newHTTPServer(withPprof(admin.Handler(), c.Pprof)))
 	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
