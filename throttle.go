@@ -224,22 +224,30 @@ func addrKey(ip string) string {
 // address.
 func (m *Manager) verifyPassword(ctx context.Context, now time.Time, u *User, login, password, ip string) (bool, error) {
 	cs := loginCounters(u, login, ip)
-	// Sign-ins of one account take turns from the check to the record, so
-	// each sees the failures of those before it: a burst of wrong
-	// passwords sent at once gets at most the limit's worth of hashes
-	// between them (the rest get their 429 before hashing), instead of a
-	// hash each. That matters most for an imported hash that costs a
-	// hundred times an argon2id one.
+	checked := func(held bool, err error) (bool, error) {
+		if err != nil && u != nil {
+			err = aboutUser(err, u.ID)
+		}
+		return held, err
+	}
+	// A first check outside any turn answers an attempt past a limit, or a
+	// store that does not answer, at once and all in parallel.
+	if _, err := checked(m.checkLogin(ctx, now, cs)); err != nil {
+		return false, err
+	}
+	// Then sign-ins of one account take turns from a second check to the
+	// record, so each sees the failures of those before it: a burst of
+	// wrong passwords sent at once gets at most the limit's worth of
+	// hashes between them (the rest get their 429 before hashing),
+	// instead of a hash each. That matters most for an imported hash that
+	// costs a hundred times an argon2id one.
 	unlock, err := m.accountTurns.lock(ctx, cs[1].key)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	held, err := m.checkLogin(ctx, now, cs)
+	held, err := checked(m.checkLogin(ctx, m.now(), cs))
 	if err != nil {
-		if u != nil {
-			err = aboutUser(err, u.ID)
-		}
 		return false, err
 	}
 	hash := ""
