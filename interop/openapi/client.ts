@@ -123,3 +123,18 @@ export const wrongRename: RenameRequest = { device_name: "x" };
 
 // @ts-expect-error: limit is a number.
 export const wrongLimit: ListQuery["limit"] = "10";
+
+// A password change may leave revoke_other_sessions out (it defaults to
+// true on the server).
+export async function changePassword(base: string, token: string, current: string, next: string): Promise<number> {
+  const body: paths["/api/v1/auth/password"]["post"]["requestBody"]["content"]["application/json"] = {
+    current_password: current,
+    new_password: next,
+  };
+  const res = await fetch(base + "/api/v1/auth/password", {
+    method: "POST",
+    headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return res.status;
+}
