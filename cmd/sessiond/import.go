@@ -37,7 +37,24 @@ type importLine struct {
 type importReport struct {
 	imported, skipped, refused int
 	lines                      int // read so far
-	notes                      []note
+	notes                      []note    // not printed yet
+	out                        io.Writer // where notes are printed
+}
+
+// maxHeldNotes is how many notes wait for the batch before them before
+// that batch is imported early, so a file of refused lines does not grow
+// memory.
+const maxHeldNotes = 10000
+
+// print writes, in line order, the notes of every line decided so far and
+// forgets them: the caller knows that no line up to the last one read is
+// still waiting in a batch.
+func (r *importReport) print() {
+	slices.SortStableFunc(r.notes, func(a, b note) int { return a.line - b.line })
+	for _, n := range r.notes {
+		fmt.Fprintln(r.out, n.text)
+	}
+	r.notes = r.notes[:0]
 }
 
 // note is what became of one line that was not imported.
@@ -78,16 +95,11 @@ func importUsers(ctx context.Context, m *sessiond.Manager, path string, stdin io
 		defer f.Close()
 		in = f
 	}
-	rep := &importReport{}
+	rep := &importReport{out: stdout}
 	prog := newProgress(stderr)
 	err := readImport(ctx, m, bufio.NewReaderSize(in, 256<<10), rep, prog)
 	prog.done(rep)
-	// A line refused as it was read is noted before the lines of its
-	// batch: the report is in line order.
-	slices.SortStableFunc(rep.notes, func(a, b note) int { return a.line - b.line })
-	for _, n := range rep.notes {
-		fmt.Fprintln(stdout, n.text)
-	}
+	rep.print()
 	fmt.Fprintln(stdout, rep.summary())
 	switch {
 	case err != nil:
@@ -115,6 +127,10 @@ func readImport(ctx context.Context, m *sessiond.Manager, in *bufio.Reader, rep 
 		err := importBatch(ctx, m, batch, rep)
 		batch = batch[:0]
 		prog.tick(rep)
+		// Every line read so far is decided: the notes go out in line
+		// order (a line refused as it was read is noted before the lines
+		// of its batch) and are not kept.
+		rep.print()
 		return err
 	}
 	for {
@@ -135,6 +151,14 @@ func readImport(ctx context.Context, m *sessiond.Manager, in *bufio.Reader, rep 
 			// blank line
 		case why != "":
 			rep.refuse(line, why)
+			switch {
+			case len(batch) == 0:
+				rep.print()
+			case len(rep.notes) >= maxHeldNotes:
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		default:
 			batch = append(batch, pending{line, r})
 			if len(batch) == cap(batch) {
