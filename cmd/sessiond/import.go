@@ -36,7 +36,7 @@ type importLine struct {
 // importReport counts and lists what an import did.
 type importReport struct {
 	imported, skipped, refused int
-	lines                      int // read so far
+	lines                      int       // read so far
 	notes                      []note    // not printed yet
 	out                        io.Writer // where notes are printed
 }
