@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/freeport"
 	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
@@ -35,9 +36,16 @@ func TestRefusedWritesAre503AndNotReady(t *testing.T) {
 				func() { r.MustDo("CONFIG", "SET", "min-replicas-to-write", "0") }
 		}},
 		{"redis READONLY", func(t *testing.T) (sessiondtest.Options, func(), func()) {
-			r, primary := redistest.Start(t), redistest.Start(t)
+			// A replica of a primary that never answers: read-only, and
+			// it never syncs, which would replace its data (the session
+			// of the test) with the primary's.
+			r := redistest.Start(t)
+			nobody, err := freeport.Port()
+			if err != nil {
+				t.Fatal(err)
+			}
 			return sessiondtest.OnRedis(t, sessiondtest.Options{}, redis.Options{URL: r.URL()}),
-				func() { r.MustDo("REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port())) },
+				func() { r.MustDo("REPLICAOF", "127.0.0.1", strconv.Itoa(nobody)) },
 				func() { r.MustDo("REPLICAOF", "NO", "ONE") }
 		}},
 		{"sqlite disk full", func(t *testing.T) (sessiondtest.Options, func(), func()) {
