@@ -18,6 +18,11 @@ import (
 // keys. A real service keeps its keys (sessiond.LoadOrCreateSigningKey and
 // sessiond.LoadOrCreateRefreshKey) so that restarts keep tokens valid.
 func exampleManager(dir string) (*sessiond.Manager, func()) {
+	return exampleManagerFor(dir, true)
+}
+
+// exampleManagerFor is exampleManager, with sessiond's own users or not.
+func exampleManagerFor(dir string, ownUsers bool) (*sessiond.Manager, func()) {
 	db, err := sqlite.Open(filepath.Join(dir, "sessiond.db"))
 	if err != nil {
 		log.Fatal(err)
@@ -30,16 +35,26 @@ func exampleManager(dir string) (*sessiond.Manager, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := sessiond.NewManager(sessiond.Parts{
+	parts := sessiond.Parts{
 		Sessions: sqlite.NewSessionStore(db),
 		Users:    sqlite.NewUserStore(db),
 		Access:   sessiond.NewAccessTokens("example", sk),
 		Refresh:  sessiond.NewRefreshTokens(rk),
 		// No Limiter: the store's throttles (sessiond.NoThrottles turns
 		// them off).
-	})
+	}
+	if !ownUsers {
+		parts.Users = nil // the app's own users
+	}
+	m := sessiond.NewManager(parts)
 	m.Logger = slog.New(slog.DiscardHandler)
 	return m, func() { db.Close() }
+}
+
+// exampleAppManager is exampleManager for the app's own users: no user
+// store, any well-formed id is a user.
+func exampleAppManager(dir string) (*sessiond.Manager, func()) {
+	return exampleManagerFor(dir, false)
 }
 
 // A Manager over the embedded SQLite store: register a user, sign in from a
@@ -278,25 +293,8 @@ func ExampleManager_StartHandoff() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	db, err := sqlite.Open(filepath.Join(dir, "sessiond.db"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-	sk, err := sessiond.GenerateSigningKey()
-	if err != nil {
-		log.Fatal(err)
-	}
-	rk, err := sessiond.GenerateRefreshKey()
-	if err != nil {
-		log.Fatal(err)
-	}
-	m := sessiond.NewManager(sessiond.Parts{
-		Sessions: sqlite.NewSessionStore(db),
-		Access:   sessiond.NewAccessTokens("https://auth.example.com", sk),
-		Refresh:  sessiond.NewRefreshTokens(rk),
-	})
-	m.Logger = slog.New(slog.DiscardHandler)
+	m, done := exampleAppManager(dir)
+	defer done()
 
 	ctx := context.Background()
 	h, err := m.StartHandoff(ctx, sessiond.StartRequest{UserID: "auth0|5f7c"})

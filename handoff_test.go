@@ -13,31 +13,13 @@ import (
 	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
-// testClock is a Manager clock a test moves.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 var codeShape = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // TestHandoffRedeemsOnce: a handoff's code redeems once for the tokens of
 // the session it started; a second redeem ends the session; unknown,
 // malformed and expired codes are refused and change nothing.
 func TestHandoffRedeemsOnce(t *testing.T) {
-	clock := &testClock{t: time.Now()}
+	clock := &clock{t: time.Now()}
 	m := sessiondtest.NewManager(t, sessiondtest.Options{ExternalUsers: true, Now: clock.Now}).Manager
 	ctx := context.Background()
 	events, cancel, err := m.Subscribe(ctx, "auth0|h1")
@@ -63,7 +45,7 @@ func TestHandoffRedeemsOnce(t *testing.T) {
 		}
 	}
 
-	clock.Add(59 * time.Second)
+	clock.Advance(59 * time.Second)
 	g, err := m.RedeemHandoff(ctx, h.Code)
 	if err != nil {
 		t.Fatalf("RedeemHandoff within the lifetime: %v", err)
@@ -98,7 +80,7 @@ func TestHandoffRedeemsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(sessiond.HandoffTTL)
+	clock.Advance(sessiond.HandoffTTL)
 	if _, err := m.RedeemHandoff(ctx, h.Code); !errors.Is(err, sessiond.ErrHandoffInvalid) {
 		t.Fatalf("RedeemHandoff at the expiry: got %v, want ErrHandoffInvalid", err)
 	}
