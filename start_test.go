@@ -331,8 +331,8 @@ func TestManagerSweepsAsSessionsStart(t *testing.T) {
 	db := sessiondtest.OpenSQLiteAt(t, path)
 	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	m := sessiondtest.NewManager(t, sessiondtest.Options{DB: db, ExternalUsers: true, Now: clk.Now}).Manager
-	m.SweepInterval = time.Millisecond
 	ctx := context.Background()
+	// The default interval (a minute) starts no sweep yet.
 	if _, err := m.StartSession(ctx, sessiond.StartRequest{UserID: "old"}); err != nil {
 		t.Fatal(err)
 	}
@@ -351,6 +351,7 @@ func TestManagerSweepsAsSessionsStart(t *testing.T) {
 	if rows() != 1 {
 		t.Fatal("the expired row is gone before any sweep")
 	}
+	m.SweepInterval = time.Millisecond
 	deadline := time.Now().Add(10 * time.Second)
 	for rows() != 0 {
 		if time.Now().After(deadline) {
