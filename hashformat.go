@@ -139,15 +139,6 @@ func unknownFormat(s string) error {
 	return badHash("is a %q hash, not an accepted format (%s)", name, acceptedFormats)
 }
 
-func isPrintableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // parseArgon2 parses an argon2 PHC string:
 // $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash>, the salt and
 // hash in base64 without padding. Django's argon2$ hashes are the same

@@ -76,10 +76,8 @@ func CheckClaims(claims map[string]any) (json.RawMessage, error) {
 		// Names are printable ASCII: NUL, spaces, invisible characters
 		// and letters that other languages fold to ASCII ("ıss", "İat",
 		// "ß") would let some decoder read a claim as a reserved one.
-		for i := 0; i < len(k); i++ {
-			if c := k[i]; c <= ' ' || c > '~' {
-				return nil, invalid("claims", "names must be printable ASCII without spaces, not %q", k)
-			}
+		if !isPrintableASCII(k) {
+			return nil, invalid("claims", "names must be printable ASCII without spaces, not %q", k)
 		}
 		// Any spelling that folds to a reserved name is refused too:
 		// decoders that match names case-insensitively (Go's
@@ -169,10 +167,8 @@ func checkUserID(id string) error {
 	if len(id) > MaxUserIDLen {
 		return invalid("user_id", "must be at most %d characters", MaxUserIDLen)
 	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c > '~' {
-			return invalid("user_id", "must be printable ASCII without spaces")
-		}
+	if !isPrintableASCII(id) {
+		return invalid("user_id", "must be printable ASCII without spaces")
 	}
 	return nil
 }

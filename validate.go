@@ -108,3 +108,14 @@ func hasInvisible(s string) bool {
 	}
 	return false
 }
+
+// isPrintableASCII reports whether s is printable ASCII without spaces
+// (0x21-0x7e): what user ids, claim names and imported hashes may hold.
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

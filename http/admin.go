@@ -344,13 +344,7 @@ func (a *AdminServer) startSession(w http.ResponseWriter, r *http.Request, c *ad
 		return startErr(err)
 	}
 	c.sessionIDs = []string{g.Session.ID}
-	writeJSON(w, http.StatusCreated, "session started", adminGrantJSON{
-		AccessToken:  g.AccessToken,
-		TokenType:    "Bearer",
-		ExpiresIn:    max(int64(g.ExpiresIn.Seconds()), 0),
-		RefreshToken: g.RefreshToken,
-		Session:      newSessionJSON(g.Session, g.Session.ID),
-	})
+	writeJSON(w, http.StatusCreated, "session started", newGrantJSON(g))
 	return nil
 }
 
@@ -401,16 +395,6 @@ type adminHandoffJSON struct {
 	HandoffURL string      `json:"handoff_url"`
 	ExpiresIn  int64       `json:"expires_in"`
 	Session    sessionJSON `json:"session"`
-}
-
-// adminGrantJSON is the data of a session started by the app: a login's,
-// with the session's claims.
-type adminGrantJSON struct {
-	AccessToken  string      `json:"access_token"`
-	TokenType    string      `json:"token_type"`
-	ExpiresIn    int64       `json:"expires_in"`
-	RefreshToken string      `json:"refresh_token"`
-	Session      sessionJSON `json:"session"`
 }
 
 // listSessions is GET /admin/v1/users/{user_id}/sessions, paged as GET

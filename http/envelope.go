@@ -134,6 +134,18 @@ type grantJSON struct {
 	Redirect string `json:"redirect,omitempty"`
 }
 
+// newGrantJSON is the data of a login, a refresh or a started session:
+// the tokens of g and its session, current.
+func newGrantJSON(g *sessiond.Grant) grantJSON {
+	return grantJSON{
+		AccessToken:  g.AccessToken,
+		TokenType:    "Bearer",
+		ExpiresIn:    max(int64(g.ExpiresIn/time.Second), 0),
+		RefreshToken: g.RefreshToken,
+		Session:      newSessionJSON(g.Session, g.Session.ID),
+	}
+}
+
 // mediaType returns the lowercased media type of a Content-Type value.
 func mediaType(ct string) string {
 	if i := strings.IndexByte(ct, ';'); i >= 0 {

@@ -151,14 +151,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 // writeGrant answers a login or refresh, with the tokens in the body or,
 // when the client asked for cookies, in cookies only.
 func (s *Server) writeGrant(w http.ResponseWriter, g *sessiond.Grant, cookies bool, msg, redirect string) {
-	out := grantJSON{
-		Redirect:     redirect,
-		AccessToken:  g.AccessToken,
-		TokenType:    "Bearer",
-		ExpiresIn:    max(int64(g.ExpiresIn/time.Second), 0),
-		RefreshToken: g.RefreshToken,
-		Session:      newSessionJSON(g.Session, g.Session.ID),
-	}
+	out := newGrantJSON(g)
+	out.Redirect = redirect
 	if cookies {
 		out.AccessToken, out.RefreshToken = "", ""
 		setTokenCookies(w, g)
