@@ -18,22 +18,6 @@ import (
 // app and sessiond on one origin, sessiond under /auth/, and nginx sending
 // a browser that fails the check to the sign-in page with return_to.
 const nginxBrowsers = `
-%[1]s
-worker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log info;
-events { worker_connections 64; }
-http {
-    access_log %[2]s/access.log;
-    client_body_temp_path %[2]s/client_body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-
-    server {
-        listen 127.0.0.1:%[3]d;
-
         # sessiond: its page, API and files, under /auth/.
         location /auth/ {
             proxy_pass %[4]s;
@@ -62,8 +46,6 @@ http {
         location @signin {
             return 302 /auth/?return_to=$request_uri;
         }
-    }
-}
 `
 
 // TestBrowserSignsInBehindNginx: a browser asking for the app behind nginx

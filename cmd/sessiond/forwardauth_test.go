@@ -33,26 +33,11 @@ func nginxBinary(t *testing.T) string {
 	return ""
 }
 
-// nginxForwardAuth is the configuration under test: every request to the
+// nginxForwardAuth is the configuration under test (the locations of
+// nginxServer): every request to the
 // upstream first asks sessiond's /api/v1/auth/check, and the user id it
 // answers replaces whatever X-Sessiond-User the client sent.
 const nginxForwardAuth = `
-%[1]s
-worker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log info;
-events { worker_connections 64; }
-http {
-    access_log %[2]s/access.log;
-    client_body_temp_path %[2]s/client_body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-
-    server {
-        listen 127.0.0.1:%[3]d;
-
         location = /_sessiond_check {
             internal;
             proxy_pass %[4]s/api/v1/auth/check;
@@ -69,8 +54,6 @@ http {
             proxy_set_header X-Sessiond-Session $session;
             proxy_pass %[5]s;
         }
-    }
-}
 `
 
 // startNginx runs nginx in the foreground with conf on a random loopback
@@ -80,8 +63,31 @@ func startNginx(t *testing.T, sessiondURL, upstreamURL string) string {
 	return startNginxConf(t, nginxForwardAuth, sessiondURL, upstreamURL)
 }
 
-// startNginxConf is startNginx with a configuration of its own: a format
-// whose arguments are the user line, the temporary directory, the port,
+// nginxServer wraps the locations of a test's server block: nginx in the
+// foreground of a temporary directory, listening on one loopback port.
+const nginxServer = `
+%[1]s
+worker_processes 1;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log info;
+events { worker_connections 64; }
+http {
+    access_log %[2]s/access.log;
+    client_body_temp_path %[2]s/client_body;
+    proxy_temp_path %[2]s/proxy;
+    fastcgi_temp_path %[2]s/fastcgi;
+    uwsgi_temp_path %[2]s/uwsgi;
+    scgi_temp_path %[2]s/scgi;
+
+    server {
+        listen 127.0.0.1:%[3]d;
+%[6]s
+    }
+}
+`
+
+// startNginxConf is startNginx with locations of its own: a format whose
+// arguments are the user line, the temporary directory, the port,
 // sessiond's URL and the upstream's.
 func startNginxConf(t *testing.T, nginxConf, sessiondURL, upstreamURL string) string {
 	t.Helper()
@@ -98,7 +104,7 @@ func startNginxConf(t *testing.T, nginxConf, sessiondURL, upstreamURL string) st
 			user = "user root;" // workers otherwise run as nobody and cannot use the temp dir
 		}
 		conf := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, user, dir, port, sessiondURL, upstreamURL), 0o600); err != nil {
+		if err := os.WriteFile(conf, fmt.Appendf(nil, nginxServer, user, dir, port, sessiondURL, upstreamURL, fmt.Sprintf(nginxConf, user, dir, port, sessiondURL, upstreamURL)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
