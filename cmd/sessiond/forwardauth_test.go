@@ -34,9 +34,9 @@ func nginxBinary(t *testing.T) string {
 }
 
 // nginxForwardAuth is the configuration under test (the locations of
-// nginxServer): every request to the
-// upstream first asks sessiond's /api/v1/auth/check, and the user id it
-// answers replaces whatever X-Sessiond-User the client sent.
+// nginxServer): every request to the upstream first asks sessiond's
+// /api/v1/auth/check, and the user id it answers replaces whatever
+// X-Sessiond-User the client sent.
 const nginxForwardAuth = `
         location = /_sessiond_check {
             internal;
