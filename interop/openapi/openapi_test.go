@@ -102,6 +102,11 @@ func redocly(t *testing.T, doc string) {
 	if report.Totals.Errors > 0 {
 		t.Fatalf("%s\n%s", summary, strings.Join(lines, "\n"))
 	}
+	for _, p := range report.Problems {
+		if p.RuleID == "info-license" || p.RuleID == "info-license-url" {
+			t.Errorf("%s: the document must name its license (%s: %s)", doc, p.RuleID, p.Message)
+		}
+	}
 	t.Logf("%s\n%s", summary, strings.Join(lines, "\n"))
 }
 
