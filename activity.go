@@ -109,9 +109,14 @@ type ActivityStore interface {
 	// user has none (no error).
 	Activity(ctx context.Context, userID string, since time.Time, limit int) ([]ActivityEntry, error)
 
-	// Due returns up to n users that have a message in queue due at or
-	// before now, the longest due first. A user whose queue is leased may
-	// be among them (Lease then says so).
+	// Due returns up to n users of queue to visit, the longest due first:
+	// every user whose first message is due at or before now (its NextAt,
+	// or its recording when NextAt is zero) is among them, unless more
+	// than n are; a user whose first message is not due yet may be too
+	// (a message recorded behind one waiting for its retry makes the user
+	// due; Retry of the first message with its own NextAt puts the user
+	// back in its place). A leased user may be among them (Lease then
+	// says so).
 	Due(ctx context.Context, queue string, now time.Time, n int) ([]string, error)
 
 	// Lease gives owner the queue of userID until until, and reports
