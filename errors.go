@@ -34,6 +34,9 @@ var (
 	// ErrHandoffInvalid reports a handoff code that is unknown, expired,
 	// already used, or whose session has ended.
 	ErrHandoffInvalid = errors.New("invalid handoff code")
+	// ErrReportInvalid reports a "not me" link that is not genuine, has
+	// expired, was used already, or whose session has ended.
+	ErrReportInvalid = errors.New("invalid report link")
 	// ErrUnavailable reports a store that did not answer (down, slow, or
 	// past its deadline). The HTTP layer turns it into 503.
 	ErrUnavailable = errors.New("store unavailable")

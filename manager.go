@@ -43,6 +43,9 @@ type Manager struct {
 	limiter  Limiter
 	observer Observer
 	locator  Locator
+	activity ActivityStore
+	senders  map[string]Sender // by queue; nil: the queue is off
+	delivery delivery
 
 	// Hasher hashes passwords; default: argon2id with DefaultArgon2.
 	Hasher *PasswordHasher
@@ -83,6 +86,23 @@ type Manager struct {
 	// store would otherwise keep every expired row.
 	SweepInterval time.Duration
 
+	// ReportURL is the address of the "not me" page that report links
+	// point to, with ?t=<token> appended (default "/report"); the binary
+	// sets it to its public URL and base path.
+	ReportURL string
+	// DeliveryBackoff is the wait after each failed delivery of a webhook
+	// or an e-mail, the last one repeating until DeliveryHorizon (default
+	// DefaultDeliveryBackoff).
+	DeliveryBackoff []time.Duration
+	// DeliveryPoll is how often Deliver looks for messages that other
+	// instances recorded or that are due for a retry (default 1 s); this
+	// instance's own go out at once.
+	DeliveryPoll time.Duration
+	// DeliveryLease is how long a user's queue stays with the instance
+	// delivering it (default 1 min), renewed before each send: after an
+	// instance dies, others take over its queues within it.
+	DeliveryLease time.Duration
+
 	// Logger receives audit lines; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; default time.Now. It is the only clock that
@@ -119,6 +139,17 @@ type Parts struct {
 	// Locator finds the location of a client address; nil: sessions have
 	// no location.
 	Locator Locator
+	// Activity keeps the security history, the devices and places users
+	// signed in from, and the outbox of webhooks and e-mails
+	// (docs/design.md, "Security activity"); nil: none of them. The
+	// SQLite and Redis session stores are ActivityStores.
+	Activity ActivityStore
+	// Webhooks sends events to the app (see package webhook); nil: no
+	// webhooks. It needs Activity.
+	Webhooks Sender
+	// Mail sends new-sign-in e-mails to sessiond's own users (see package
+	// mail); nil: none. It needs Activity and Users.
+	Mail Sender
 }
 
 // Observer is told what the Manager does, for metrics. Its methods must be
@@ -134,16 +165,25 @@ type Observer interface {
 	// a password change, which counts as a login attempt; so that the rest
 	// of a login's time can be told apart from it.
 	PasswordVerified(d time.Duration)
+	// Delivered is told that a message of queue was delivered, age after
+	// it was recorded; Retried that a delivery failed and waits for a
+	// retry; Dropped that a message was given up after DeliveryHorizon.
+	Delivered(queue string, age time.Duration)
+	Retried(queue string)
+	Dropped(queue string)
 }
 
 // noObserver is the Observer of a Manager built without one.
 type noObserver struct{}
 
-func (noObserver) Login(bool)                     {}
-func (noObserver) Refresh(bool)                   {}
-func (noObserver) ReuseDetected()                 {}
-func (noObserver) Ended(Reason, int)              {}
-func (noObserver) PasswordVerified(time.Duration) {}
+func (noObserver) Login(bool)                      {}
+func (noObserver) Refresh(bool)                    {}
+func (noObserver) ReuseDetected()                  {}
+func (noObserver) Ended(Reason, int)               {}
+func (noObserver) PasswordVerified(time.Duration)  {}
+func (noObserver) Delivered(string, time.Duration) {}
+func (noObserver) Retried(string)                  {}
+func (noObserver) Dropped(string)                  {}
 
 // NewManager returns a Manager on p with the default settings.
 func NewManager(p Parts) *Manager {
@@ -156,6 +196,8 @@ func NewManager(p Parts) *Manager {
 		limiter:          p.Limiter,
 		observer:         p.Observer,
 		locator:          p.Locator,
+		activity:         p.Activity,
+		delivery:         newDelivery(),
 		Hasher:           NewPasswordHasher(DefaultArgon2),
 		Throttles:        defaultThrottles,
 		AccessTTL:        DefaultAccessTTL,
@@ -173,6 +215,9 @@ func NewManager(p Parts) *Manager {
 	}
 	if m.broker == nil {
 		m.broker = NewLocalBroker()
+	}
+	if p.Activity != nil {
+		m.senders = map[string]Sender{QueueWebhook: p.Webhooks, QueueMail: p.Mail}
 	}
 	if m.observer == nil {
 		m.observer = noObserver{}
@@ -330,7 +375,9 @@ func (m *Manager) Login(ctx context.Context, r LoginRequest) (*Grant, error) {
 	if err := m.createSession(ctx, u, s, now); err != nil {
 		return nil, err
 	}
-	m.created(ctx, s, "login")
+	if err := m.created(ctx, u, s, now, "login"); err != nil {
+		return nil, err
+	}
 	return m.grant(s, now)
 }
 
@@ -378,7 +425,14 @@ func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now ti
 		return err
 	}
 	for _, e := range ended {
-		m.ended(ctx, u.ID, []string{e.ID}, e.Reason)
+		gone := &Session{ID: e.ID}
+		if e.Reason == ReasonReplaced {
+			// The same device, by definition.
+			gone = &Session{ID: e.ID, DeviceID: s.DeviceID, Device: s.Device, DeviceClass: s.DeviceClass}
+		}
+		if err := m.ended(ctx, u.ID, []*Session{gone}, e.Reason); err != nil {
+			return err
+		}
 	}
 	// A password change, reset, lock or deletion that ran while this login
 	// was hashing has already ended the user's sessions; it must end this
@@ -554,6 +608,9 @@ func (m *Manager) reused(ctx context.Context, s *Session, now time.Time, failed 
 	m.observer.ReuseDetected()
 	m.Logger.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected: ending the session",
 		slog.String("user_id", s.UserID), slog.String("session_id", s.ID), slog.String("client_ip", clientIP))
+	if err := m.reuseDetected(ctx, s, clientIP, now); err != nil {
+		return err
+	}
 	if err := m.revokeOne(ctx, s.UserID, s.ID, ReasonReuseDetected); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
@@ -804,9 +861,23 @@ func (m *Manager) Revoke(ctx context.Context, userID, id string, reason Reason) 
 // has ended it all the same where every read goes: its end is told too,
 // and the error returned, so the caller answers 503 and the client retries.
 func (m *Manager) revokeOne(ctx context.Context, userID, id string, reason Reason) error {
+	gone := &Session{ID: id}
+	if m.recording() {
+		// Read first, so that the history and the webhook say which
+		// device ended; a session already gone is not found either way.
+		switch s, err := m.sessions.Get(ctx, userID, id, m.now()); {
+		case err == nil:
+			gone = s
+		case errors.Is(err, ErrNotFound):
+		default:
+			return err
+		}
+	}
 	err := m.sessions.Revoke(ctx, userID, id)
 	if err == nil || errors.Is(err, ErrNotAcknowledged) {
-		m.ended(ctx, userID, []string{id}, reason)
+		if rerr := m.ended(ctx, userID, []*Session{gone}, reason); err == nil {
+			err = rerr
+		}
 	}
 	return err
 }
@@ -816,16 +887,45 @@ func (m *Manager) revokeOne(ctx context.Context, userID, id string, reason Reaso
 // chunks): they are logged and published all the same, and the count says
 // how many.
 func (m *Manager) RevokeOthers(ctx context.Context, userID, keepID string, reason Reason) (int, error) {
+	before, err := m.readBefore(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
 	ids, err := m.sessions.RevokeOthers(ctx, userID, keepID)
-	m.ended(ctx, userID, ids, reason)
+	if rerr := m.ended(ctx, userID, known(ids, before), reason); err == nil {
+		err = rerr
+	}
 	return len(ids), err
+}
+
+// readBefore reads the sessions of userID before a revocation of many of
+// them, when their ends are recorded (see known).
+func (m *Manager) readBefore(ctx context.Context, userID string) (map[string]*Session, error) {
+	if !m.recording() {
+		return nil, nil
+	}
+	list, err := m.sessions.List(ctx, userID, m.now())
+	if err != nil {
+		return nil, err
+	}
+	before := make(map[string]*Session, len(list))
+	for _, s := range list {
+		before[s.ID] = s
+	}
+	return before, nil
 }
 
 // RevokeAll ends every session of userID and returns how many it ended,
 // with the same answer on an error as RevokeOthers.
 func (m *Manager) RevokeAll(ctx context.Context, userID string, reason Reason) (int, error) {
+	before, err := m.readBefore(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
 	ids, err := m.sessions.RevokeAll(ctx, userID)
-	m.ended(ctx, userID, ids, reason)
+	if rerr := m.ended(ctx, userID, known(ids, before), reason); err == nil {
+		err = rerr
+	}
 	return len(ids), err
 }
 
@@ -872,13 +972,16 @@ func (m *Manager) ChangePassword(ctx context.Context, s *Session, r ChangePasswo
 		return 0, err
 	}
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "password changed", slog.String("user_id", u.ID), slog.String("session_id", s.ID))
+	// The password has changed: what follows must finish even if the
+	// client goes away. The sessions it ends were ended by s.
+	ctx, cancel := detach(NewContext(ctx, s))
+	defer cancel()
+	if err := m.passwordChanged(ctx, u.ID, s); err != nil {
+		return 0, err
+	}
 	if !r.RevokeOther {
 		return 0, nil
 	}
-	// The password has changed: the revocation must finish even if the
-	// client goes away.
-	ctx, cancel := detach(ctx)
-	defer cancel()
 	return m.RevokeOthers(ctx, u.ID, s.ID, ReasonPasswordChanged)
 }
 
@@ -906,6 +1009,9 @@ func (m *Manager) ResetPassword(ctx context.Context, userID, password string) (i
 	}
 	ctx, cancel := detach(ctx)
 	defer cancel()
+	if err := m.passwordChanged(ctx, userID, nil); err != nil {
+		return 0, err
+	}
 	return m.RevokeAll(ctx, userID, ReasonPasswordReset)
 }
 
@@ -994,26 +1100,28 @@ func (m *Manager) maybeSweep() {
 	}()
 }
 
-// ended logs and publishes the end of sessions ids.
-func (m *Manager) ended(ctx context.Context, userID string, ids []string, reason Reason) {
-	if len(ids) == 0 {
-		return
+// ended logs, publishes and records the end of sessions. Its error is the
+// activity store's: the sessions have ended all the same.
+func (m *Manager) ended(ctx context.Context, userID string, sessions []*Session, reason Reason) error {
+	if len(sessions) == 0 {
+		return nil
 	}
-	m.observer.Ended(reason, len(ids))
-	for _, id := range ids {
-		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session ended", slog.String("user_id", userID), slog.String("session_id", id), slog.String("reason", string(reason)))
+	m.observer.Ended(reason, len(sessions))
+	for _, s := range sessions {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "session ended", slog.String("user_id", userID), slog.String("session_id", s.ID), slog.String("reason", string(reason)))
 	}
-	if len(ids) == 1 {
-		m.publish(ctx, Event{Type: EventRevoked, UserID: userID, SessionID: ids[0], Reason: reason})
-		return
+	if len(sessions) == 1 {
+		m.publish(ctx, Event{Type: EventRevoked, UserID: userID, SessionID: sessions[0].ID, Reason: reason})
+	} else {
+		events := make([]Event, len(sessions))
+		for i, s := range sessions {
+			events[i] = Event{Type: EventRevoked, UserID: userID, SessionID: s.ID, Reason: reason}
+		}
+		if err := m.broker.PublishMany(context.WithoutCancel(ctx), events); err != nil {
+			m.Logger.WarnContext(ctx, "publish session events", "type", EventRevoked, "count", len(events), "err", err)
+		}
 	}
-	events := make([]Event, len(ids))
-	for i, id := range ids {
-		events[i] = Event{Type: EventRevoked, UserID: userID, SessionID: id, Reason: reason}
-	}
-	if err := m.broker.PublishMany(context.WithoutCancel(ctx), events); err != nil {
-		m.Logger.WarnContext(ctx, "publish session events", "type", EventRevoked, "count", len(events), "err", err)
-	}
+	return m.signedOut(ctx, userID, sessions, reason, m.now())
 }
 
 func (m *Manager) publish(ctx context.Context, e Event) {

@@ -67,12 +67,12 @@ func newRefreshMAC(k *RefreshKey) *refreshMAC {
 	return m
 }
 
-// sum appends the MAC of c to dst.
-func (m *refreshMAC) sum(dst []byte, c *RefreshClaims) []byte {
+// sum appends the MAC of c under domain to dst.
+func (m *refreshMAC) sum(dst []byte, domain string, c *RefreshClaims) []byte {
 	h := m.pool.Get().(hash.Hash)
 	h.Reset()
 	var buf [128]byte
-	b := append(buf[:0], refreshMACDomain...)
+	b := append(buf[:0], domain...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(c.UserID)))
 	b = append(b, c.UserID...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(c.SessionID)))
@@ -115,19 +115,19 @@ func (r *RefreshTokens) Mint(c RefreshClaims) string {
 	if c.UserID == "" || c.Generation == 0 || !isRefreshSessionID(c.SessionID) {
 		panic("sessiond: RefreshTokens.Mint: empty user id, malformed session id or generation 0")
 	}
-	t := r.current.mint(&c)
+	t := r.current.mint(refreshPrefix, refreshMACDomain, &c)
 	if len(t) > maxRefreshTokenSize {
 		panic("sessiond: RefreshTokens.Mint: token would exceed 1 KiB (user or session id too long)")
 	}
 	return t
 }
 
-func (m *refreshMAC) mint(c *RefreshClaims) string {
+func (m *refreshMAC) mint(prefix, domain string, c *RefreshClaims) string {
 	var mac [sha256.Size]byte
-	sum := m.sum(mac[:0], c)
+	sum := m.sum(mac[:0], domain, c)
 	enc := base64.RawURLEncoding
-	b := make([]byte, 0, len(refreshPrefix)+len(m.id)+enc.EncodedLen(len(c.UserID))+len(c.SessionID)+20+enc.EncodedLen(len(sum))+5)
-	b = append(b, refreshPrefix...)
+	b := make([]byte, 0, len(prefix)+len(m.id)+enc.EncodedLen(len(c.UserID))+len(c.SessionID)+20+enc.EncodedLen(len(sum))+5)
+	b = append(b, prefix...)
 	b = append(b, m.id...)
 	b = append(b, '.')
 	b = enc.AppendEncode(b, []byte(c.UserID))
@@ -176,6 +176,12 @@ var strictB64 = base64.RawURLEncoding.Strict()
 // minted by Mint under a known key, spelled exactly as Mint spells it, is
 // accepted.
 func (r *RefreshTokens) Parse(token string) (RefreshClaims, error) {
+	return r.parse(token, refreshPrefix, refreshMACDomain)
+}
+
+// parse checks a token of the refresh token layout minted with prefix
+// and domain.
+func (r *RefreshTokens) parse(token, prefix, domain string) (RefreshClaims, error) {
 	if len(token) > maxRefreshTokenSize {
 		return RefreshClaims{}, errRefreshTooLarge
 	}
@@ -183,7 +189,7 @@ func (r *RefreshTokens) Parse(token string) (RefreshClaims, error) {
 	if !isCompactJWS(token) {
 		return RefreshClaims{}, errRefreshMalformed
 	}
-	rest, ok := strings.CutPrefix(token, refreshPrefix)
+	rest, ok := strings.CutPrefix(token, prefix)
 	if !ok {
 		return RefreshClaims{}, errRefreshMalformed
 	}
@@ -223,7 +229,7 @@ func (r *RefreshTokens) Parse(token string) (RefreshClaims, error) {
 	}
 	c := RefreshClaims{UserID: string(user), SessionID: sid, Generation: gen}
 	var want [sha256.Size]byte
-	if !hmac.Equal(key.sum(want[:0], &c), got[:]) {
+	if !hmac.Equal(key.sum(want[:0], domain, &c), got[:]) {
 		return RefreshClaims{}, errRefreshMAC
 	}
 	return c, nil

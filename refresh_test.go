@@ -106,10 +106,10 @@ func TestRefreshRefuses(t *testing.T) {
 	// unused bits; flipping one of them keeps the bytes in lenient base64.
 	last := p[5][len(p[5])-1]
 	lenientMAC := p[5][:len(p[5])-1] + string(strictB64Alphabet[strings.IndexByte(strictB64Alphabet, last)^1])
-	long := m.mint(&RefreshClaims{UserID: strings.Repeat("u", 800), SessionID: "s", Generation: 1})
-	gen0 := m.mint(&RefreshClaims{UserID: "u", SessionID: "session-1", Generation: 0})
-	noUser := m.mint(&RefreshClaims{UserID: "", SessionID: "session-1", Generation: 1})
-	noSession := m.mint(&RefreshClaims{UserID: "u", SessionID: "", Generation: 1})
+	long := m.mint(refreshPrefix, refreshMACDomain, &RefreshClaims{UserID: strings.Repeat("u", 800), SessionID: "s", Generation: 1})
+	gen0 := m.mint(refreshPrefix, refreshMACDomain, &RefreshClaims{UserID: "u", SessionID: "session-1", Generation: 0})
+	noUser := m.mint(refreshPrefix, refreshMACDomain, &RefreshClaims{UserID: "", SessionID: "session-1", Generation: 1})
+	noSession := m.mint(refreshPrefix, refreshMACDomain, &RefreshClaims{UserID: "u", SessionID: "", Generation: 1})
 	accessKey := newTestSigningKey(t)
 	access, err := NewAccessTokens(testIssuer, accessKey).Issue("u", "session-1", t0, t0.Add(60e9))
 	if err != nil {
@@ -299,7 +299,7 @@ func FuzzRefreshParse(f *testing.F) {
 			return
 		}
 		kid := strings.Split(token, ".")[1]
-		if again := r.keys[kid].mint(&c); again != token {
+		if again := r.keys[kid].mint(refreshPrefix, refreshMACDomain, &c); again != token {
 			t.Fatalf("Parse(%q) = %+v, which mints %q", token, c, again)
 		}
 	})

@@ -232,18 +232,30 @@ func (m *Manager) startSession(ctx context.Context, r StartRequest, before func(
 	if err := m.createSession(ctx, u, s, now); err != nil {
 		return nil, time.Time{}, err
 	}
-	m.created(ctx, s, "start")
+	if err := m.created(ctx, u, s, now, "start"); err != nil {
+		return nil, time.Time{}, err
+	}
 	return s, now, nil
 }
 
-// created counts, logs and publishes the new session s; via says how it
-// started (a login or a start by the app).
-func (m *Manager) created(ctx context.Context, s *Session, via string) {
+// created records, counts, logs and publishes the new session s of u,
+// made at now; via says how it started (a login or a start by the app).
+// When its record cannot be written the session is ended again and the
+// store's error returned: a sign-in is answered only once its alert is
+// sure to go out.
+func (m *Manager) created(ctx context.Context, u *User, s *Session, now time.Time, via string) error {
+	if err := m.signedIn(ctx, u, s, now); err != nil {
+		if rerr := m.sessions.Revoke(context.WithoutCancel(ctx), s.UserID, s.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			m.Logger.LogAttrs(ctx, slog.LevelWarn, "session of an unrecorded sign-in not ended", slog.String("session_id", s.ID), slog.String("err", rerr.Error()))
+		}
+		return err
+	}
 	m.observer.Login(true)
 	m.Logger.LogAttrs(ctx, slog.LevelInfo, "session created", slog.String("user_id", s.UserID), slog.String("session_id", s.ID),
 		slog.String("device", s.Device), slog.String("via", via))
 	m.publish(ctx, Event{Type: EventCreated, UserID: s.UserID, SessionID: s.ID, Session: s.Clone()})
 	m.maybeSweep()
+	return nil
 }
 
 // client is what a login or a start tells of the end user's device.
@@ -308,6 +320,9 @@ func (m *Manager) UpdateSession(ctx context.Context, userID, id string, u Sessio
 		return nil, err
 	}
 	m.publish(ctx, Event{Type: EventRenamed, UserID: userID, SessionID: id, Session: s.Clone()})
+	if err := m.renamed(ctx, s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

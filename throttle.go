@@ -227,6 +227,9 @@ func (m *Manager) verifyPassword(ctx context.Context, now time.Time, u *User, lo
 	checked := func(held bool, err error) (bool, error) {
 		if err != nil && u != nil {
 			err = aboutUser(err, u.ID)
+			if errors.As(err, new(*ThrottledError)) {
+				m.loginThrottled(ctx, u.ID, ip)
+			}
 		}
 		return held, err
 	}
@@ -265,6 +268,9 @@ func (m *Manager) verifyPassword(ctx context.Context, now time.Time, u *User, lo
 		userID = u.ID
 	}
 	if err := m.loginVerified(ctx, cs, ok, held); err != nil {
+		if userID != "" && errors.As(err, new(*ThrottledError)) {
+			m.loginThrottled(ctx, userID, ip)
+		}
 		return false, aboutUser(err, userID)
 	}
 	if !ok {

@@ -36,6 +36,7 @@ type Metrics struct {
 	latency        *prometheus.HistogramVec
 	throttled      *prometheus.CounterVec
 	buildInfo      *prometheus.GaugeVec
+	outbox         *outbox
 	// routes caches the request series of each route (a *routeSeries).
 	routes sync.Map
 }
@@ -97,6 +98,8 @@ func New() *Metrics {
 		m.throttled.WithLabelValues(rule)
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.throttled, m.buildInfo)
+	m.outbox = newOutbox()
+	m.reg.MustRegister(m.outbox.delivered, m.outbox.retried, m.outbox.dropped, m.outbox.age)
 	m.reg.MustRegister(m.logins, m.refreshes, m.reuse, m.ended, m.storeErrs, m.validation, m.hash,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.valid = m.validation.WithLabelValues("valid")
