@@ -38,6 +38,12 @@ type Options struct {
 	// ExternalUsers builds a Manager with no user store: the users are
 	// the app's own (Users and DB's user store are not used).
 	ExternalUsers bool
+	// Activity records security activity in the session store (it must
+	// be a sessiond.ActivityStore, as the SQLite and Redis stores are),
+	// as the binary does.
+	Activity bool
+	// Webhooks and Mail send the outbox's messages (with Activity).
+	Webhooks, Mail sessiond.Sender
 
 	// Issuer is the access tokens' iss and aud; "" is "sessiond", the
 	// binary's default.
@@ -133,6 +139,14 @@ func NewManager(t testing.TB, o Options) *Env {
 	if o.ExternalUsers {
 		users = nil
 	}
+	var activity sessiond.ActivityStore
+	if o.Activity {
+		a, ok := e.Sessions.(sessiond.ActivityStore)
+		if !ok {
+			t.Fatalf("sessiondtest: the session store %T is not an ActivityStore", e.Sessions)
+		}
+		activity = a
+	}
 	m := sessiond.NewManager(sessiond.Parts{
 		Sessions: e.Sessions,
 		Users:    users,
@@ -142,6 +156,9 @@ func NewManager(t testing.TB, o Options) *Env {
 		Broker:   e.Broker,
 		Observer: o.Observer,
 		Locator:  o.Locator,
+		Activity: activity,
+		Webhooks: o.Webhooks,
+		Mail:     o.Mail,
 	})
 	if o.CheapHashing {
 		m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
