@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond/internal/freeport"
 	"github.com/sessiond/sessiond/webhook"
 )
 
@@ -60,7 +61,7 @@ type Receiver struct {
 	port   int
 	cmd    *exec.Cmd
 	stdin  io.Closer
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	exited chan struct{}
 }
 
@@ -79,8 +80,21 @@ func Start(t testing.TB) *Receiver {
 		log:    filepath.Join(t.TempDir(), "deliveries.jsonl"),
 	}
 	t.Cleanup(r.Stop)
-	r.start(0)
-	return r
+	// A port picked below the ephemeral range, where no client socket
+	// takes it between Stop and Restart; another test may bind it first,
+	// so a few are tried.
+	var err error
+	for range 5 {
+		var port int
+		if port, err = freeport.Port(); err != nil {
+			t.Fatalf("webhook receiver: %v", err)
+		}
+		if err = r.start(port); err == nil {
+			return r
+		}
+	}
+	t.Fatalf("webhook receiver: %v", err)
+	return nil
 }
 
 // URL is where to deliver: any path but /control and /deliveries.
@@ -163,7 +177,9 @@ func (r *Receiver) Restart() {
 	r.mu.Lock()
 	port := r.port
 	r.mu.Unlock()
-	r.start(port)
+	if err := r.start(port); err != nil {
+		r.t.Fatalf("webhook receiver: restart: %v", err)
+	}
 }
 
 func (r *Receiver) base() string {
@@ -183,15 +199,17 @@ func (r *Receiver) running() bool {
 func (r *Receiver) output() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.stderr == nil || r.stderr.Len() == 0 {
+	if r.stderr == nil {
 		return ""
 	}
-	return "\nreceiver stderr:\n" + r.stderr.String()
+	if out := r.stderr.String(); out != "" {
+		return "\nreceiver stderr:\n" + out
+	}
+	return ""
 }
 
-// start runs node on port (0: a free one) and waits for the port it
-// prints.
-func (r *Receiver) start(port int) {
+// start runs node on port and waits for it to say it listens.
+func (r *Receiver) start(port int) error {
 	r.t.Helper()
 	cmd := exec.Command(r.node, "receiver.mjs")
 	cmd.Dir = receiverDir(r.t)
@@ -221,7 +239,7 @@ func (r *Receiver) start(port int) {
 		close(exited)
 	}()
 	r.mu.Lock()
-	r.cmd, r.stdin, r.stderr, r.exited = cmd, stdin, &stderr.buf, exited
+	r.cmd, r.stdin, r.stderr, r.exited, r.port = cmd, stdin, stderr, exited, port
 	r.mu.Unlock()
 
 	ports := make(chan string, 1)
@@ -235,14 +253,11 @@ func (r *Receiver) start(port int) {
 	case got = <-ports:
 	case <-time.After(30 * time.Second):
 	}
-	p, err := strconv.Atoi(got)
-	if err != nil || p == 0 {
+	if got != strconv.Itoa(port) {
 		r.Stop()
-		r.t.Fatalf("webhook receiver: did not print its port (got %q)\nreceiver stderr:\n%s", got, stderr.String())
+		return fmt.Errorf("did not listen on port %d (printed %q)\nreceiver stderr:\n%s", port, got, stderr.String())
 	}
-	r.mu.Lock()
-	r.port = p
-	r.mu.Unlock()
+	return nil
 }
 
 // syncBuffer is a bytes.Buffer the receiver's stderr copier and the test
