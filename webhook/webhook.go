@@ -37,9 +37,9 @@ const drainLimit = 4 << 10
 // queue. It is safe for concurrent use. Its String form names the URL
 // without its query or credentials and never the secret.
 type Endpoint struct {
-	// Timeout bounds one delivery attempt, from connecting to the end of
-	// the answer's headers. Zero means DefaultTimeout. A shorter deadline
-	// of Send's context wins.
+	// Timeout bounds one delivery attempt, from connecting to reading
+	// the answer. Zero means DefaultTimeout. A shorter deadline of Send's
+	// context wins.
 	Timeout time.Duration
 	// Now is the clock of the webhook-timestamp header. Nil means
 	// time.Now.

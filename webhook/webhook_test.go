@@ -24,7 +24,7 @@ func message(id string) sessiond.OutboxMessage {
 	return sessiond.OutboxMessage{
 		ID:    id,
 		Queue: sessiond.QueueWebhook,
-		Body:  []byte(`{"type":"session.created","timestamp":"2026-12-07T20:00:00Z","data":{"user_id":"u1","new_device":true,"note":"caf\u00e9 \u2713"}}`),
+		Body:  []byte(`{"type":"session.created","timestamp":"2026-12-07T20:00:00Z","data":{"user_id":"u1","new_device":true,"device":"Safari on iPhone — café ✓"}}`),
 	}
 }
 
