@@ -35,6 +35,10 @@ fi
 
 go version
 go vet ./...
+# The webhook receiver's locked npm packages (interop/webhooks), installed
+# once here because the tests of several packages start it at once; each
+# test also installs them when they are missing.
+(cd interop/webhooks && npm ci --no-audit --no-fund --loglevel=error)
 go test -count=1 -timeout 15m "$@" ./...
 
 # Then each fuzz target briefly: token and refresh token parsing, User-Agent
