@@ -50,6 +50,10 @@ type config struct {
 	CORSOrigins      []string
 	BasePath         string
 	ReturnURLs       string
+	WebhookURL       string
+	WebhookSecret    string // the file; <data dir>/webhook-secret when not set
+	SMTPURL          string
+	MailFrom         string
 }
 
 // flagName turns SESSIOND_ACCESS_TTL into access-ttl.
@@ -159,6 +163,10 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 	str(&c.BasePath, "SESSIOND_BASE_PATH", "/", "path prefix of everything the public listener serves, e.g. /auth/")
 	str(&c.ReturnURLs, "SESSIOND_RETURN_URLS", "", "comma-separated origins or URL prefixes that return_to may name besides relative paths")
 	str(&corsOrigins, "SESSIOND_CORS_ORIGINS", "", "comma-separated exact origins whose pages may call the API with Bearer tokens")
+	str(&c.WebhookURL, "SESSIOND_WEBHOOK_URL", "", "where security events are POSTed, signed with the Standard Webhooks scheme (default: no webhooks)")
+	str(&c.WebhookSecret, "SESSIOND_WEBHOOK_SECRET_FILE", "", "the webhooks' signing secret, whsec_ and base64 (default: generated as webhook-secret in the data directory)")
+	secret(&c.SMTPURL, "SESSIOND_SMTP_URL", "SMTP server for new-sign-in e-mails: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://...")
+	str(&c.MailFrom, "SESSIOND_MAIL_FROM", "", "From address of new-sign-in e-mails")
 	check := func() error {
 		if len(errs) > 0 {
 			return errs[0]
@@ -170,6 +178,18 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		}
 		if c.AdminKeysFile == "" {
 			c.AdminKeysFile = filepath.Join(c.DataDir, "admin-keys")
+		}
+		if c.WebhookSecret == "" {
+			c.WebhookSecret = filepath.Join(c.DataDir, "webhook-secret")
+		}
+		if c.WebhookURL != "" {
+			u, err := url.Parse(c.WebhookURL)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("SESSIOND_WEBHOOK_URL: %q is not an http(s) URL like https://app.example.com/hooks/sessiond", c.WebhookURL)
+			}
+		}
+		if c.SMTPURL != "" && c.MailFrom == "" {
+			return fmt.Errorf("SESSIOND_MAIL_FROM: must be set with SESSIOND_SMTP_URL (the From address of new-sign-in e-mails)")
 		}
 		n, err := strconv.Atoi(maxStr)
 		if err != nil || n < 1 || n > sessiond.HardMaxSessions {

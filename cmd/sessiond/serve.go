@@ -25,6 +25,7 @@ import (
 	"github.com/sessiond/sessiond/prometheus"
 	"github.com/sessiond/sessiond/sqlite"
 	"github.com/sessiond/sessiond/web"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 // heartbeat is the event streams' heartbeat interval, 0 for the server's
@@ -127,6 +128,10 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 	if err != nil {
 		return nil, fmt.Errorf("refresh key: %w", err)
 	}
+	activity, ok := st.sessions.(sessiond.ActivityStore)
+	if !ok {
+		return nil, fmt.Errorf("the session store %T keeps no security activity", st.sessions)
+	}
 	parts := sessiond.Parts{
 		Sessions: st.sessions,
 		Users:    st.users,
@@ -134,6 +139,16 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 		Refresh:  sessiond.NewRefreshTokens(rk, retired...),
 		Limiter:  st.limiter,
 		Broker:   st.broker,
+		Activity: activity,
+	}
+	if c.WebhookURL != "" {
+		secret, err := webhook.LoadOrCreateSecret(c.WebhookSecret)
+		if err != nil {
+			return nil, fmt.Errorf("SESSIOND_WEBHOOK_SECRET_FILE: %w", err)
+		}
+		if parts.Webhooks, err = webhook.New(c.WebhookURL, secret); err != nil {
+			return nil, fmt.Errorf("SESSIOND_WEBHOOK_URL: %w", err)
+		}
 	}
 	if adjust != nil {
 		adjust(&parts)
@@ -146,6 +161,7 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 	m.MaxSessions = c.MaxSessions
 	m.CapPolicy = sessiond.CapPolicy(c.LimitPolicy)
 	m.SignupOpen = c.Signup
+	m.ReportURL = strings.TrimSuffix(c.PublicURL, "/") + c.BasePath + "report"
 	m.Logger = log
 	return m, nil
 }
@@ -232,6 +248,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv.MaxStreams = c.MaxStreams
 	srv.CORSOrigins = c.CORSOrigins
 	srv.HeartbeatInterval = heartbeat
+	metrics.WatchOutbox(m.QueueStats)
 	metrics.GaugeFunc("sessiond_event_streams_open", "Event streams this instance holds open.", func() float64 { return float64(srv.OpenStreams()) })
 	if live, ok := st.sessions.(interface {
 		CountLive(context.Context, time.Time) (int, error)
@@ -327,6 +344,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if st.sweep {
 		go m.Sweep(bg, time.Minute)
 	}
+	go m.Deliver(bg)
 	errc := make(chan error, len(servers))
 	for i, s := range servers {
 		go func() { errc <- s.Serve(listeners[i]) }()
