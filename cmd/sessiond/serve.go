@@ -22,6 +22,7 @@ import (
 	"github.com/sessiond/sessiond/geoip"
 	sessiondhttp "github.com/sessiond/sessiond/http"
 	"github.com/sessiond/sessiond/internal/adminkey"
+	"github.com/sessiond/sessiond/mail"
 	"github.com/sessiond/sessiond/prometheus"
 	"github.com/sessiond/sessiond/sqlite"
 	"github.com/sessiond/sessiond/web"
@@ -148,6 +149,13 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 		}
 		if parts.Webhooks, err = webhook.New(c.WebhookURL, secret); err != nil {
 			return nil, fmt.Errorf("SESSIOND_WEBHOOK_URL: %w", err)
+		}
+	}
+	if c.SMTPURL != "" {
+		if c.external() {
+			log.Warn("SESSIOND_SMTP_URL is ignored: with SESSIOND_USERS=external sessiond knows no e-mail addresses (the app tells its users, from the session.created webhook)")
+		} else if parts.Mail, err = mail.New(c.SMTPURL, c.MailFrom); err != nil {
+			return nil, fmt.Errorf("SESSIOND_SMTP_URL: %w", err)
 		}
 	}
 	if adjust != nil {
