@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,48 @@ func TestActivityTwoHandlesOnOneFile(t *testing.T) {
 	}
 	if n, err := a.Remember(ctx, "u 1", "d", "FR", now); err != nil || n != (sessiond.Novelty{}) {
 		t.Fatalf("Remember on A of B's device: got (%+v, %v), want nothing new", n, err)
+	}
+}
+
+// Writers on two handles of one file queue on the file's lock: concurrent
+// leases of one queue have one winner, and concurrent records all land, in
+// the order of their commits.
+func TestActivityTwoHandlesConcurrent(t *testing.T) {
+	_, path := openDB(t)
+	stores := []*sqlite.ActivityStore{sqlite.NewActivityStore(openPath(t, path)), sqlite.NewActivityStore(openPath(t, path))}
+	ctx := context.Background()
+	now := time.Now()
+	const n = 16
+	won := make([]bool, n)
+	errs := make([]error, 2*n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		st := stores[i%2]
+		wg.Go(func() {
+			<-start
+			won[i], errs[i] = st.Lease(ctx, sessiond.QueueMail, "u", fmt.Sprint("owner ", i), now, now.Add(time.Minute))
+		})
+		wg.Go(func() {
+			<-start
+			errs[n+i] = st.Record(ctx, "u", nil, []sessiond.OutboxMessage{outboxMessage(fmt.Sprint("m", i), now)}, now)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: got error %v, want nil", i, err)
+		}
+	}
+	if got := len(slices.DeleteFunc(won, func(w bool) bool { return !w })); got != 1 {
+		t.Fatalf("concurrent leases on two handles: got %d winners, want 1", got)
+	}
+	for _, st := range stores {
+		msgs, err := st.Pending(ctx, sessiond.QueueWebhook, "u", 2*n)
+		if err != nil || len(msgs) != n {
+			t.Fatalf("Pending after concurrent records: got (%d messages, %v), want (%d, nil)", len(msgs), err, n)
+		}
 	}
 }
 
