@@ -430,7 +430,7 @@ func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now ti
 			// The same device, by definition.
 			gone = &Session{ID: e.ID, DeviceID: s.DeviceID, Device: s.Device, DeviceClass: s.DeviceClass}
 		}
-		if err := m.ended(ctx, u.ID, []*Session{gone}, e.Reason); err != nil {
+		if err := m.ended(ctx, u.ID, []*Session{gone}, e.Reason, now); err != nil {
 			return err
 		}
 	}
@@ -875,7 +875,7 @@ func (m *Manager) revokeOne(ctx context.Context, userID, id string, reason Reaso
 	}
 	err := m.sessions.Revoke(ctx, userID, id)
 	if err == nil || errors.Is(err, ErrNotAcknowledged) {
-		if rerr := m.ended(ctx, userID, []*Session{gone}, reason); err == nil {
+		if rerr := m.ended(ctx, userID, []*Session{gone}, reason, m.now()); err == nil {
 			err = rerr
 		}
 	}
@@ -892,7 +892,7 @@ func (m *Manager) RevokeOthers(ctx context.Context, userID, keepID string, reaso
 		return 0, err
 	}
 	ids, err := m.sessions.RevokeOthers(ctx, userID, keepID)
-	if rerr := m.ended(ctx, userID, known(ids, before), reason); err == nil {
+	if rerr := m.ended(ctx, userID, known(ids, before), reason, m.now()); err == nil {
 		err = rerr
 	}
 	return len(ids), err
@@ -923,7 +923,7 @@ func (m *Manager) RevokeAll(ctx context.Context, userID string, reason Reason) (
 		return 0, err
 	}
 	ids, err := m.sessions.RevokeAll(ctx, userID)
-	if rerr := m.ended(ctx, userID, known(ids, before), reason); err == nil {
+	if rerr := m.ended(ctx, userID, known(ids, before), reason, m.now()); err == nil {
 		err = rerr
 	}
 	return len(ids), err
@@ -1100,9 +1100,9 @@ func (m *Manager) maybeSweep() {
 	}()
 }
 
-// ended logs, publishes and records the end of sessions. Its error is the
-// activity store's: the sessions have ended all the same.
-func (m *Manager) ended(ctx context.Context, userID string, sessions []*Session, reason Reason) error {
+// ended logs, publishes and records the end of sessions at now. Its error
+// is the activity store's: the sessions have ended all the same.
+func (m *Manager) ended(ctx context.Context, userID string, sessions []*Session, reason Reason, now time.Time) error {
 	if len(sessions) == 0 {
 		return nil
 	}
@@ -1121,7 +1121,7 @@ func (m *Manager) ended(ctx context.Context, userID string, sessions []*Session,
 			m.Logger.WarnContext(ctx, "publish session events", "type", EventRevoked, "count", len(events), "err", err)
 		}
 	}
-	return m.signedOut(ctx, userID, sessions, reason, m.now())
+	return m.signedOut(ctx, userID, sessions, reason, now)
 }
 
 func (m *Manager) publish(ctx context.Context, e Event) {

@@ -39,6 +39,7 @@ type stores struct {
 	users    sessiond.UserStore
 	limiter  sessiond.Limiter
 	broker   sessiond.Broker
+	activity sessiond.ActivityStore
 	// sweep says whether expired sessions must be deleted by a sweeper.
 	sweep bool
 	close []func() error
@@ -71,6 +72,7 @@ func openStores(ctx context.Context, c *config, log *slog.Logger) (*stores, erro
 		st.users = sqlite.NewUserStore(db)
 	}
 	st.limiter = sqlite.NewLimiter(db)
+	st.activity = sqlite.NewActivityStore(db)
 	st.broker = sessiond.NewLocalBroker()
 	st.sweep = true
 	if c.RedisURL != "" {
@@ -129,10 +131,6 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 	if err != nil {
 		return nil, fmt.Errorf("refresh key: %w", err)
 	}
-	activity, ok := st.sessions.(sessiond.ActivityStore)
-	if !ok {
-		return nil, fmt.Errorf("the session store %T keeps no security activity", st.sessions)
-	}
 	parts := sessiond.Parts{
 		Sessions: st.sessions,
 		Users:    st.users,
@@ -140,7 +138,7 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 		Refresh:  sessiond.NewRefreshTokens(rk, retired...),
 		Limiter:  st.limiter,
 		Broker:   st.broker,
-		Activity: activity,
+		Activity: st.activity,
 	}
 	if c.WebhookURL != "" {
 		secret, err := webhook.LoadOrCreateSecret(c.WebhookSecret)

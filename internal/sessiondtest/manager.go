@@ -38,9 +38,8 @@ type Options struct {
 	// ExternalUsers builds a Manager with no user store: the users are
 	// the app's own (Users and DB's user store are not used).
 	ExternalUsers bool
-	// Activity records security activity in the session store (it must
-	// be a sessiond.ActivityStore, as the SQLite and Redis stores are),
-	// as the binary does.
+	// Activity records security activity where the sessions are, as the
+	// binary does.
 	Activity bool
 	// Webhooks and Mail send the outbox's messages (with Activity).
 	Webhooks, Mail sessiond.Sender
@@ -74,6 +73,7 @@ type Env struct {
 	Users      sessiond.UserStore
 	Limiter    sessiond.Limiter // nil when Options.NoLimiter
 	Broker     sessiond.Broker
+	Activity   sessiond.ActivityStore // nil unless Options.Activity
 	SigningKey *sessiond.SigningKey
 	RefreshKey *sessiond.RefreshKey
 }
@@ -141,12 +141,18 @@ func NewManager(t testing.TB, o Options) *Env {
 	}
 	var activity sessiond.ActivityStore
 	if o.Activity {
-		a, ok := e.Sessions.(sessiond.ActivityStore)
-		if !ok {
-			t.Fatalf("sessiondtest: the session store %T is not an ActivityStore", e.Sessions)
+		// Where the sessions are: the Redis store is one; on SQLite it is
+		// a store of its own on the same file.
+		switch a, ok := e.Sessions.(sessiond.ActivityStore); {
+		case ok:
+			activity = a
+		case e.DB != nil:
+			activity = sqlite.NewActivityStore(e.DB)
+		default:
+			t.Fatalf("sessiondtest: no activity store for sessions in %T", e.Sessions)
 		}
-		activity = a
 	}
+	e.Activity = activity
 	m := sessiond.NewManager(sessiond.Parts{
 		Sessions: e.Sessions,
 		Users:    users,
