@@ -52,15 +52,11 @@ func (st *ActivityStore) Remember(ctx context.Context, userID, device, country s
 	}
 	defer tx.Rollback()
 	// Seen at s, a device is remembered while now < s + SeenKeep.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM seen WHERE user_id = ? AND seen_at <= ?`,
-		userID, ms(now.Add(-sessiond.SeenKeep))); err != nil {
+	if _, err := tx.StmtContext(ctx, st.db.stmts.seenForget).ExecContext(ctx, userID, ms(now.Add(-sessiond.SeenKeep))); err != nil {
 		return sessiond.Novelty{}, wrap(err, "remember: forget")
 	}
 	var n, knownDevice, knownCountry int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*),
-			coalesce(max(kind = ?2 AND value = ?3), 0),
-			coalesce(max(kind = ?4 AND value = ?5), 0)
-		FROM seen WHERE user_id = ?1`,
+	if err := tx.StmtContext(ctx, st.db.stmts.seenLookup).QueryRowContext(ctx,
 		userID, seenDevice, device, seenCountry, country).Scan(&n, &knownDevice, &knownCountry); err != nil {
 		return sessiond.Novelty{}, wrap(err, "remember: look up")
 	}
@@ -71,20 +67,17 @@ func (st *ActivityStore) Remember(ctx context.Context, userID, device, country s
 		nov.NewDevice = knownDevice == 0
 		nov.NewLocation = country != "" && knownCountry == 0
 	}
-	const upsert = `INSERT INTO seen (user_id, kind, value, seen_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (user_id, kind, value) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)`
-	if _, err := tx.ExecContext(ctx, upsert, userID, seenDevice, device, nowMS); err != nil {
+	upsert := tx.StmtContext(ctx, st.db.stmts.seenUpsert)
+	if _, err := upsert.ExecContext(ctx, userID, seenDevice, device, nowMS); err != nil {
 		return sessiond.Novelty{}, wrap(err, "remember: device")
 	}
 	if country != "" {
-		if _, err := tx.ExecContext(ctx, upsert, userID, seenCountry, country, nowMS); err != nil {
+		if _, err := upsert.ExecContext(ctx, userID, seenCountry, country, nowMS); err != nil {
 			return sessiond.Novelty{}, wrap(err, "remember: country")
 		}
 	}
 	if n+2 > sessiond.SeenMax {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM seen WHERE user_id = ?1 AND (kind, value) NOT IN (
-				SELECT kind, value FROM seen WHERE user_id = ?1 ORDER BY seen_at DESC LIMIT ?2)`,
-			userID, sessiond.SeenMax); err != nil {
+		if _, err := tx.StmtContext(ctx, st.db.stmts.seenBound).ExecContext(ctx, userID, sessiond.SeenMax); err != nil {
 			return sessiond.Novelty{}, wrap(err, "remember: bound")
 		}
 	}
@@ -115,28 +108,29 @@ func (st *ActivityStore) Record(ctx context.Context, userID string, entries []se
 	defer tx.Rollback()
 
 	if len(entries) > 0 {
+		insert := tx.StmtContext(ctx, st.db.stmts.activityInsert)
 		for _, e := range entries {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO activity (user_id, at, data) VALUES (?, ?, ?)`,
-				userID, ms(e.At), []byte(e.Data)); err != nil {
+			if _, err := insert.ExecContext(ctx, userID, ms(e.At), blob(e.Data)); err != nil {
 				return wrap(err, "record: history")
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM activity WHERE user_id = ?1 AND (at <= ?2 OR seq NOT IN (
-				SELECT seq FROM activity WHERE user_id = ?1 ORDER BY at DESC, seq DESC LIMIT ?3))`,
+		if _, err := tx.StmtContext(ctx, st.db.stmts.activityBound).ExecContext(ctx,
 			userID, ms(now.Add(-sessiond.ActivityKeep)), sessiond.ActivityMax); err != nil {
 			return wrap(err, "record: bound history")
 		}
 	}
 
 	queues := map[string]bool{}
+	var insert *sql.Stmt
+	if len(msgs) > 0 {
+		insert = tx.StmtContext(ctx, st.db.stmts.outboxInsert)
+	}
 	for _, m := range msgs {
 		created := m.CreatedAt
 		if created.IsZero() {
 			created = now
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (queue, user_id, id, body, created_at, attempts, next_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			m.Queue, userID, m.ID, []byte(m.Body), ms(created), m.Attempts, nullMS(m.NextAt)); err != nil {
+		if _, err := insert.ExecContext(ctx, m.Queue, userID, m.ID, blob(m.Body), ms(created), m.Attempts, nullMS(m.NextAt)); err != nil {
 			if uniqueViolation(err, "outbox.") {
 				return fmt.Errorf("sqlite: record: message id %s exists", m.ID)
 			}
@@ -145,7 +139,7 @@ func (st *ActivityStore) Record(ctx context.Context, userID string, entries []se
 		queues[m.Queue] = true
 	}
 	for q := range queues {
-		if err := refreshDue(ctx, tx, q, userID); err != nil {
+		if err := st.db.refreshDue(ctx, tx, q, userID); err != nil {
 			return wrap(err, "record: due")
 		}
 	}
@@ -153,6 +147,14 @@ func (st *ActivityStore) Record(ctx context.Context, userID string, entries []se
 		return wrap(err, "record: commit")
 	}
 	return nil
+}
+
+// blob is b as a BLOB value: a nil b is the empty BLOB, not NULL.
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // nullMS is t in unix milliseconds, or NULL when t is zero.
@@ -166,17 +168,15 @@ func nullMS(t time.Time) sql.NullInt64 {
 // refreshDue rewrites userID's row of outbox_due in queue from their first
 // message, or deletes it when they have none. A first message is due at
 // its next_at, or at its creation when it has none.
-func refreshDue(ctx context.Context, tx *sql.Tx, queue, userID string) error {
-	res, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO outbox_due (queue, user_id, due_at, seq)
-		SELECT queue, user_id, coalesce(next_at, created_at), seq FROM outbox
-		WHERE queue = ? AND user_id = ? ORDER BY seq LIMIT 1`, queue, userID)
+func (db *DB) refreshDue(ctx context.Context, tx *sql.Tx, queue, userID string) error {
+	res, err := tx.StmtContext(ctx, db.stmts.outboxDueSet).ExecContext(ctx, queue, userID)
 	if err != nil {
 		return err
 	}
 	if n, err := res.RowsAffected(); err != nil || n > 0 {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `DELETE FROM outbox_due WHERE queue = ? AND user_id = ?`, queue, userID)
+	_, err = tx.StmtContext(ctx, db.stmts.outboxDueDelete).ExecContext(ctx, queue, userID)
 	return err
 }
 
@@ -215,8 +215,7 @@ func (st *ActivityStore) Due(ctx context.Context, queue string, now time.Time, n
 	if n <= 0 {
 		return nil, nil
 	}
-	rows, err := st.db.read.QueryContext(ctx, `SELECT user_id FROM outbox_due
-		WHERE queue = ? AND due_at <= ? ORDER BY due_at, seq LIMIT ?`, queue, ms(now), n)
+	rows, err := st.db.stmts.outboxDue.QueryContext(ctx, queue, ms(now), n)
 	if err != nil {
 		return nil, wrap(err, "due %s", queue)
 	}
@@ -239,9 +238,7 @@ func (st *ActivityStore) Due(ctx context.Context, queue string, now time.Time, n
 // its until is at or before now. One statement: it takes or extends the
 // lease, or changes nothing.
 func (st *ActivityStore) Lease(ctx context.Context, queue, userID, owner string, now, until time.Time) (bool, error) {
-	res, err := st.db.write.ExecContext(ctx, `INSERT INTO outbox_leases (queue, user_id, owner, until) VALUES (?1, ?2, ?3, ?4)
-		ON CONFLICT (queue, user_id) DO UPDATE SET owner = excluded.owner, until = excluded.until
-		WHERE owner = excluded.owner OR until <= ?5`, queue, userID, owner, ms(until), ms(now))
+	res, err := st.db.stmts.outboxLease.ExecContext(ctx, queue, userID, owner, ms(until), ms(now))
 	if err != nil {
 		return false, wrap(err, "lease %s", queue)
 	}
@@ -268,8 +265,7 @@ func (st *ActivityStore) Pending(ctx context.Context, queue, userID string, n in
 	if n <= 0 {
 		return nil, nil
 	}
-	rows, err := st.db.read.QueryContext(ctx, `SELECT id, body, created_at, attempts, next_at FROM outbox
-		WHERE queue = ? AND user_id = ? ORDER BY seq LIMIT ?`, queue, userID, n)
+	rows, err := st.db.stmts.outboxPending.QueryContext(ctx, queue, userID, n)
 	if err != nil {
 		return nil, wrap(err, "pending %s", queue)
 	}
@@ -332,7 +328,7 @@ func (st *ActivityStore) changeMessage(ctx context.Context, what, queue, userID,
 		}
 		return nil
 	}
-	if err := refreshDue(ctx, tx, queue, userID); err != nil {
+	if err := st.db.refreshDue(ctx, tx, queue, userID); err != nil {
 		return wrap(err, "%s %s: due", what, id)
 	}
 	if err := tx.Commit(); err != nil {
@@ -448,7 +444,7 @@ func (db *DB) deleteOutboxBatch(ctx context.Context, before int64) (int, error) 
 		return 0, err
 	}
 	for k := range touched {
-		if err := refreshDue(ctx, tx, k.queue, k.user); err != nil {
+		if err := db.refreshDue(ctx, tx, k.queue, k.user); err != nil {
 			return 0, err
 		}
 	}

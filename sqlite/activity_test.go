@@ -174,3 +174,34 @@ func TestDeleteExpiredSweepsActivity(t *testing.T) {
 	sweep(t0.Add(sessiond.SeenKeep))
 	wantRows("after SeenKeep", map[string]int{"activity": 0, "seen": 0, "outbox": 0, "outbox_due": 0, "outbox_leases": 0})
 }
+
+// A record with empty data and bodies keeps them empty; a message without
+// a creation time is created at the record's time.
+func TestActivityEmptyValues(t *testing.T) {
+	db, _ := openDB(t)
+	st := sqlite.NewActivityStore(db)
+	ctx := context.Background()
+	now := time.Now()
+	m := sessiond.OutboxMessage{ID: "m", Queue: sessiond.QueueMail}
+	if err := st.Record(ctx, "u", []sessiond.ActivityEntry{{At: now}}, []sessiond.OutboxMessage{m}, now); err != nil {
+		t.Fatalf("Record of empty values: got error %v, want nil", err)
+	}
+	if es, err := st.Activity(ctx, "u", time.Time{}, 10); err != nil || len(es) != 1 || len(es[0].Data) != 0 {
+		t.Fatalf("Activity: got (%v, %v), want one entry without data", es, err)
+	}
+	msgs, err := st.Pending(ctx, sessiond.QueueMail, "u", 10)
+	if err != nil || len(msgs) != 1 || len(msgs[0].Body) != 0 || msgs[0].CreatedAt.UnixMilli() != now.UnixMilli() {
+		t.Fatalf("Pending: got (%v, %v), want m without a body, created at %s", msgs, err, now)
+	}
+	// A duplicate id and an unknown queue are refused, and change nothing.
+	if err := st.Record(ctx, "u", nil, []sessiond.OutboxMessage{m}, now); err == nil {
+		t.Fatalf("Record of a duplicate id: got nil error, want one")
+	}
+	bad := sessiond.OutboxMessage{ID: "x", Queue: "sms"}
+	if err := st.Record(ctx, "u", nil, []sessiond.OutboxMessage{bad}, now); err == nil {
+		t.Fatalf("Record to an unknown queue: got nil error, want one")
+	}
+	if msgs, err := st.Pending(ctx, sessiond.QueueMail, "u", 10); err != nil || len(msgs) != 1 {
+		t.Fatalf("Pending after refused records: got (%d messages, %v), want (1, nil)", len(msgs), err)
+	}
+}
