@@ -223,7 +223,8 @@ func (m *Manager) signedIn(ctx context.Context, u *User, s *Session, now time.Ti
 }
 
 // actor says who ended a session for reason: the user's session that did
-// (carried by ctx, see NewContext), an administrator, or sessiond itself.
+// (carried by ctx, see NewContext), an administrator or the app's backend,
+// or sessiond itself.
 func actor(ctx context.Context, reason Reason, ended *Session) any {
 	switch reason {
 	case ReasonLogout:
@@ -232,7 +233,9 @@ func actor(ctx context.Context, reason Reason, ended *Session) any {
 		if s, ok := FromContext(ctx); ok {
 			return actorJSON{SessionID: s.ID, Device: s.Device}
 		}
-		return BySystem
+		// Not a signed-in device: the app's backend (the admin API, a
+		// library call) or an administrator.
+		return ByAdmin
 	case ReasonAdmin, ReasonPasswordReset, ReasonAccountLocked, ReasonAccountDeleted:
 		return ByAdmin
 	}
