@@ -16,9 +16,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/sessiond/sessiond/internal/secretfile"
 )
 
 // SigningKey is the Ed25519 key that signs access tokens.
@@ -161,7 +162,7 @@ func loadOrCreate[K any](path, what string, parse func([]byte) (K, error), gener
 	if err != nil {
 		return zero, err
 	}
-	won, err := createKeyFile(path, data)
+	won, err := secretfile.Create(path, data)
 	if err != nil {
 		return zero, fmt.Errorf("%s: create %s: %w", what, path, err)
 	}
@@ -249,59 +250,4 @@ func LoadOrCreateRefreshKey(path string) (*RefreshKey, error) {
 		}
 		return k.marshal(), k, nil
 	})
-}
-
-// createKeyFile writes data to path with mode 0600, creating the parent
-// directory with mode 0700. It writes a temporary file in the same
-// directory, syncs it and then links it into place, which fails rather than
-// replaces when path already exists: won is false when another process
-// created path first (its content is then the one to use). Where hard
-// links are not supported it falls back to rename.
-func createKeyFile(path string, data []byte) (won bool, err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return false, err
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName)
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Link(tmpName, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		if err := os.Rename(tmpName, path); err != nil {
-			return false, err
-		}
-	}
-	syncDir(dir)
-	return true, nil
-}
-
-// syncDir makes a new directory entry durable; failures are ignored
-// because some platforms cannot sync directories.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	_ = d.Sync()
-	_ = d.Close()
 }

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/sessiond/sessiond/internal/secretfile"
 )
 
 // The Standard Webhooks form of a secret: a prefix, then the standard
@@ -62,7 +63,7 @@ func LoadOrCreateSecret(path string) (string, error) {
 		return secret, err
 	}
 	secret = NewSecret()
-	won, err := createFile(path, []byte(secret+"\n"))
+	won, err := secretfile.Create(path, []byte(secret+"\n"))
 	if err != nil {
 		return "", fmt.Errorf("webhook secret: create %s: %w", path, err)
 	}
@@ -83,51 +84,4 @@ func loadSecret(path string) (string, error) {
 		return "", fmt.Errorf("webhook secret: %s: %w", path, err)
 	}
 	return secret, nil
-}
-
-// createFile writes data to path with mode 0600, the way sessiond writes
-// its signing and refresh keys: to a temporary file in the same directory,
-// synced, then linked into place, which fails rather than replaces when
-// path exists (won is false then: another process created it first).
-// Where hard links are not supported it falls back to rename.
-func createFile(path string, data []byte) (won bool, err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return false, err
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName)
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Link(tmpName, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return false, nil
-		}
-		if err := os.Rename(tmpName, path); err != nil {
-			return false, err
-		}
-	}
-	if d, err := os.Open(dir); err == nil {
-		// Some platforms cannot sync directories; the file is written.
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return true, nil
 }
