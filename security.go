@@ -44,39 +44,7 @@ const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
 
-// sessionJSON is a session in an event: the fields a session object has in
-// the API but current.
-type sessionJSON struct {
-	ID          string          `json:"id"`
-	Device      string          `json:"device"`
-	DeviceClass string          `json:"device_class"`
-	Name        string          `json:"name"`
-	IPAddress   string          `json:"ip_address"`
-	Location    string          `json:"location"`
-	LoginTime   string          `json:"login_time,omitempty"`
-	LastActive  string          `json:"last_active,omitempty"`
-	ExpiresAt   string          `json:"expires_at,omitempty"`
-	Claims      json.RawMessage `json:"claims"`
-}
-
-// newSessionJSON returns s as events show it. A session known only by its
-// id (one a store removed without the Manager reading it first) has its id
-// and nothing else.
-func newSessionJSON(s *Session) sessionJSON {
-	j := sessionJSON{
-		ID: s.ID, Device: s.Device, DeviceClass: s.Class(), Name: s.Name,
-		IPAddress: s.IPAddress, Location: s.Location, Claims: s.Claims,
-	}
-	if !s.CreatedAt.IsZero() {
-		j.LoginTime, j.LastActive, j.ExpiresAt = formatTime(s.CreatedAt), formatTime(s.LastActive), formatTime(s.ExpiresAt)
-	}
-	if len(j.Claims) == 0 {
-		j.Claims = json.RawMessage("{}")
-	}
-	return j
-}
-
-// entrySession is the session of a history entry.
+// entrySession is a session as a history entry shows it.
 type entrySession struct {
 	ID          string `json:"id"`
 	Device      string `json:"device"`
@@ -88,6 +56,30 @@ type entrySession struct {
 
 func newEntrySession(s *Session) entrySession {
 	return entrySession{ID: s.ID, Device: s.Device, DeviceClass: s.Class(), Name: s.Name, IPAddress: s.IPAddress, Location: s.Location}
+}
+
+// sessionJSON is a session in an event: the fields a session object has in
+// the API but current.
+type sessionJSON struct {
+	entrySession
+	LoginTime  string          `json:"login_time,omitempty"`
+	LastActive string          `json:"last_active,omitempty"`
+	ExpiresAt  string          `json:"expires_at,omitempty"`
+	Claims     json.RawMessage `json:"claims"`
+}
+
+// newSessionJSON returns s as events show it. A session known only by its
+// id (one a store removed without the Manager reading it first) has its id
+// and nothing else.
+func newSessionJSON(s *Session) sessionJSON {
+	j := sessionJSON{entrySession: newEntrySession(s), Claims: s.Claims}
+	if !s.CreatedAt.IsZero() {
+		j.LoginTime, j.LastActive, j.ExpiresAt = formatTime(s.CreatedAt), formatTime(s.LastActive), formatTime(s.ExpiresAt)
+	}
+	if len(j.Claims) == 0 {
+		j.Claims = json.RawMessage("{}")
+	}
+	return j
 }
 
 // entryJSON is a history entry as clients see it.
