@@ -77,7 +77,11 @@ end
 if e > 0 then
   redis.call('ZREMRANGEBYSCORE', h, '-inf', '(' .. ARGV[1])
   local over = redis.call('ZCARD', h) - tonumber(ARGV[2])
-  if over > 0 then redis.call('ZREM', h, unpack(redis.call('ZRANGE', h, 0, over - 1))) end
+  while over > 0 do -- in chunks: unpack takes a few thousand values at most
+    local k = math.min(over, 1000)
+    redis.call('ZREM', h, unpack(redis.call('ZRANGE', h, 0, k - 1)))
+    over = over - k
+  end
   redis.call('PEXPIRE', h, ARGV[3])
 end
 for q = 2, #KEYS, 2 do
