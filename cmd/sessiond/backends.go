@@ -47,6 +47,7 @@ func openRedis(ctx context.Context, c *config, st *stores, log *slog.Logger) err
 	}
 	st.sessions = rs
 	st.limiter = redis.NewLimiter(rs)
+	st.activity = rs
 	st.broker = redis.NewBroker(rs)
 	st.sweep = false
 	return nil
