@@ -3,6 +3,7 @@ package sessiond
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -154,7 +155,14 @@ func (m *Manager) commit(ctx context.Context, userID string, r *record, now time
 	entries, msgs := r.entries, r.msgs
 	for len(entries) > 0 || len(msgs) > 0 {
 		ne, nm := min(len(entries), recordBatch), min(len(msgs), recordBatch)
-		if err := m.activity.Record(ctx, userID, entries[:ne], msgs[:nm], now); err != nil {
+		switch err := m.activity.Record(ctx, userID, entries[:ne], msgs[:nm], now); {
+		case errors.Is(err, ErrNotAcknowledged):
+			// Recorded on the primary, not confirmed by its replicas: as
+			// durable as the sign-in it tells of (which waits for no
+			// replica), and a revocation has waited for its own. Only a
+			// failover in between loses it.
+			m.Logger.LogAttrs(ctx, slog.LevelWarn, "security activity not confirmed by replicas", slog.String("user_id", userID), slog.String("err", err.Error()))
+		case err != nil:
 			m.Logger.LogAttrs(ctx, slog.LevelError, "security activity not recorded", slog.String("user_id", userID), slog.String("err", err.Error()))
 			return fmt.Errorf("record security activity: %w", err)
 		}
