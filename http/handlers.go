@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -252,6 +253,20 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sess
 		w.Header().Set("Link", "<"+strings.TrimSuffix(s.base(), "/")+r.URL.EscapedPath()+"?"+next.Encode()+`>; rel="next"`)
 	}
 	writeJSON(w, http.StatusOK, english.Plural(len(out), "signed-in device"), out)
+	return nil
+}
+
+// activity answers the user's security history (docs/design.md,
+// "Security activity"): newest first, [] when there is none.
+func (s *Server) activity(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	entries, err := s.Manager.Activity(r.Context(), sess.UserID)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []json.RawMessage{}
+	}
+	writeJSON(w, http.StatusOK, english.Plural(len(entries), "security event"), entries)
 	return nil
 }
 

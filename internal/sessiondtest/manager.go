@@ -35,6 +35,12 @@ type Options struct {
 	Observer sessiond.Observer
 	// Locator finds client locations; nil: none.
 	Locator sessiond.Locator
+	// Activity keeps the security history and the outbox; nil: the
+	// Manager records no security activity.
+	Activity sessiond.ActivityStore
+	// Webhooks receives the webhooks the Manager delivers (when a test
+	// runs Deliver); with Activity, its events wait in the outbox.
+	Webhooks sessiond.Sender
 	// ExternalUsers builds a Manager with no user store: the users are
 	// the app's own (Users and DB's user store are not used).
 	ExternalUsers bool
@@ -142,6 +148,8 @@ func NewManager(t testing.TB, o Options) *Env {
 		Broker:   e.Broker,
 		Observer: o.Observer,
 		Locator:  o.Locator,
+		Activity: o.Activity,
+		Webhooks: o.Webhooks,
 	})
 	if o.CheapHashing {
 		m.Hasher = sessiond.NewPasswordHasher(sessiond.Argon2Params{Memory: 64, Time: 1, Threads: 1})
