@@ -36,3 +36,17 @@ func (db *DB) Handoffs(ctx context.Context) (n int, err error) {
 	err = db.read.QueryRowContext(ctx, "SELECT count(*) FROM handoffs").Scan(&n)
 	return n, err
 }
+
+// ActivityRows reports how many rows each security activity table of db
+// holds, by table name.
+func (db *DB) ActivityRows(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
+	for _, table := range []string{"activity", "seen", "outbox", "outbox_due", "outbox_leases"} {
+		var n int
+		if err := db.read.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			return nil, err
+		}
+		out[table] = n
+	}
+	return out, nil
+}

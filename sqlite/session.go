@@ -420,9 +420,11 @@ func (st *SessionStore) DeleteExpired(ctx context.Context, now time.Time) (int, 
 			return total, wrap(err, "delete expired handoffs")
 		}
 		if n < int64(deleteBatch) {
-			return total, nil
+			break
 		}
 	}
+	// Security activity past its bounds: not counted as sessions either.
+	return total, st.db.deleteExpiredActivity(ctx, now)
 }
 
 // PutHandoff implements sessiond.SessionStore.

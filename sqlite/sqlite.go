@@ -1,6 +1,6 @@
-// Package sqlite is the embedded default store of sessiond: users, sessions
-// and rate-limit counters in one SQLite file, through the pure Go driver
-// modernc.org/sqlite (no cgo).
+// Package sqlite is the embedded default store of sessiond: users, sessions,
+// rate-limit counters and security activity in one SQLite file, through the
+// pure Go driver modernc.org/sqlite (no cgo).
 //
 // Open a file once per process and build the stores on it:
 //
@@ -10,6 +10,7 @@
 //	sessions := sqlite.NewSessionStore(db)
 //	users := sqlite.NewUserStore(db)
 //	limiter := sqlite.NewLimiter(db)
+//	activity := sqlite.NewActivityStore(db)
 //
 // The file runs in WAL mode with synchronous=FULL, so a committed write
 // survives a power cut. Writes go through one connection and begin their

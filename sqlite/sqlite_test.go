@@ -62,6 +62,13 @@ func TestLimiter(t *testing.T) {
 	})
 }
 
+func TestActivityStore(t *testing.T) {
+	storetest.RunActivity(t, func(t *testing.T) sessiond.ActivityStore {
+		db, _ := openDB(t)
+		return sqlite.NewActivityStore(db)
+	})
+}
+
 func TestPragmas(t *testing.T) {
 	db, _ := openDB(t)
 	ctx := context.Background()

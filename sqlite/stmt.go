@@ -36,6 +36,34 @@ const (
 	qLimiterAdd   = `INSERT INTO limiter_events (key, at, expires_at) VALUES (?, ?, ?)`
 	qLimiterPrune = `DELETE FROM limiter_events WHERE key = ? AND at <= ?`
 	qLimiterReset = `DELETE FROM limiter_events WHERE key = ?`
+
+	// A sign-in remembers its device and records its history and
+	// messages; delivery workers poll Due and Pending and take leases.
+	qSeenForget = `DELETE FROM seen WHERE user_id = ? AND seen_at <= ?`
+	qSeenLookup = `SELECT count(*),
+			coalesce(max(kind = ?2 AND value = ?3), 0),
+			coalesce(max(kind = ?4 AND value = ?5), 0)
+		FROM seen WHERE user_id = ?1`
+	qSeenUpsert = `INSERT INTO seen (user_id, kind, value, seen_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user_id, kind, value) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)`
+	qSeenBound = `DELETE FROM seen WHERE user_id = ?1 AND (kind, value) NOT IN (
+			SELECT kind, value FROM seen WHERE user_id = ?1 ORDER BY seen_at DESC LIMIT ?2)`
+	qActivityInsert = `INSERT INTO activity (user_id, at, data) VALUES (?, ?, ?)`
+	qActivityBound  = `DELETE FROM activity WHERE user_id = ?1 AND (at <= ?2 OR seq NOT IN (
+			SELECT seq FROM activity WHERE user_id = ?1 ORDER BY at DESC, seq DESC LIMIT ?3))`
+	qOutboxInsert = `INSERT INTO outbox (queue, user_id, id, body, created_at, attempts, next_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	qOutboxDueSet = `INSERT OR REPLACE INTO outbox_due (queue, user_id, due_at, seq)
+		SELECT queue, user_id, coalesce(next_at, created_at), seq FROM outbox
+		WHERE queue = ? AND user_id = ? ORDER BY seq LIMIT 1`
+	qOutboxDueDelete = `DELETE FROM outbox_due WHERE queue = ? AND user_id = ?`
+	qOutboxDue       = `SELECT user_id FROM outbox_due
+		WHERE queue = ? AND due_at <= ? ORDER BY due_at, seq LIMIT ?`
+	qOutboxPending = `SELECT id, body, created_at, attempts, next_at FROM outbox
+		WHERE queue = ? AND user_id = ? ORDER BY seq LIMIT ?`
+	qOutboxLease = `INSERT INTO outbox_leases (queue, user_id, owner, until) VALUES (?1, ?2, ?3, ?4)
+		ON CONFLICT (queue, user_id) DO UPDATE SET owner = excluded.owner, until = excluded.until
+		WHERE owner = excluded.owner OR until <= ?5`
 )
 
 // stmts holds the hot statements, prepared once per connection.
@@ -51,6 +79,12 @@ type stmts struct {
 	// On the writer connection.
 	sessionReplace, sessionCount, sessionInsert, sessionTouch *sql.Stmt
 	limiterReset                                              *sql.Stmt
+
+	// Security activity: polls on the reader pool, the rest on the writer.
+	outboxDue, outboxPending                                 *sql.Stmt
+	seenForget, seenLookup, seenUpsert, seenBound            *sql.Stmt
+	activityInsert, activityBound                            *sql.Stmt
+	outboxInsert, outboxDueSet, outboxDueDelete, outboxLease *sql.Stmt
 }
 
 // prepare prepares every statement of st, on read or write as each needs.
@@ -71,6 +105,18 @@ func (st *stmts) prepare(ctx context.Context, read, write *sql.DB) error {
 		{&st.sessionInsert, write, qSessionInsert},
 		{&st.sessionTouch, write, qSessionTouch},
 		{&st.limiterReset, write, qLimiterReset},
+		{&st.outboxDue, read, qOutboxDue},
+		{&st.outboxPending, read, qOutboxPending},
+		{&st.seenForget, write, qSeenForget},
+		{&st.seenLookup, write, qSeenLookup},
+		{&st.seenUpsert, write, qSeenUpsert},
+		{&st.seenBound, write, qSeenBound},
+		{&st.activityInsert, write, qActivityInsert},
+		{&st.activityBound, write, qActivityBound},
+		{&st.outboxInsert, write, qOutboxInsert},
+		{&st.outboxDueSet, write, qOutboxDueSet},
+		{&st.outboxDueDelete, write, qOutboxDueDelete},
+		{&st.outboxLease, write, qOutboxLease},
 	} {
 		s, err := p.db.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -88,6 +134,10 @@ func (st *stmts) close() error {
 		st.userByID, st.userByLogin, st.sessionGet, st.limiterCount, st.limiterCount3,
 		st.sessionReplace, st.sessionCount, st.sessionInsert, st.sessionTouch,
 		st.limiterReset,
+		st.outboxDue, st.outboxPending,
+		st.seenForget, st.seenLookup, st.seenUpsert, st.seenBound,
+		st.activityInsert, st.activityBound,
+		st.outboxInsert, st.outboxDueSet, st.outboxDueDelete, st.outboxLease,
 	} {
 		if s != nil {
 			errs = append(errs, s.Close())
