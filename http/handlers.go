@@ -294,7 +294,9 @@ func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request, sess *sess
 	if err := noBody(w, r); err != nil {
 		return err
 	}
-	n, err := s.Manager.RevokeOthers(r.Context(), sess.UserID, sess.ID, sessiond.ReasonRevokedOthers)
+	// The context names the session that does it: the history says which
+	// device signed the others out.
+	n, err := s.Manager.RevokeOthers(sessiond.NewContext(r.Context(), sess), sess.UserID, sess.ID, sessiond.ReasonRevokedOthers)
 	if err != nil {
 		return err
 	}
@@ -310,7 +312,7 @@ func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request, sess *ses
 	if id == sess.ID {
 		return s.logout(w, r, sess)
 	}
-	if err := s.Manager.Revoke(r.Context(), sess.UserID, id, sessiond.ReasonRevoked); err != nil {
+	if err := s.Manager.Revoke(sessiond.NewContext(r.Context(), sess), sess.UserID, id, sessiond.ReasonRevoked); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, "device signed out", struct{}{})
