@@ -579,7 +579,8 @@
   }
 
   // describe puts one history entry (docs/design.md, "Security activity")
-  // in words; alert marks the ones a user should look at twice.
+  // in words; alert marks the ones a user should look at twice, notice a
+  // sign-in from somewhere new.
   function describe(e) {
     const s = e.session && typeof e.session === 'object' ? e.session : {};
     const dev = entryDevice(s);
@@ -592,7 +593,7 @@
         if (e.new_device === true) news.push('new device');
         if (e.new_location === true) news.push('new location');
         if (news.length) text += ' — ' + news.join(', ');
-        return { text, alert: news.length > 0 };
+        return { text, notice: news.length > 0 };
       }
       case 'signed_out':
         switch (e.reason) {
@@ -666,7 +667,7 @@
       if (!d) continue;
       const li = $('activity-template').content.firstElementChild.cloneNode(true);
       li.dataset.type = e.type;
-      li.dataset.alert = d.alert ? 'true' : 'false';
+      li.dataset.alert = d.alert ? 'true' : d.notice ? 'notice' : 'false';
       li.querySelector('.activity-text').textContent = d.text;
       setTime(li.querySelector('.activity-time'), e.at, 'relative');
       items.push(li);
