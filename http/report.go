@@ -6,6 +6,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/sessiond/sessiond"
@@ -15,6 +16,22 @@ import (
 // ReportPath is the path, under the base path, of the "not me" page that
 // report links open (docs/design.md, "Security activity").
 const ReportPath = "report"
+
+// ReportURL returns the address of the "not me" page, for the Manager's
+// ReportURL, to which each link appends ?t=<token>: publicURL's origin,
+// then basePath and ReportPath; with no publicURL, the path alone.
+func ReportURL(publicURL, basePath string) string {
+	origin := ""
+	if publicURL != "" {
+		if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
+			origin = canonicalOrigin(u.Scheme, u.Host)
+		}
+	}
+	if basePath == "" {
+		basePath = "/"
+	}
+	return origin + basePath + ReportPath
+}
 
 //go:embed templates/report.html
 var reportFiles embed.FS

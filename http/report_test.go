@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	sessiondhttp "github.com/sessiond/sessiond/http"
 	"github.com/sessiond/sessiond/internal/sessiondtest"
 )
 
@@ -337,4 +338,19 @@ func TestReportStoreDown(t *testing.T) {
 		t.Error("no Retry-After on the 503 page")
 	}
 	wantPage(t, f.post(t, url.Values{"t": {f.token}}, sameOrigin), 503, "Try again in a moment")
+}
+
+// TestReportURL: the page's address as links carry it, on the public
+// URL's origin when there is one.
+func TestReportURL(t *testing.T) {
+	for _, tc := range []struct{ public, base, want string }{
+		{"", "", "/report"},
+		{"", "/auth/", "/auth/report"},
+		{"https://Auth.Example.com:443/ignored", "/", "https://auth.example.com/report"},
+		{"http://localhost:8080", "/auth/", "http://localhost:8080/auth/report"},
+	} {
+		if got := sessiondhttp.ReportURL(tc.public, tc.base); got != tc.want {
+			t.Errorf("ReportURL(%q, %q): got %q, want %q", tc.public, tc.base, got, tc.want)
+		}
+	}
 }
