@@ -106,7 +106,7 @@ func activityEnvs(t *testing.T) map[string]sessiondtest.Options {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { loc.Close() })
-	base := sessiondtest.Options{Activity: true, Locator: loc, Issuer: "test", CheapHashing: true, NoLimiter: true}
+	base := sessiondtest.Options{RecordActivity: true, Locator: loc, Issuer: "test", CheapHashing: true, NoLimiter: true}
 	return map[string]sessiondtest.Options{
 		"sqlite":        base,
 		"redis":         sessiondtest.OnRedis(t, base, redis.Options{URL: redistest.Start(t).URL()}),
@@ -304,7 +304,7 @@ func TestInstancesDeliverEachMessageOnce(t *testing.T) {
 			first := sessiondtest.NewManager(t, o)
 			peer := first.Peer()
 			peer.Sessions, peer.Limiter, peer.Broker = first.Sessions, first.Limiter, first.Broker
-			peer.Activity, peer.Webhooks, peer.ExternalUsers, peer.NoLimiter = true, box, true, true
+			peer.RecordActivity, peer.Webhooks, peer.ExternalUsers, peer.NoLimiter = true, box, true, true
 			second := sessiondtest.NewManager(t, peer)
 			ms := []*sessiond.Manager{first.Manager, second.Manager}
 			for _, m := range ms {
@@ -356,7 +356,7 @@ func TestInstancesDeliverEachMessageOnce(t *testing.T) {
 func TestReportLink(t *testing.T) {
 	clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
 	box := &inbox{}
-	env := sessiondtest.NewManager(t, sessiondtest.Options{Activity: true, Webhooks: box, Issuer: "test", CheapHashing: true, Now: clk.Now})
+	env := sessiondtest.NewManager(t, sessiondtest.Options{RecordActivity: true, Webhooks: box, Issuer: "test", CheapHashing: true, Now: clk.Now})
 	m := env.Manager
 	m.ReportURL = "https://auth.example.com/auth/report"
 	m.DeliveryPoll = 10 * time.Millisecond
@@ -431,7 +431,7 @@ func TestReportLink(t *testing.T) {
 
 func TestThrottledSignInsAreToldOncePerWindow(t *testing.T) {
 	box := &inbox{}
-	env := sessiondtest.NewManager(t, sessiondtest.Options{Activity: true, Webhooks: box, Issuer: "test", CheapHashing: true})
+	env := sessiondtest.NewManager(t, sessiondtest.Options{RecordActivity: true, Webhooks: box, Issuer: "test", CheapHashing: true})
 	m := env.Manager
 	m.Throttles.LoginAccountIP = sessiond.Rate{N: 2, Window: time.Minute}
 	m.DeliveryPoll = 10 * time.Millisecond

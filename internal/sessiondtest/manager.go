@@ -35,14 +35,20 @@ type Options struct {
 	Observer sessiond.Observer
 	// Locator finds client locations; nil: none.
 	Locator sessiond.Locator
+	// Activity keeps the security history and the outbox; nil: the
+	// Manager records no security activity.
+	Activity sessiond.ActivityStore
+	// Webhooks receives the webhooks the Manager delivers (when a test
+	// runs Deliver); with Activity, its events wait in the outbox.
+	Webhooks sessiond.Sender
 	// ExternalUsers builds a Manager with no user store: the users are
 	// the app's own (Users and DB's user store are not used).
 	ExternalUsers bool
-	// Activity records security activity where the sessions are, as the
-	// binary does.
-	Activity bool
-	// Webhooks and Mail send the outbox's messages (with Activity).
-	Webhooks, Mail sessiond.Sender
+	// RecordActivity, without Activity, records security activity where
+	// the sessions are, as the binary does.
+	RecordActivity bool
+	// Mail sends the outbox's e-mails (with Activity or RecordActivity).
+	Mail sessiond.Sender
 
 	// Issuer is the access tokens' iss and aud; "" is "sessiond", the
 	// binary's default.
@@ -73,7 +79,7 @@ type Env struct {
 	Users      sessiond.UserStore
 	Limiter    sessiond.Limiter // nil when Options.NoLimiter
 	Broker     sessiond.Broker
-	Activity   sessiond.ActivityStore // nil unless Options.Activity
+	Activity   sessiond.ActivityStore // nil unless Options.Activity or RecordActivity
 	SigningKey *sessiond.SigningKey
 	RefreshKey *sessiond.RefreshKey
 }
@@ -139,8 +145,8 @@ func NewManager(t testing.TB, o Options) *Env {
 	if o.ExternalUsers {
 		users = nil
 	}
-	var activity sessiond.ActivityStore
-	if o.Activity {
+	activity := o.Activity
+	if activity == nil && o.RecordActivity {
 		// Where the sessions are: the Redis store is one; on SQLite it is
 		// a store of its own on the same file.
 		switch a, ok := e.Sessions.(sessiond.ActivityStore); {
