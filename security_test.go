@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/geoip"
 	"github.com/sessiond/sessiond/geoip/geoiptest"
+	"github.com/sessiond/sessiond/internal/apitest"
 	"github.com/sessiond/sessiond/internal/sessiondtest"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/redis/redistest"
@@ -44,6 +46,26 @@ func (b *inbox) Send(_ context.Context, _ string, msg sessiond.OutboxMessage) er
 	}
 	b.got = append(b.got, msg)
 	return nil
+}
+
+// newInbox returns an inbox failing its first failures sends whose
+// deliveries are checked, when the test ends, against the OpenAPI
+// document's webhooks (the bodies; the webhook package checks the
+// headers and signatures with a third party's verifier).
+func newInbox(t *testing.T, failures int) *inbox {
+	b := &inbox{failures: failures}
+	v := apitest.NewValidator(t)
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, msg := range b.got {
+			h := http.Header{"Webhook-Id": {msg.ID}, "Webhook-Timestamp": {"1700000000"}, "Webhook-Signature": {"v1,AAAA"}}
+			if err := v.ValidateWebhook(h, msg.Body); err != nil {
+				t.Errorf("delivered webhook does not match the OpenAPI document: %v", err)
+			}
+		}
+	})
+	return b
 }
 
 // events returns the delivered webhooks, decoded.
@@ -225,7 +247,7 @@ func TestHistoryTellsWhatHappenedAndWho(t *testing.T) {
 func TestWebhooksAreDeliveredInOrderAfterFailures(t *testing.T) {
 	for name, o := range activityEnvs(t) {
 		t.Run(name, func(t *testing.T) {
-			box := &inbox{failures: 3}
+			box := newInbox(t, 3)
 			o.Webhooks = box
 			m := sessiondtest.NewManager(t, o).Manager
 			m.DeliveryBackoff = []time.Duration{10 * time.Millisecond}
@@ -299,7 +321,7 @@ func TestInstancesDeliverEachMessageOnce(t *testing.T) {
 	for _, name := range []string{"sqlite", "redis cluster"} {
 		o := envs[name]
 		t.Run(name, func(t *testing.T) {
-			box := &inbox{}
+			box := newInbox(t, 0)
 			o.Webhooks, o.ExternalUsers = box, true
 			first := sessiondtest.NewManager(t, o)
 			peer := first.Peer()
@@ -355,7 +377,7 @@ func TestInstancesDeliverEachMessageOnce(t *testing.T) {
 
 func TestReportLink(t *testing.T) {
 	clk := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
-	box := &inbox{}
+	box := newInbox(t, 0)
 	env := sessiondtest.NewManager(t, sessiondtest.Options{RecordActivity: true, Webhooks: box, Issuer: "test", CheapHashing: true, Now: clk.Now})
 	m := env.Manager
 	m.ReportURL = "https://auth.example.com/auth/report"
@@ -430,7 +452,7 @@ func TestReportLink(t *testing.T) {
 }
 
 func TestThrottledSignInsAreToldOncePerWindow(t *testing.T) {
-	box := &inbox{}
+	box := newInbox(t, 0)
 	env := sessiondtest.NewManager(t, sessiondtest.Options{RecordActivity: true, Webhooks: box, Issuer: "test", CheapHashing: true})
 	m := env.Manager
 	m.Throttles.LoginAccountIP = sessiond.Rate{N: 2, Window: time.Minute}

@@ -468,3 +468,40 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+// ValidateWebhook checks body, a webhook sessiond POSTs, and its headers
+// against the document's webhook of the body's type (its `webhooks`
+// section): the type must be one the document describes.
+func (v *Validator) ValidateWebhook(header http.Header, body []byte) error {
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil {
+		return fmt.Errorf("webhook body: %w", err)
+	}
+	item := v.doc.Webhooks[head.Type]
+	if item == nil || item.Post == nil || item.Post.RequestBody == nil {
+		return fmt.Errorf("webhook type %q is not in the document's webhooks", head.Type)
+	}
+	for _, p := range item.Post.Parameters {
+		if p.Value.In != openapi3.ParameterInHeader {
+			continue
+		}
+		h := header.Get(p.Value.Name)
+		if h == "" && p.Value.Required {
+			return fmt.Errorf("webhook %s: header %s is missing", head.Type, p.Value.Name)
+		}
+		if err := p.Value.Schema.Value.VisitJSON(h); err != nil {
+			return fmt.Errorf("webhook %s: header %s: %w", head.Type, p.Value.Name, err)
+		}
+	}
+	var data any
+	if err := json.Unmarshal(body, &data); err != nil {
+		return err
+	}
+	schema := item.Post.RequestBody.Value.Content.Get("application/json").Schema.Value
+	if err := schema.VisitJSON(data, openapi3.MultiErrors()); err != nil {
+		return fmt.Errorf("webhook %s: %w", head.Type, err)
+	}
+	return nil
+}
