@@ -123,12 +123,12 @@ func (r *record) entry(at time.Time, e entryJSON) {
 }
 
 // message queues body for queue.
-func (r *record) message(queue string, at time.Time, body any) {
+func (r *record) message(queue string, body any) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		panic("sessiond: outbox message does not encode: " + err.Error())
 	}
-	r.msgs = append(r.msgs, OutboxMessage{ID: "msg_" + randomID(), Queue: queue, Body: b, CreatedAt: at})
+	r.msgs = append(r.msgs, OutboxMessage{ID: "msg_" + randomID(), Queue: queue, Body: b})
 }
 
 // recording reports whether the Manager keeps security activity.
@@ -139,7 +139,7 @@ func (m *Manager) hook(r *record, typ string, at time.Time, data any) {
 	if m.senders[QueueWebhook] == nil {
 		return
 	}
-	r.message(QueueWebhook, at, webhookJSON{Type: typ, Timestamp: formatTime(at), Data: data})
+	r.message(QueueWebhook, webhookJSON{Type: typ, Timestamp: formatTime(at), Data: data})
 }
 
 // commit writes r for userID, in steps of recordBatch, before the act is
@@ -152,6 +152,12 @@ func (m *Manager) commit(ctx context.Context, userID string, r *record, now time
 	}
 	ctx, cancel := detach(ctx)
 	defer cancel()
+	// A message's age, which its retries and its latency count from, starts
+	// when it is recorded: a sign-in's starts after its password hash.
+	recorded := m.now()
+	for i := range r.msgs {
+		r.msgs[i].CreatedAt = recorded
+	}
 	entries, msgs := r.entries, r.msgs
 	for len(entries) > 0 || len(msgs) > 0 {
 		ne, nm := min(len(entries), recordBatch), min(len(msgs), recordBatch)
@@ -214,7 +220,7 @@ func (m *Manager) signedIn(ctx context.Context, u *User, s *Session, now time.Ti
 		"new_device": nov.NewDevice, "new_location": nov.NewLocation, "report_url": report,
 	})
 	if nov.NewDevice && m.senders[QueueMail] != nil && m.users != nil && u != nil && u.Email != "" {
-		r.message(QueueMail, now, NewSignInMail{
+		r.message(QueueMail, NewSignInMail{
 			To: u.Email, Username: u.Username, Device: s.Device, Name: s.Name,
 			Location: s.Location, IPAddress: s.IPAddress, At: now, ReportURL: report,
 		})
