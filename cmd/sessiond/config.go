@@ -185,7 +185,9 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		if c.WebhookURL != "" {
 			u, err := url.Parse(c.WebhookURL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("SESSIOND_WEBHOOK_URL: %q is not an http(s) URL like https://app.example.com/hooks/sessiond", c.WebhookURL)
+				// The value is not quoted: its user info or query may
+				// hold the endpoint's credentials.
+				return fmt.Errorf("SESSIOND_WEBHOOK_URL: not an http(s) URL with a host, like https://app.example.com/hooks/sessiond")
 			}
 		}
 		if c.SMTPURL != "" && c.MailFrom == "" {
