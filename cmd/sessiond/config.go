@@ -262,6 +262,11 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		default:
 			return fmt.Errorf("SESSIOND_USERS: %q is not internal (sessiond keeps users and passwords) or external (the app signs its users in)", c.Users)
 		}
+		if c.SMTPURL != "" && !c.external() && c.PublicURL == "" {
+			// Without it the e-mail's "not me" link would be a bare path,
+			// which no mail reader can open.
+			return fmt.Errorf("SESSIOND_PUBLIC_URL: must be set with SESSIOND_SMTP_URL (the origin of the link in new-sign-in e-mails)")
+		}
 		if c.LoginURL != "" && !validLoginURL(c.LoginURL) {
 			return fmt.Errorf("SESSIOND_LOGIN_URL: %q is not an http(s) URL like https://app.example.com/login or a path starting with / like /login", c.LoginURL)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -128,4 +129,25 @@ func TestWebhookURLErrorHidesItsSecrets(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSMTPNeedsPublicURL shows the binary refuses to send new-sign-in
+// e-mails whose "not me" link would be a bare path: SESSIOND_SMTP_URL
+// without SESSIOND_PUBLIC_URL is a configuration error that names the
+// missing variable, and with it the link is absolute.
+func TestSMTPNeedsPublicURL(t *testing.T) {
+	env := map[string]string{
+		"SESSIOND_SMTP_URL": "smtp://127.0.0.1:2525", "SESSIOND_MAIL_FROM": "noreply@example.com",
+		"SESSIOND_ADDR": "127.0.0.1:0", "SESSIOND_ADMIN_ADDR": "off", "SESSIOND_DATA_DIR": t.TempDir(),
+	}
+	var out strings.Builder
+	// Started anyway, it runs until the context ends and returns nil.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, nil, func(k string) string { return env[k] }, strings.NewReader(""), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "SESSIOND_PUBLIC_URL") {
+		t.Fatalf("SMTP without a public URL: got %v, want an error naming SESSIOND_PUBLIC_URL", err)
+	}
+	env["SESSIOND_PUBLIC_URL"] = "https://auth.example.com"
+	startServer(t, env)
 }
