@@ -213,13 +213,36 @@ func (m *Manager) signedIn(ctx context.Context, u *User, s *Session, now time.Ti
 		"user_id": s.UserID, "session": newSessionJSON(s),
 		"new_device": nov.NewDevice, "new_location": nov.NewLocation, "report_url": report,
 	})
-	if nov.NewDevice && m.senders[QueueMail] != nil && m.users != nil && u != nil && u.Email != "" {
+	if nov.NewDevice && m.senders[QueueMail] != nil && m.users != nil && u != nil && u.Email != "" && m.mayMail(ctx, s.UserID, now) {
 		r.message(QueueMail, now, NewSignInMail{
 			To: u.Email, Username: u.Username, Device: s.Device, Name: s.Name,
 			Location: s.Location, IPAddress: s.IPAddress, At: now, ReportURL: report,
 		})
 	}
 	return m.commit(ctx, s.UserID, &r, now)
+}
+
+// NewSignInMailRate bounds the new-sign-in e-mails sent to one user. Sign-up
+// does not verify the address and a client chooses its device id, so
+// without it one account could make every sign-in an e-mail to somebody
+// else's address. The sign-ins past it are still in the history and the
+// webhooks.
+var NewSignInMailRate = Rate{N: 5, Window: time.Hour}
+
+// newSignInMails counts the new-sign-in e-mails of a user.
+var newSignInMails = &rule{"new_sign_in_mail", "new-sign-in e-mails", "nm:",
+	func(*Throttles) Rate { return NewSignInMailRate }}
+
+// mayMail reports whether userID may be sent one more new-sign-in e-mail
+// at now, and counts it. A limiter that does not answer lets it go: an
+// alert lost is worse than one too many.
+func (m *Manager) mayMail(ctx context.Context, userID string, now time.Time) bool {
+	err := m.take(ctx, now, randomID(), newSignInMails.of(userKey(userID)))
+	if err != nil && errors.As(err, new(*ThrottledError)) {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "new-sign-in e-mail not sent: the user had their share of them lately", slog.String("user_id", userID))
+		return false
+	}
+	return true
 }
 
 // actor says who ended a session for reason: the user's session that did
