@@ -111,7 +111,8 @@ type Manager struct {
 
 	ready        readiness
 	sweep        lazySweep
-	accountTurns keyedTurns // sign-ins of one account, one at a time (verifyPassword)
+	accountTurns keyedTurns  // sign-ins of one account, one at a time (verifyPassword)
+	told         toldNotices // accounts whose throttle notice is told (loginThrottled)
 }
 
 // Parts are what a Manager is built on. Sessions, Access and Refresh are

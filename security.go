@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -333,8 +334,20 @@ func (m *Manager) loginThrottled(ctx context.Context, userID, ip string) {
 		return
 	}
 	now := m.now()
-	if err := m.take(ctx, now, randomID(), throttleNotices.of(userKey(userID))); err != nil {
-		return // told already in this window, or the limiter is down
+	if m.told.recently(userID, now) {
+		return // by this instance: no limiter call per 429 of a flood
+	}
+	switch err := m.take(ctx, now, randomID(), throttleNotices.of(userKey(userID))); {
+	case err == nil:
+		m.told.note(userID, now.Add(m.Throttles.LoginAccount.Window))
+	case errors.As(err, new(*ThrottledError)):
+		// Told already in this window, by this instance or another.
+		var th *ThrottledError
+		errors.As(err, &th)
+		m.told.note(userID, now.Add(th.RetryAfter))
+		return
+	default:
+		return // the limiter is down
 	}
 	var r record
 	r.entry(now, entryJSON{Type: ActivitySignInThrottled, Session: entrySession{IPAddress: ip}})
@@ -342,6 +355,35 @@ func (m *Manager) loginThrottled(ctx context.Context, userID, ip string) {
 	if err := m.commit(ctx, userID, &r, now); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle notice not recorded", slog.String("user_id", userID), slog.String("err", err.Error()))
 	}
+}
+
+// toldNotices remembers, per instance, the accounts whose throttle notice
+// of the current window is told, so that a flood of 429s for one account
+// asks the limiter once per window rather than once per request.
+type toldNotices struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// toldNoticesMax bounds the memory of toldNotices: past it, it starts
+// over (the limiter still tells each account once per window).
+const toldNoticesMax = 10000
+
+// recently reports whether userID's notice is known told at now.
+func (t *toldNotices) recently(userID string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return now.Before(t.until[userID])
+}
+
+// note records that userID's notice is told until until.
+func (t *toldNotices) note(userID string, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.until == nil || len(t.until) >= toldNoticesMax {
+		t.until = map[string]time.Time{}
+	}
+	t.until[userID] = until
 }
 
 // passwordChanged records a password change of userID: by the session s,
