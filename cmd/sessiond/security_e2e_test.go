@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"mime/quotedprintable"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +17,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/sessiond/sessiond/internal/sessiondtest"
+	"github.com/sessiond/sessiond/internal/smtptest"
 )
 
 // TestWebhookAndReportLinkEndToEnd runs the binary with a webhook endpoint:
@@ -150,4 +153,54 @@ func TestSMTPNeedsPublicURL(t *testing.T) {
 	}
 	env["SESSIOND_PUBLIC_URL"] = "https://auth.example.com"
 	startServer(t, env)
+}
+
+// TestNewSignInMailEndToEnd runs the binary with an SMTP server: the
+// first sign-in of an account sends nothing, a sign-in from another
+// device sends the user one e-mail whose link is absolute and opens the
+// "not me" page of that sign-in.
+func TestNewSignInMailEndToEnd(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{Security: smtptest.Plain})
+	ts := startServer(t, map[string]string{
+		"SESSIOND_SMTP_URL":   srv.URL(),
+		"SESSIOND_MAIL_FROM":  "noreply@example.com",
+		"SESSIOND_PUBLIC_URL": "http://auth.example.test",
+	})
+	c := sessiondtest.NewClient(t, ts.URL)
+	c.Register("ola")
+	c.Login("ola", nil)
+	c.UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+	c.Login("ola", nil)
+	msgs := srv.Wait(t, 1, 30*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	if n := len(srv.Messages()); n != 1 {
+		t.Fatalf("got %d e-mails, want 1 (none for the first sign-in)", n)
+	}
+	if len(msgs[0].To) != 1 || msgs[0].To[0] != "ola@example.com" {
+		t.Fatalf("e-mail to %v, want ola@example.com", msgs[0].To)
+	}
+	// The parts are quoted-printable: undo it, as a mail reader does.
+	decoded, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(msgs[0].Data)))
+	data := string(decoded)
+	i := strings.Index(data, "http://auth.example.test/report?t=sdn1.")
+	if i < 0 {
+		t.Fatalf("no absolute report link in the e-mail:\n%s", data)
+	}
+	link := data[i:]
+	if j := strings.IndexAny(link, "\r\n\" <"); j >= 0 {
+		link = link[:j]
+	}
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(ts.URL + u.RequestURI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "iPhone") {
+		t.Fatalf("the e-mail's link: got %d\n%s", resp.StatusCode, body)
+	}
 }
