@@ -111,7 +111,8 @@ type Manager struct {
 
 	ready        readiness
 	sweep        lazySweep
-	accountTurns keyedTurns // sign-ins of one account, one at a time (verifyPassword)
+	accountTurns keyedTurns  // sign-ins of one account, one at a time (verifyPassword)
+	told         toldNotices // accounts whose throttle notice is told (loginThrottled)
 }
 
 // Parts are what a Manager is built on. Sessions, Access and Refresh are
@@ -431,6 +432,11 @@ func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now ti
 			gone = &Session{ID: e.ID, DeviceID: s.DeviceID, Device: s.Device, DeviceClass: s.DeviceClass}
 		}
 		if err := m.ended(ctx, u.ID, []*Session{gone}, e.Reason, now); err != nil {
+			// The sign-in is refused: its session, whose tokens nobody
+			// gets, must not stay in the user's list unexplained.
+			if rerr := m.sessions.Revoke(context.WithoutCancel(ctx), u.ID, s.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+				m.Logger.LogAttrs(ctx, slog.LevelWarn, "session of a refused sign-in not ended", slog.String("session_id", s.ID), slog.String("err", rerr.Error()))
+			}
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -219,13 +220,36 @@ func (m *Manager) signedIn(ctx context.Context, u *User, s *Session, now time.Ti
 		"user_id": s.UserID, "session": newSessionJSON(s),
 		"new_device": nov.NewDevice, "new_location": nov.NewLocation, "report_url": report,
 	})
-	if nov.NewDevice && m.senders[QueueMail] != nil && m.users != nil && u != nil && u.Email != "" {
+	if nov.NewDevice && m.senders[QueueMail] != nil && m.users != nil && u != nil && u.Email != "" && m.mayMail(ctx, s.UserID, now) {
 		r.message(QueueMail, NewSignInMail{
 			To: u.Email, Username: u.Username, Device: s.Device, Name: s.Name,
 			Location: s.Location, IPAddress: s.IPAddress, At: now, ReportURL: report,
 		})
 	}
 	return m.commit(ctx, s.UserID, &r, now)
+}
+
+// NewSignInMailRate bounds the new-sign-in e-mails sent to one user. Sign-up
+// does not verify the address and a client chooses its device id, so
+// without it one account could make every sign-in an e-mail to somebody
+// else's address. The sign-ins past it are still in the history and the
+// webhooks.
+var NewSignInMailRate = Rate{N: 5, Window: time.Hour}
+
+// newSignInMails counts the new-sign-in e-mails of a user.
+var newSignInMails = &rule{"new_sign_in_mail", "new-sign-in e-mails", "nm:",
+	func(*Throttles) Rate { return NewSignInMailRate }}
+
+// mayMail reports whether userID may be sent one more new-sign-in e-mail
+// at now, and counts it. A limiter that does not answer lets it go: an
+// alert lost is worse than one too many.
+func (m *Manager) mayMail(ctx context.Context, userID string, now time.Time) bool {
+	err := m.take(ctx, now, randomID(), newSignInMails.of(userKey(userID)))
+	if err != nil && errors.As(err, new(*ThrottledError)) {
+		m.Logger.LogAttrs(ctx, slog.LevelInfo, "new-sign-in e-mail not sent: the user had their share of them lately", slog.String("user_id", userID))
+		return false
+	}
+	return true
 }
 
 // actor says who ended a session for reason: the user's session that did
@@ -316,8 +340,20 @@ func (m *Manager) loginThrottled(ctx context.Context, userID, ip string) {
 		return
 	}
 	now := m.now()
-	if err := m.take(ctx, now, randomID(), throttleNotices.of(userKey(userID))); err != nil {
-		return // told already in this window, or the limiter is down
+	if m.told.recently(userID, now) {
+		return // by this instance: no limiter call per 429 of a flood
+	}
+	switch err := m.take(ctx, now, randomID(), throttleNotices.of(userKey(userID))); {
+	case err == nil:
+		m.told.note(userID, now.Add(m.Throttles.LoginAccount.Window))
+	case errors.As(err, new(*ThrottledError)):
+		// Told already in this window, by this instance or another.
+		var th *ThrottledError
+		errors.As(err, &th)
+		m.told.note(userID, now.Add(th.RetryAfter))
+		return
+	default:
+		return // the limiter is down
 	}
 	var r record
 	r.entry(now, entryJSON{Type: ActivitySignInThrottled, Session: entrySession{IPAddress: ip}})
@@ -325,6 +361,35 @@ func (m *Manager) loginThrottled(ctx context.Context, userID, ip string) {
 	if err := m.commit(ctx, userID, &r, now); err != nil {
 		m.Logger.LogAttrs(ctx, slog.LevelWarn, "throttle notice not recorded", slog.String("user_id", userID), slog.String("err", err.Error()))
 	}
+}
+
+// toldNotices remembers, per instance, the accounts whose throttle notice
+// of the current window is told, so that a flood of 429s for one account
+// asks the limiter once per window rather than once per request.
+type toldNotices struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// toldNoticesMax bounds the memory of toldNotices: past it, it starts
+// over (the limiter still tells each account once per window).
+const toldNoticesMax = 10000
+
+// recently reports whether userID's notice is known told at now.
+func (t *toldNotices) recently(userID string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return now.Before(t.until[userID])
+}
+
+// note records that userID's notice is told until until.
+func (t *toldNotices) note(userID string, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.until == nil || len(t.until) >= toldNoticesMax {
+		t.until = map[string]time.Time{}
+	}
+	t.until[userID] = until
 }
 
 // passwordChanged records a password change of userID: by the session s,

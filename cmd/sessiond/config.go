@@ -185,7 +185,9 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		if c.WebhookURL != "" {
 			u, err := url.Parse(c.WebhookURL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("SESSIOND_WEBHOOK_URL: %q is not an http(s) URL like https://app.example.com/hooks/sessiond", c.WebhookURL)
+				// The value is not quoted: its user info or query may
+				// hold the endpoint's credentials.
+				return fmt.Errorf("SESSIOND_WEBHOOK_URL: not an http(s) URL with a host, like https://app.example.com/hooks/sessiond")
 			}
 		}
 		if c.SMTPURL != "" && c.MailFrom == "" {
@@ -259,6 +261,11 @@ func newFlagSet(name string, getenv func(string) string, stderr io.Writer) (*fla
 		case usersInternal, usersExternal:
 		default:
 			return fmt.Errorf("SESSIOND_USERS: %q is not internal (sessiond keeps users and passwords) or external (the app signs its users in)", c.Users)
+		}
+		if c.SMTPURL != "" && !c.external() && c.PublicURL == "" {
+			// Without it the e-mail's "not me" link would be a bare path,
+			// which no mail reader can open.
+			return fmt.Errorf("SESSIOND_PUBLIC_URL: must be set with SESSIOND_SMTP_URL (the origin of the link in new-sign-in e-mails)")
 		}
 		if c.LoginURL != "" && !validLoginURL(c.LoginURL) {
 			return fmt.Errorf("SESSIOND_LOGIN_URL: %q is not an http(s) URL like https://app.example.com/login or a path starting with / like /login", c.LoginURL)
