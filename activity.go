@@ -95,6 +95,15 @@ type ActivityStore interface {
 	// seen, and forgets the user SeenKeep after their last sign-in.
 	Remember(ctx context.Context, userID, device, country string, now time.Time) (Novelty, error)
 
+	// Forget undoes what one Remember of userID made at at added: it
+	// removes device (unless "") and country (unless "") from userID's
+	// memory, each only while it was last seen exactly at at (to the
+	// millisecond), in one atomic step. A device or country seen again
+	// later, or seen at at by no Remember, is kept. An unknown user,
+	// device or country is no error; Forget is idempotent. It does not
+	// bring back what that Remember dropped past SeenMax or SeenKeep.
+	Forget(ctx context.Context, userID, device, country string, at time.Time) error
+
 	// Record adds entries to userID's history and msgs to the end of
 	// their queues (in order; each due at its NextAt, zero meaning at
 	// once), in one atomic step. When it returns nil the record is as

@@ -174,6 +174,26 @@ redis.call('PEXPIRE', key, ARGV[6])
 return out
 `)
 
+// forgetScript undoes what one Remember added.
+//
+// KEYS[1] seen. ARGV[1] the Remember's time (ms), ARGV[2] and ARGV[3] the
+// members to remove ("d:<device>", "c:<country>", or "" for none). A
+// member goes only while its score is still ARGV[1]: Remember moves a
+// score only forward, so a later sign-in that saw it keeps it. The TTL is
+// not touched: the last Remember set it after every member that stays was
+// seen, and a set left empty is deleted by Redis.
+var forgetScript = newScript(`
+local key, at = KEYS[1], tonumber(ARGV[1])
+for i = 2, 3 do
+  local m = ARGV[i]
+  if m ~= '' then
+    local s = redis.call('ZSCORE', key, m)
+    if s and tonumber(s) == at then redis.call('ZREM', key, m) end
+  end
+end
+return 1
+`)
+
 // pendingScript reads the first messages of a queue.
 //
 // KEYS[1] order, KEYS[2] messages. ARGV[1] how many. It returns the flat
@@ -301,6 +321,23 @@ func (s *Store) Remember(ctx context.Context, userID, device, country string, no
 		f[i] = v == 1
 	}
 	return sessiond.Novelty{First: f[0], NewDevice: f[1], NewLocation: f[2]}, nil
+}
+
+// Forget implements sessiond.ActivityStore: one script on the user's slot.
+func (s *Store) Forget(ctx context.Context, userID, device, country string, at time.Time) error {
+	if device == "" && country == "" {
+		return nil
+	}
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
+	var d, c string
+	if device != "" {
+		d = "d:" + device
+	}
+	if country != "" {
+		c = "c:" + country
+	}
+	return wrap(forgetScript.Exec(ctx, s.client, []string{SeenKey(userID)}, []string{itoa(at.UnixMilli()), d, c}).Error(), "forget")
 }
 
 // encodeMessage returns the value of m in its queue's hash.

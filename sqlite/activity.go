@@ -87,6 +87,22 @@ func (st *ActivityStore) Remember(ctx context.Context, userID, device, country s
 	return nov, nil
 }
 
+// Forget implements sessiond.ActivityStore: one statement on the writer
+// connection, atomic on its own. Remember only moves seen_at forward, so a
+// row still at at was seen by no later sign-in.
+func (st *ActivityStore) Forget(ctx context.Context, userID, device, country string, at time.Time) error {
+	if device == "" && country == "" {
+		return nil
+	}
+	_, err := st.db.write.ExecContext(ctx, `DELETE FROM seen WHERE user_id = ?1 AND seen_at = ?2
+		AND ((kind = ?3 AND value = ?4 AND ?4 <> '') OR (kind = ?5 AND value = ?6 AND ?6 <> ''))`,
+		userID, ms(at), seenDevice, device, seenCountry, country)
+	if err != nil {
+		return wrap(err, "forget")
+	}
+	return nil
+}
+
 // Record implements sessiond.ActivityStore. A message with a zero CreatedAt
 // is recorded as created at now.
 func (st *ActivityStore) Record(ctx context.Context, userID string, entries []sessiond.ActivityEntry, msgs []sessiond.OutboxMessage, now time.Time) error {

@@ -35,6 +35,10 @@ func RunActivity(t *testing.T, newStore func(t *testing.T) sessiond.ActivityStor
 		{"remember forgets the user seen keep after the last sign-in", testRememberForgetsUser},
 		{"remember keeps the most recently seen up to seen max", testRememberBound},
 		{"concurrent remembers of a new device report it once", testRememberConcurrent},
+		{"forget after a new device or location makes it new again", testForgetNew},
+		{"forget keeps what was seen again later or at another time", testForgetSeenLater},
+		{"forget of an unknown user, device or country is no error", testForgetUnknown},
+		{"forget of the first sign-in makes the next one first again", testForgetFirst},
 		{"activity returns entries newest first, ties the later recorded first", testActivityOrder},
 		{"activity applies since and limit", testActivitySinceLimit},
 		{"activity of an unknown user is empty", testActivityUnknown},
@@ -378,6 +382,81 @@ func testRememberConcurrent(t *testing.T, st sessiond.ActivityStore) {
 	if news != 1 {
 		t.Fatalf("%d concurrent Remember of a new device: got %d reports of it, want 1", n, news)
 	}
+}
+
+func forget(t *testing.T, st sessiond.ActivityStore, userID, device, country string, at time.Time) {
+	t.Helper()
+	if err := st.Forget(ctx, userID, device, country, at); err != nil {
+		t.Fatalf("Forget(%q, %q, %q) at %s: got error %v, want nil", userID, device, country, fmtTime(at), err)
+	}
+}
+
+func testForgetNew(t *testing.T, st sessiond.ActivityStore) {
+	now := base()
+	at := func(m int) time.Time { return now.Add(time.Duration(m) * time.Minute) }
+	u := activityUser()
+	remember(t, st, u, "device A", "FR", at(0), firstSignIn)
+	remember(t, st, u, "device B", "FR", at(1), newDevice)
+	// The time counts to the millisecond, as Remember keeps it.
+	forget(t, st, u, "device B", "", at(1).Truncate(time.Millisecond))
+	remember(t, st, u, "device B", "FR", at(2), newDevice)
+	remember(t, st, u, "device A", "DE", at(3), newLocation)
+	forget(t, st, u, "", "DE", at(3))
+	remember(t, st, u, "device A", "DE", at(4), newLocation)
+	remember(t, st, u, "device C", "US", at(5), newBoth)
+	forget(t, st, u, "device C", "US", at(5))
+	remember(t, st, u, "device C", "US", at(6), newBoth)
+	// Forget is idempotent, and what it was not given stays.
+	forget(t, st, u, "device C", "US", at(5))
+	remember(t, st, u, "device A", "FR", at(7), nothingNew)
+	remember(t, st, u, "device B", "DE", at(8), nothingNew)
+}
+
+func testForgetSeenLater(t *testing.T, st sessiond.ActivityStore) {
+	now := base()
+	at := func(m int) time.Time { return now.Add(time.Duration(m) * time.Minute) }
+	u := activityUser()
+	remember(t, st, u, "device A", "FR", at(0), firstSignIn)
+	remember(t, st, u, "device B", "DE", at(1), newBoth)
+	remember(t, st, u, "device B", "DE", at(2), nothingNew)
+	// The sign-in at 2 saw them again: undoing the one at 1 keeps them.
+	forget(t, st, u, "device B", "DE", at(1))
+	remember(t, st, u, "device B", "DE", at(3), nothingNew)
+	// A time a millisecond off is another sign-in's.
+	remember(t, st, u, "device C", "US", at(4), newBoth)
+	forget(t, st, u, "device C", "US", at(4).Add(-time.Millisecond))
+	forget(t, st, u, "device C", "US", at(4).Add(time.Millisecond))
+	remember(t, st, u, "device C", "US", at(5), nothingNew)
+	// A device and a country are apart even with the same name.
+	remember(t, st, u, "PL", "PL", at(6), newBoth)
+	forget(t, st, u, "", "PL", at(6))
+	remember(t, st, u, "PL", "PL", at(7), newLocation)
+}
+
+func testForgetUnknown(t *testing.T, st sessiond.ActivityStore) {
+	now := base()
+	forget(t, st, activityUser(), "device A", "FR", now)
+	u := activityUser()
+	forget(t, st, u, "", "", now)
+	remember(t, st, u, "device A", "FR", now, firstSignIn)
+	forget(t, st, u, "device B", "DE", now)
+	forget(t, st, u, "", "", now)
+	remember(t, st, u, "device A", "FR", now.Add(time.Second), nothingNew)
+	remember(t, st, u, "device B", "DE", now.Add(2*time.Second), newBoth)
+}
+
+func testForgetFirst(t *testing.T, st sessiond.ActivityStore) {
+	now := base()
+	u := activityUser()
+	remember(t, st, u, "device A", "FR", now, firstSignIn)
+	forget(t, st, u, "device A", "FR", now)
+	remember(t, st, u, "device B", "DE", now.Add(time.Second), firstSignIn)
+	remember(t, st, u, "device A", "FR", now.Add(2*time.Second), newBoth)
+	// Without a country, the device alone was remembered.
+	v := activityUser()
+	remember(t, st, v, "device A", "", now, firstSignIn)
+	forget(t, st, v, "device A", "", now)
+	remember(t, st, v, "device A", "FR", now.Add(time.Second), firstSignIn)
 }
 
 func testActivityOrder(t *testing.T, st sessiond.ActivityStore) {
