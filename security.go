@@ -226,7 +226,34 @@ func (m *Manager) signedIn(ctx context.Context, u *User, s *Session, now time.Ti
 			Location: s.Location, IPAddress: s.IPAddress, At: now, ReportURL: report,
 		})
 	}
-	return m.commit(ctx, s.UserID, &r, now)
+	if err := m.commit(ctx, s.UserID, &r, now); err != nil {
+		m.unremember(ctx, s, nov, now)
+		return err
+	}
+	return nil
+}
+
+// unremember undoes what the Remember at now of the sign-in s, refused
+// because its record failed, found new: the client's retry must find that
+// device and country new again, or its history entry, webhook and e-mail
+// would not tell of them. A device or country seen before stays.
+func (m *Manager) unremember(ctx context.Context, s *Session, nov Novelty, now time.Time) {
+	var device, place string
+	if nov.NewDevice || nov.First {
+		device = deviceIdentity(s)
+	}
+	if c := country(s.Location); c != "" && (nov.NewLocation || nov.First) {
+		place = c
+	}
+	if device == "" && place == "" {
+		return
+	}
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	if err := m.activity.Forget(ctx, s.UserID, device, place, now); err != nil {
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "device of an unrecorded sign-in not forgotten: the next sign-in from it is not told of as new",
+			slog.String("user_id", s.UserID), slog.String("err", err.Error()))
+	}
 }
 
 // NewSignInMailRate bounds the new-sign-in e-mails sent to one user. Sign-up
