@@ -369,12 +369,15 @@ func TestActivityReplicaAcks(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	acked := newStore(t, redis.Options{URL: master.URL(), ReplicaAcks: 1, Timeout: timeout})
 	plain := newStore(t, redis.Options{URL: master.URL(), Timeout: timeout})
+	// The in-sync records get 5 s: a replica that has just started may
+	// still be loading its first sync on a busy machine.
+	patient := newStore(t, redis.Options{URL: master.URL(), ReplicaAcks: 1, Timeout: 5 * time.Second})
 	ctx := context.Background()
 	q := sessiond.QueueWebhook
 	u, now := randomID(), time.Now()
 
 	m1 := outboxMessage(q, now)
-	record(t, acked, u, now, m1)
+	record(t, patient, u, now, m1)
 	if got := replica.MustDo("HEXISTS", redis.MessagesKey(u, q), m1.ID); got != "1" {
 		t.Fatalf("the replica lacks the message after an acknowledged Record: HEXISTS = %s", got)
 	}
@@ -402,7 +405,7 @@ func TestActivityReplicaAcks(t *testing.T) {
 		t.Fatalf("Record without ReplicaAcks while the replica is paused: %v", err)
 	}
 	replica.Thaw()
-	record(t, acked, u, now, outboxMessage(q, now))
+	record(t, patient, u, now, outboxMessage(q, now))
 }
 
 // TestActivityReplicaAcksCluster: on a Cluster a Record waits for the
