@@ -46,11 +46,16 @@ func newDelivery() delivery {
 // wake tells this instance's delivery loops that messages were recorded,
 // so that they go out at once instead of at the next poll.
 func (d *delivery) wake() {
-	for _, c := range d.wakes {
-		select {
-		case c <- struct{}{}:
-		default:
-		}
+	for q := range d.wakes {
+		d.wakeQueue(q)
+	}
+}
+
+// wakeQueue wakes the delivery loop of queue.
+func (d *delivery) wakeQueue(queue string) {
+	select {
+	case d.wakes[queue] <- struct{}{}:
+	default:
 	}
 }
 
@@ -85,9 +90,13 @@ func (m *Manager) deliverQueue(ctx context.Context, queue string, snd Sender) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		busy   = map[string]bool{}
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		busy = map[string]bool{}
+		// again holds the busy users that were due once more while their
+		// worker ran: a message recorded as the worker finds the queue
+		// empty goes out when it ends, not at the next poll.
+		again  = map[string]bool{}
 		slots  = make(chan struct{}, deliveryWorkers)
 		failed bool // the last Due failed: logged once until it works
 	)
@@ -104,6 +113,7 @@ func (m *Manager) deliverQueue(ctx context.Context, queue string, snd Sender) {
 		for _, u := range users {
 			mu.Lock()
 			if busy[u] {
+				again[u] = true
 				mu.Unlock()
 				continue
 			}
@@ -118,8 +128,13 @@ func (m *Manager) deliverQueue(ctx context.Context, queue string, snd Sender) {
 				defer func() {
 					mu.Lock()
 					delete(busy, u)
+					rerun := again[u]
+					delete(again, u)
 					mu.Unlock()
 					<-slots
+					if rerun {
+						m.delivery.wakeQueue(queue)
+					}
 				}()
 				m.deliverUser(ctx, queue, snd, u)
 			})
