@@ -34,6 +34,9 @@ const (
 type delivery struct {
 	owner string
 	wakes map[string]chan struct{}
+	// userDone, for tests, runs as a worker has delivered what it found of
+	// a user and still holds the user busy.
+	userDone func(queue, userID string)
 }
 
 func newDelivery() delivery {
@@ -137,6 +140,9 @@ func (m *Manager) deliverQueue(ctx context.Context, queue string, snd Sender) {
 					}
 				}()
 				m.deliverUser(ctx, queue, snd, u)
+				if h := m.delivery.userDone; h != nil {
+					h(queue, u)
+				}
 			})
 		}
 		select {

@@ -13,3 +13,7 @@ func (m *Manager) SetLimiterForTest(l Limiter)       { m.limiter = l }
 func (m *Manager) RefreshTokensForTest() *RefreshTokens {
 	return m.refresh
 }
+
+// SetDeliveryUserDoneForTest runs h as a delivery worker ends a user's turn,
+// before the user is free for another.
+func (m *Manager) SetDeliveryUserDoneForTest(h func(queue, userID string)) { m.delivery.userDone = h }

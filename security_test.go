@@ -484,3 +484,30 @@ func TestThrottledSignInsAreToldOncePerWindow(t *testing.T) {
 		t.Errorf("history = %+v", h)
 	}
 }
+
+// TestEventRecordedAsAWorkerEndsIsNotLeftForThePoll records an event while
+// the worker that delivered the user's previous one is ending its turn: it
+// goes out when that worker ends, without waiting for the poll (a minute
+// here).
+func TestEventRecordedAsAWorkerEndsIsNotLeftForThePoll(t *testing.T) {
+	box := newInbox(t, 0)
+	m := sessiondtest.NewManager(t, sessiondtest.Options{RecordActivity: true, Webhooks: box, ExternalUsers: true, Issuer: "test"}).Manager
+	m.DeliveryPoll = time.Minute
+	ctx := context.Background()
+	g, err := m.StartSession(ctx, sessiond.StartRequest{UserID: "app-user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	m.SetDeliveryUserDoneForTest(func(_, userID string) {
+		once.Do(func() {
+			if err := m.EndSession(ctx, userID, g.Session.ID); err != nil {
+				t.Error(err)
+			}
+			// The loop, woken by the record, finds the user busy.
+			time.Sleep(200 * time.Millisecond)
+		})
+	})
+	deliver(t, m)
+	waitFor(t, "session.ended", func() bool { return len(box.events()) == 2 })
+}
