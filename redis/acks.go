@@ -170,7 +170,17 @@ func (s *Store) Sync(ctx context.Context, userID string) error {
 		return nil
 	}
 	idx, _ := userKeys(userID)
-	marker := ackMarkKey(idx)
+	if err := s.syncSlot(ctx, idx); err != nil {
+		return notAcked("sync", err)
+	}
+	return nil
+}
+
+// syncSlot writes the marker key in the slot of key and waits for
+// Options.ReplicaAcks replicas of its master (markAndWait): once it
+// returns nil, everything that master held when it was called is on them.
+func (s *Store) syncSlot(ctx context.Context, key string) error {
+	marker := ackMarkKey(key)
 	syncOn := func(client rueidis.Client) error {
 		return client.Dedicated(func(c rueidis.DedicatedClient) error { return s.markAndWait(ctx, c, marker, ackMarkTTL) })
 	}
@@ -182,10 +192,7 @@ func (s *Store) Sync(ctx context.Context, userID string) error {
 			}
 		}
 	}
-	if err != nil {
-		return notAcked("sync", err)
-	}
-	return nil
+	return err
 }
 
 // ackMarkKey returns the marker key of execAcked in the slot of key: the

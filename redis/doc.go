@@ -17,6 +17,13 @@
 //	sd:ho:{<code hash>}        hash of one handoff code's record (user, session,
 //	                           expiry, used); PEXPIREAT its expiry. Its own slot:
 //	                           whoever redeems a code knows no user id
+//	sd:{u:<user>}:act, :seen, :q:<queue>, :qm:<queue>, :ql:<queue>
+//	                           security activity: history, seen devices and
+//	                           countries, and each queue's order, messages and
+//	                           lease (activity.go)
+//	sd:due:{<queue>}           sorted set of the users due in a queue, and
+//	sd:due:{<queue>}:unmark    the removals of their marks under way; one slot
+//	                           per queue
 //
 // Ids are percent-encoded: every byte outside A-Z a-z 0-9 - . _ ~ becomes
 // %XX, so `{`, `}`, `:` and non-ASCII cannot break the layout and base64url
@@ -59,8 +66,9 @@
 // refresh rotations and handoff takes run with WAIT N on the connection
 // that wrote them (acks.go) and fail, wrapping sessiond.ErrNotAcknowledged
 // (an ErrUnavailable) with what they changed, unless N replicas confirm in
-// time: a revocation that succeeded survives a failover. Sync and the
-// readiness probe wait for the replicas the same way.
+// time: a revocation that succeeded survives a failover. Sync, the
+// readiness probe and ActivityStore.Record wait for the replicas the same
+// way.
 //
 // Every call has a deadline (Options.Timeout, 100ms by default); an
 // unanswered call, a refused connection or a reply such as CLUSTERDOWN or

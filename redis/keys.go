@@ -139,3 +139,35 @@ func unhex(c byte) (byte, bool) {
 func HandoffKey(codeHash string) string {
 	return "sd:ho:{" + encodeID(codeHash) + "}"
 }
+
+// userTag returns the start of every key of userID: the prefix and the
+// user's hash tag.
+func userTag(userID string) string {
+	return keyPrefix + encodeID(userID) + "}:"
+}
+
+// ActivityKey returns the Redis key of userID's security history.
+func ActivityKey(userID string) string { return userTag(userID) + "act" }
+
+// SeenKey returns the Redis key of the devices and countries userID signed
+// in from.
+func SeenKey(userID string) string { return userTag(userID) + "seen" }
+
+// QueueKey returns the Redis key of the order of userID's messages in
+// queue.
+func QueueKey(userID, queue string) string { return userTag(userID) + "q:" + encodeID(queue) }
+
+// MessagesKey returns the Redis key of userID's messages in queue.
+func MessagesKey(userID, queue string) string { return userTag(userID) + "qm:" + encodeID(queue) }
+
+// LeaseKey returns the Redis key of the lease of userID's queue.
+func LeaseKey(userID, queue string) string { return userTag(userID) + "ql:" + encodeID(queue) }
+
+// DueKey returns the Redis key of the users due in queue. It has a slot of
+// its own: every user of the queue is in it.
+func DueKey(queue string) string { return "sd:due:{" + encodeID(queue) + "}" }
+
+// UnmarkKey returns the Redis key of the users of queue whose due mark a
+// Pending that found their queue empty is about to remove, in the slot of
+// DueKey(queue).
+func UnmarkKey(queue string) string { return DueKey(queue) + ":unmark" }

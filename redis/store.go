@@ -86,6 +86,9 @@ type Store struct {
 	// afterPageScan, when set (by tests only), runs in ListPage between
 	// its scan of the sessions' times and its read of the page.
 	afterPageScan func()
+	// afterEmptyRead, afterIntent and afterSecondRead, when set (by tests
+	// only), run in Pending of an empty queue between its steps.
+	afterEmptyRead, afterIntent, afterSecondRead func()
 }
 
 var _ sessiond.SessionStore = (*Store)(nil)
