@@ -171,6 +171,26 @@ func ended(g sessiondtest.Grant, reason string) string {
 	return "session.ended " + g.Session.ID + " " + reason
 }
 
+// history returns the user's security history as GET /api/v1/activity
+// answers it to token, newest first, each entry as its type, session id
+// and reason.
+func history(t *testing.T, base, token string) []string {
+	t.Helper()
+	var entries []struct {
+		Type    string `json:"type"`
+		Session struct {
+			ID string `json:"id"`
+		} `json:"session"`
+		Reason string `json:"reason"`
+	}
+	sessiondtest.NewClient(t, base).Do("GET", "/api/v1/activity", token, nil).Expect(t, http.StatusOK).Decode(t, &entries)
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = strings.TrimSpace(e.Type + " " + e.Session.ID + " " + e.Reason)
+	}
+	return out
+}
+
 // hooks is what a receiver got, taken apart.
 type hooks struct {
 	// events holds, per user, the event of each webhook-id in the order
@@ -412,6 +432,12 @@ func testCrashRightAfterAnswer(t *testing.T, bin string, b backend) {
 	h := waitHooks(t, r, map[string][]string{user.ID: {created(laptop), created(phone), ended(laptop, "revoked")}}, deliveryWait)
 	t.Logf("%s: delivered %v after the third instance started; %d failed deliveries before, %d duplicates", b.name, time.Since(start).Round(time.Millisecond), h.failed, h.dups)
 	device(t, c.URL, uaFirefoxWin).Do("GET", "/api/v1/me", phone.AccessToken, nil).Expect(t, http.StatusOK)
+	// The history, written with the outbox before each answer, lost
+	// nothing either.
+	want := []string{"signed_out " + laptop.Session.ID + " revoked", "signed_in " + phone.Session.ID, "signed_in " + laptop.Session.ID}
+	if got := history(t, c.URL, phone.AccessToken); !slices.Equal(got, want) {
+		t.Errorf("history after the crashes: got %q, want %q", got, want)
+	}
 }
 
 // testReceiverDownThenUp: several users act while the receiver is down;
