@@ -121,7 +121,10 @@ func send(t *testing.T, req *http.Request) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-var hiddenToken = regexp.MustCompile(`<input type="hidden" name="t" value="([^"]+)">`)
+var (
+	hiddenToken = regexp.MustCompile(`<input type="hidden" name="t" value="([^"]+)">`)
+	formAction  = regexp.MustCompile(`<form id="report-form"[^>]* action="([^"]+)"`)
+)
 
 // testNewSignInMail: with SESSIOND_SMTP_URL at a server that offers
 // STARTTLS (its CA trusted through SSL_CERT_FILE, which the binary's system
@@ -145,11 +148,13 @@ func testNewSignInMail(t *testing.T, bin string) {
 	p := startProc(t, bin, withReceiver(t, map[string]string{
 		"SESSIOND_ADDR":       fmt.Sprintf("127.0.0.1:%d", port),
 		"SESSIOND_PUBLIC_URL": public,
+		"SESSIOND_BASE_PATH":  "/auth/",
 		"SESSIOND_SMTP_URL":   srv.URL(),
 		"SESSIOND_MAIL_FROM":  "Sessiond <noreply@example.com>",
 		"SSL_CERT_FILE":       ca,
 	}, r))
-	laptopC, phoneC := device(t, p.URL, uaFirefoxMac), device(t, p.URL, uaSafariIPhone)
+	api := p.URL + "/auth"
+	laptopC, phoneC := device(t, api, uaFirefoxMac), device(t, api, uaSafariIPhone)
 	user := laptopC.Register("nina")
 	laptop := laptopC.Login("nina", map[string]string{"device_id": "nina-mac"})
 	phone := phoneC.Login("nina", map[string]string{"device_id": "nina-iphone"})
@@ -181,7 +186,7 @@ func testNewSignInMail(t *testing.T, bin string) {
 	if got := m.header.Get("Subject"); got != "New sign-in to your account" {
 		t.Errorf("Subject: got %q", got)
 	}
-	link := regexp.MustCompile(regexp.QuoteMeta(public) + `/report\?t=sdn1\.[A-Za-z0-9._~-]+`).FindString(m.text)
+	link := regexp.MustCompile(regexp.QuoteMeta(public) + `/auth/report\?t=sdn1\.[A-Za-z0-9._~-]+`).FindString(m.text)
 	if link == "" {
 		t.Fatalf("the text part has no report link under %s:\n%s", public, m.text)
 	}
@@ -214,18 +219,35 @@ func testNewSignInMail(t *testing.T, bin string) {
 		t.Fatalf("the report page has no form token:\n%s", page)
 	}
 	form := url.Values{"t": {html.UnescapeString(sub[1])}}
+	// The form posts where the page says, as a browser resolves it.
+	act := formAction.FindStringSubmatch(page)
+	if act == nil {
+		t.Fatalf("the report page has no form action:\n%s", page)
+	}
+	base, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := url.Parse(html.UnescapeString(act[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	action := base.ResolveReference(ref).String()
+	if action != public+"/auth/report" {
+		t.Errorf("the form posts to %s, want %s/auth/report", action, public)
+	}
 	// Another site's form: refused, nothing ends.
-	if status, body := browserPost(t, public+"/report", form, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}); status != http.StatusForbidden {
+	if status, body := browserPost(t, action, form, map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}); status != http.StatusForbidden {
 		t.Fatalf("cross-site POST: got %d, want 403\n%s", status, body)
 	}
-	if status, body := browserPost(t, public+"/report", form, nil); status != http.StatusForbidden {
+	if status, body := browserPost(t, action, form, nil); status != http.StatusForbidden {
 		t.Fatalf("POST without Origin or Sec-Fetch-Site: got %d, want 403\n%s", status, body)
 	}
 	if got := me(phone); got != http.StatusOK {
 		t.Fatalf("after refused POSTs the phone's token gets %d, want 200", got)
 	}
 	// The page's own form, as a browser sends it.
-	status, body := browserPost(t, public+"/report", form, map[string]string{"Origin": public, "Sec-Fetch-Site": "same-origin"})
+	status, body := browserPost(t, action, form, map[string]string{"Origin": public, "Sec-Fetch-Site": "same-origin"})
 	if status != http.StatusOK || !strings.Contains(body, "That sign-in was signed out.") {
 		t.Fatalf("the page's POST: got %d\n%s", status, body)
 	}
@@ -239,7 +261,7 @@ func testNewSignInMail(t *testing.T, bin string) {
 	if status, body := browserGet(t, link); status != http.StatusBadRequest || !strings.Contains(body, "This link does not work") {
 		t.Errorf("the used link's GET: got %d\n%s", status, body)
 	}
-	if status, body := browserPost(t, public+"/report", url.Values{"t": form["t"], "everywhere": {"1"}}, map[string]string{"Origin": public}); status != http.StatusBadRequest {
+	if status, body := browserPost(t, action, url.Values{"t": form["t"], "everywhere": {"1"}}, map[string]string{"Origin": public}); status != http.StatusBadRequest {
 		t.Errorf("the used link's POST with everywhere=1: got %d, want 400\n%s", status, body)
 	}
 	if got := me(laptop2); got != http.StatusOK {
@@ -256,7 +278,7 @@ func testNewSignInMail(t *testing.T, bin string) {
 		"signed_out " + phone.Session.ID + " reported", "signed_in " + laptop2.Session.ID,
 		"signed_out " + laptop.Session.ID + " replaced", "signed_in " + phone.Session.ID, "signed_in " + laptop.Session.ID,
 	}
-	if got := history(t, p.URL, laptop2.AccessToken); !slices.Equal(got, wantHistory) {
+	if got := history(t, api, laptop2.AccessToken); !slices.Equal(got, wantHistory) {
 		t.Errorf("history: got %q, want %q", got, wantHistory)
 	}
 	noSecrets(t, "sessiond's log", p.Logs.String(), secrets)
