@@ -22,17 +22,6 @@ import (
 	"github.com/sessiond/sessiond/redis/redistest"
 )
 
-// End-to-end tests of security activity (docs/design.md, "Security
-// activity" and "Delivering events"): the real binary as processes of
-// their own, killed as a crash would, on SQLite, one Redis and a Redis
-// Cluster; webhooks to a Node receiver that checks each delivery with the
-// npm standardwebhooks package, e-mails to a real SMTP server.
-//
-// The subtests run in parallel under one parent, which builds the binary
-// once. The delivery backoff is the default one (5 s, 30 s, ...) and has
-// no setting, so every test keeps its receiver down only for the first
-// attempt of each user: the 5 s retry delivers.
-
 // deliveryWait bounds how long a test waits for deliveries: a dead
 // instance's lease lasts a minute, then the 5 s retry, with room for a
 // loaded machine.
@@ -41,6 +30,17 @@ const deliveryWait = 100 * time.Second
 // storyPassword is the password the stories change to.
 const storyPassword = "another long passphrase for e2e"
 
+// TestSecurityE2E tests security activity end to end (docs/design.md,
+// "Security activity" and "Delivering events"): the real binary as
+// processes of their own, killed as a crash would, on SQLite, one Redis
+// and a Redis Cluster; webhooks to a Node receiver that checks each
+// delivery with the npm standardwebhooks package, e-mails to a real SMTP
+// server.
+//
+// The subtests run in parallel under one parent, which builds the binary
+// once. The delivery backoff is the default one (5 s, 30 s, ...) and has
+// no setting, so every test keeps its receiver down only for the first
+// attempt of each user: the 5 s retry delivers.
 func TestSecurityE2E(t *testing.T) {
 	bin := buildSessiond(t)
 	// The crash test waits longest (a dead instance's lease): first, so
