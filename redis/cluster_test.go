@@ -129,4 +129,7 @@ func TestCluster(t *testing.T) {
 	t.Run("every key has a TTL", func(t *testing.T) {
 		testEveryKeyHasTTL(t, redis.Options{URL: c.URL()}, c.Nodes())
 	})
+	t.Run("activity", func(t *testing.T) {
+		testActivityCluster(t, c)
+	})
 }
