@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -255,6 +256,20 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, sess *sess
 	return nil
 }
 
+// activity answers the user's security history (docs/design.md,
+// "Security activity"): newest first, [] when there is none.
+func (s *Server) activity(w http.ResponseWriter, r *http.Request, sess *sessiond.Session) error {
+	entries, err := s.Manager.Activity(r.Context(), sess.UserID)
+	if err != nil {
+		return err
+	}
+	if entries == nil {
+		entries = []json.RawMessage{}
+	}
+	writeJSON(w, http.StatusOK, english.Plural(len(entries), "security event"), entries)
+	return nil
+}
+
 // listQuery reads the limit and cursor of a list request.
 func listQuery(r *http.Request) (limit int, cursor string, err error) {
 	q := r.URL.Query()
@@ -279,7 +294,9 @@ func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request, sess *sess
 	if err := noBody(w, r); err != nil {
 		return err
 	}
-	n, err := s.Manager.RevokeOthers(r.Context(), sess.UserID, sess.ID, sessiond.ReasonRevokedOthers)
+	// The context names the session that does it: the history says which
+	// device signed the others out.
+	n, err := s.Manager.RevokeOthers(sessiond.NewContext(r.Context(), sess), sess.UserID, sess.ID, sessiond.ReasonRevokedOthers)
 	if err != nil {
 		return err
 	}
@@ -295,7 +312,7 @@ func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request, sess *ses
 	if id == sess.ID {
 		return s.logout(w, r, sess)
 	}
-	if err := s.Manager.Revoke(r.Context(), sess.UserID, id, sessiond.ReasonRevoked); err != nil {
+	if err := s.Manager.Revoke(sessiond.NewContext(r.Context(), sess), sess.UserID, id, sessiond.ReasonRevoked); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, "device signed out", struct{}{})

@@ -164,7 +164,10 @@ func (s *Server) Handler() http.Handler {
 	auth("DELETE /api/v1/sessions/{id}", s.revokeSession)
 	auth("PATCH /api/v1/sessions/{id}", s.renameSession)
 	authCtx("GET /api/v1/sessions/events", s.events)
+	auth("GET /api/v1/activity", s.activity)
 	mux.Handle("GET /"+HandoffPath, http.HandlerFunc(s.handoff))
+	mux.Handle("GET /"+ReportPath, http.HandlerFunc(s.report))
+	mux.Handle("POST /"+ReportPath, http.HandlerFunc(s.report))
 	mux.Handle("GET /api/v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(s.jwks))
 	mux.Handle("GET /healthz", s.apiHandler(func(w http.ResponseWriter, r *http.Request) error {
@@ -176,7 +179,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /metrics", s.MetricsHandler)
 	}
 	fallback := s.apiFallback(mux)
-	for _, p := range []string{"/api/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/" + HandoffPath} {
+	for _, p := range []string{"/api/", "/.well-known/", "/healthz", "/readyz", "/metrics", "/" + HandoffPath, "/" + ReportPath} {
 		mux.Handle(p, fallback)
 	}
 	if s.Page != nil {

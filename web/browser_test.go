@@ -197,6 +197,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.mu.Unlock()
 		reply(w, http.StatusOK, list)
+	case r.Method == "GET" && path == "/activity":
+		// A server that keeps no security activity answers none.
+		reply(w, http.StatusOK, []any{})
 	case r.Method == "POST" && path == "/auth/logout":
 		f.setCookies(w, "", -1)
 		f.revoke(id, "logout")

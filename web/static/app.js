@@ -51,6 +51,9 @@
     refreshTimer: 0,
     refreshAt: 0,
     tickTimer: 0,
+    newDevices: new Set(), // ids of sessions that signed in from a new device
+    activityTimer: 0,
+    activitySeq: 0, // drops the answer of an older activity load
   };
 
   // ---- small helpers ----------------------------------------------------
@@ -333,6 +336,7 @@
     show('devices', focus);
     openEvents();
     startTicking();
+    loadActivity();
     Promise.all([api('GET', '/me'), loadSessions()]).then(([me]) => {
       if (gen !== state.generation) return;
       if (me && me.user) setUser(me.user);
@@ -364,6 +368,7 @@
     state.currentID = '';
     state.user = null;
     clearList();
+    clearActivity();
     const dialog = $('confirm-dialog');
     if (dialog.open) dialog.close('cancel');
     // With the app's own users (data-external) the page has no password
@@ -430,7 +435,11 @@
   }
 
   function applyEvent(type, data, replay) {
-    if (!replay) for (const buf of state.buffers) buf.push([type, data]);
+    if (!replay) {
+      for (const buf of state.buffers) buf.push([type, data]);
+      // Every change of the sessions is also a line of the history.
+      scheduleActivity();
+    }
     const id = data.session_id;
     if (typeof id !== 'string') return;
     if (type === 'revoked') {
@@ -542,6 +551,7 @@
     q('.device-icon use').setAttribute('href', '#icon-' + cls);
     q('.device-name').textContent = title;
     q('.badge').hidden = !s.current;
+    q('.new-sign-in').hidden = !state.newDevices.has(s.id);
     q('.device-kind').textContent = s.name && s.device ? CLASSES[cls] + ' · ' + s.device : CLASSES[cls];
     q('.device-ip').textContent = s.ip_address || 'Unknown';
     q('.device-location').textContent = s.location || '';
@@ -551,6 +561,133 @@
     q('.rename-btn').setAttribute('aria-label', 'Rename ' + title);
     const revoke = q('.revoke-btn');
     revoke.setAttribute('aria-label', s.current ? 'Sign out this device' : 'Sign out ' + title);
+  }
+
+  // ---- recent security activity ----------------------------------------
+
+  // entryDevice names the device of a history entry's session.
+  function entryDevice(s) {
+    if (!s || typeof s !== 'object') return 'an unknown device';
+    const device = typeof s.device === 'string' ? s.device : '';
+    const name = typeof s.name === 'string' ? s.name : '';
+    if (name && device) return name + ' (' + device + ')';
+    return name || device || 'an unknown device';
+  }
+
+  function isActor(by) {
+    return !!by && typeof by === 'object' && typeof by.session_id === 'string';
+  }
+
+  // describe puts one history entry (docs/design.md, "Security activity")
+  // in words; alert marks the ones a user should look at twice, notice a
+  // sign-in from somewhere new.
+  function describe(e) {
+    const s = e.session && typeof e.session === 'object' ? e.session : {};
+    const dev = entryDevice(s);
+    const by = e.by;
+    switch (e.type) {
+      case 'signed_in': {
+        let text = 'Signed in on ' + dev;
+        if (s.location) text += ' (' + s.location + ')';
+        const news = [];
+        if (e.new_device === true) news.push('new device');
+        if (e.new_location === true) news.push('new location');
+        if (news.length) text += ' — ' + news.join(', ');
+        return { text, notice: news.length > 0 };
+      }
+      case 'signed_out':
+        switch (e.reason) {
+          case 'logout': return { text: 'Signed out on ' + dev };
+          case 'password_changed': return { text: 'Session on ' + dev + ' ended after a password change' };
+          case 'reported': return { text: 'Signed out from ' + dev + ' after it was reported as not yours', alert: true };
+          case 'expired': return { text: 'Session on ' + dev + ' expired' };
+          case 'evicted': return { text: 'Signed out from ' + dev + ' because too many devices were signed in' };
+          case 'replaced': return { text: 'Session on ' + dev + ' was replaced by a new sign-in on the same device' };
+          case 'handoff_replayed': return { text: 'Signed out from ' + dev + ' because its sign-in link was used twice', alert: true };
+        }
+        if (e.reason === 'admin' || by === 'admin') {
+          let text = 'Session on ' + dev + ' signed out by an administrator';
+          if (e.reason === 'password_reset') text += ' (password reset)';
+          else if (e.reason === 'account_locked') text += ' (account locked)';
+          else if (e.reason === 'account_deleted') text += ' (account deleted)';
+          return { text };
+        }
+        if (isActor(by)) return { text: 'Signed out from ' + dev + ' by ' + (by.device || 'another device') };
+        return { text: 'Session on ' + dev + ' ended' };
+      case 'password_changed':
+        if (isActor(by)) return { text: 'Password changed on ' + (by.device || dev) };
+        return { text: 'Password changed by an administrator' };
+      case 'reuse_detected':
+        return { text: 'On ' + dev + ', a reused refresh token was detected, so it was signed out', alert: true };
+      case 'sign_in_throttled':
+        return {
+          text: 'After too many failed sign-ins' + (s.ip_address ? ' from ' + s.ip_address : '') +
+            ', sign-in attempts were throttled',
+          alert: true,
+        };
+    }
+    return null;
+  }
+
+  // scheduleActivity reloads the history shortly: a burst of events (every
+  // other device signed out) costs one request.
+  function scheduleActivity() {
+    clearTimeout(state.activityTimer);
+    state.activityTimer = setTimeout(loadActivity, 250);
+  }
+
+  async function loadActivity() {
+    clearTimeout(state.activityTimer);
+    const gen = state.generation;
+    const seq = ++state.activitySeq;
+    let entries;
+    try {
+      entries = await api('GET', '/activity');
+    } catch (e) {
+      if (gen !== state.generation || seq !== state.activitySeq || e.handled) return;
+      const note = $('activity-note');
+      note.textContent = 'Recent activity could not be loaded: ' + messageFor(e);
+      note.hidden = false;
+      return;
+    }
+    if (gen !== state.generation || seq !== state.activitySeq) return;
+    renderActivity(Array.isArray(entries) ? entries : []);
+  }
+
+  function renderActivity(entries) {
+    const list = $('activity');
+    const items = [];
+    const fresh = new Set();
+    for (const e of entries) {
+      if (!e || typeof e !== 'object') continue;
+      if (e.type === 'signed_in' && e.new_device === true && e.session && typeof e.session.id === 'string') {
+        fresh.add(e.session.id);
+      }
+      const d = describe(e);
+      if (!d) continue;
+      const li = $('activity-template').content.firstElementChild.cloneNode(true);
+      li.dataset.type = e.type;
+      li.dataset.alert = d.alert ? 'true' : d.notice ? 'notice' : 'false';
+      li.querySelector('.activity-text').textContent = d.text;
+      setTime(li.querySelector('.activity-time'), e.at, 'relative');
+      items.push(li);
+    }
+    list.replaceChildren(...items);
+    const note = $('activity-note');
+    note.textContent = items.length ? '' : 'No security activity in the last 30 days.';
+    note.hidden = items.length > 0;
+    document.body.dataset.activity = String(items.length);
+    state.newDevices = fresh;
+    render();
+  }
+
+  function clearActivity() {
+    clearTimeout(state.activityTimer);
+    state.activitySeq++;
+    state.newDevices = new Set();
+    $('activity').replaceChildren();
+    $('activity-note').hidden = true;
+    delete document.body.dataset.activity;
   }
 
   // ---- times ------------------------------------------------------------
@@ -743,6 +880,8 @@
       $('password-box').open = false;
       say(revokeOthers ? 'Your password was changed and your other devices were signed out.' : 'Your password was changed.');
       if (revokeOthers) loadSessions().catch(report);
+      // A password change ends no session of its own: no event tells it.
+      loadActivity();
     } catch (e) {
       if (gen !== state.generation || e.handled) return;
       err.textContent = messageFor(e);
@@ -783,7 +922,10 @@
     state.events = es;
     es.onopen = () => {
       if (state.events !== es) return;
-      if (state.eventsRetry > 0 || state.eventsReopened) loadSessions().catch(report);
+      if (state.eventsRetry > 0 || state.eventsReopened) {
+        loadSessions().catch(report);
+        loadActivity();
+      }
       opened = true;
       state.eventsReopened = true;
       state.eventsRetry = 0;
