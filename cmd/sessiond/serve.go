@@ -168,7 +168,7 @@ func newManager(c *config, st *stores, log *slog.Logger, adjust func(*sessiond.P
 	m.MaxSessions = c.MaxSessions
 	m.CapPolicy = sessiond.CapPolicy(c.LimitPolicy)
 	m.SignupOpen = c.Signup
-	m.ReportURL = strings.TrimSuffix(c.PublicURL, "/") + c.BasePath + "report"
+	m.ReportURL = sessiondhttp.ReportURL(c.PublicURL, c.BasePath)
 	m.Logger = log
 	return m, nil
 }
