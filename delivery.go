@@ -175,7 +175,10 @@ func (m *Manager) deliverUser(ctx context.Context, queue string, snd Sender, use
 	take := func() bool {
 		now := m.now()
 		ok, err := m.activity.Lease(ctx, queue, userID, owner, now, now.Add(lease))
-		held = held || ok
+		// A Lease that failed may have taken the lease all the same (its
+		// answer lost to a cancelled context or a timeout): release it
+		// too, or the user waits for it to expire.
+		held = held || ok || err != nil
 		return err == nil && ok
 	}
 	for take() {

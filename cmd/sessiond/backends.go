@@ -24,8 +24,9 @@ func openPostgres(ctx context.Context, c *config, st *stores, log *slog.Logger) 
 	return nil
 }
 
-// openRedis moves sessions, throttles and events to Redis, after checking
-// that Redis will neither lose revocations nor evict sessions.
+// openRedis moves sessions, throttles, events and security activity to
+// Redis, after checking that Redis will neither lose revocations nor evict
+// sessions.
 func openRedis(ctx context.Context, c *config, st *stores, log *slog.Logger) error {
 	rs, err := redis.New(ctx, redis.Options{URL: c.RedisURL, Strict: c.RedisStrict, Timeout: c.RedisTimeout, ReplicaAcks: c.RedisReplicaAcks})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sessiond/sessiond"
@@ -350,7 +351,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if st.sweep {
 		go m.Sweep(bg, time.Minute)
 	}
-	go m.Deliver(bg)
+	// Deliveries stop before the stores close: a send cut off by the
+	// exit would leave its user's lease held, delaying their events on
+	// the other instances (or this one, restarted) by a minute.
+	var delivering sync.WaitGroup
+	delivering.Go(func() { m.Deliver(bg) })
+	defer func() {
+		stopBg()
+		delivering.Wait()
+	}()
 	errc := make(chan error, len(servers))
 	for i, s := range servers {
 		go func() { errc <- s.Serve(listeners[i]) }()
