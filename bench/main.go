@@ -87,7 +87,7 @@ func main() {
 	flag.DurationVar(&c.profile, "profile", 10*time.Second, "peers: after the rounds, a CPU profile of this length of the binary on SQLite and on Redis under a /me and /auth/check load (0: none)")
 	flag.IntVar(&c.outboxActs, "outbox-acts", 2000, "outbox: acts of each burst (session starts and ends, half each)")
 	flag.IntVar(&c.outboxRounds, "outbox-rounds", 2, "outbox: rounds; each runs one burst with webhooks on and one with them off")
-	flag.IntVar(&c.outboxSingle, "outbox-single", 400, "outbox: acts made one at a time, each waiting for its webhook")
+	flag.IntVar(&c.outboxSingle, "outbox-single", 200, "outbox: acts made one at a time, each waiting for its webhook")
 	flag.IntVar(&c.outboxClients, "outbox-c", 16, "outbox: concurrent clients of a burst")
 	flag.IntVar(&c.outboxUsers, "outbox-users", 32, "outbox: users of a burst")
 	// The peers run as this program started again (peers.go).
@@ -289,14 +289,12 @@ func run(ctx context.Context, c *config) error {
 		t0 := time.Now()
 		for _, store := range []string{"SQLite", "Redis"} {
 			var r *redisServer
-			redisURL := ""
 			if store == "Redis" {
 				if r, err = startRedisFor("redis-outbox"); err != nil {
 					return err
 				}
-				redisURL = r.URL()
 			}
-			o, err := outboxOn(ctx, c, store, bin, dir, redisURL)
+			o, err := outboxOn(ctx, c, store, bin, dir, r)
 			if err == nil {
 				o.ActivityIn = "SQLite"
 				if r != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -92,6 +93,96 @@ type outboxBurst struct {
 	// Delivered is from the first act sent to the last event received
 	// (webhooks on only).
 	Delivered time.Duration
+	// CPU is the processor time, over the same span, of the instance
+	// (Server), of this process (Bench: the clients and the receiver)
+	// and of redis-server (Redis, 0 without).
+	Server, Bench, Redis time.Duration
+}
+
+// cpuPer returns the mean CPU time per act of bursts, of the processes
+// that cpu picks.
+func cpuPer(bursts []outboxBurst, cpu func(outboxBurst) time.Duration) time.Duration {
+	var sum time.Duration
+	acts := 0
+	for _, b := range bursts {
+		sum += cpu(b)
+		acts += b.Acts
+	}
+	if acts == 0 {
+		return 0
+	}
+	return sum / time.Duration(acts)
+}
+
+// busy returns the CPU time of bursts that cpu picks ÷ their span (acts
+// until the last event for webhooks on, acts only for off): 1 is one core
+// busy throughout.
+func busy(bursts []outboxBurst, cpu func(outboxBurst) time.Duration) float64 {
+	var sum, span time.Duration
+	for _, b := range bursts {
+		sum += cpu(b)
+		span += max(b.ActsTook, b.Delivered)
+	}
+	if span <= 0 {
+		return 0
+	}
+	return float64(sum) / float64(span)
+}
+
+// clockTick is the unit of the CPU times of /proc/<pid>/stat (USER_HZ),
+// 100 on every Linux architecture Go runs on.
+const clockTick = 10 * time.Millisecond
+
+// procCPU returns the user and system CPU time process pid has used.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU returns utime + stime of a /proc/<pid>/stat line: the 14th
+// and 15th fields, counted after the command name in parentheses, which
+// may hold spaces and parentheses itself.
+func parseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat without a command name: %.80q", stat)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is the 3rd field (state), so utime and stime are f[11], f[12].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat with %d fields after the command name", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
+}
+
+// cpuMeter reads the CPU time of a few processes at once.
+type cpuMeter []int
+
+// read returns the CPU time of each process (0 for a pid of 0).
+func (m cpuMeter) read() ([]time.Duration, error) {
+	out := make([]time.Duration, len(m))
+	for i, pid := range m {
+		if pid == 0 {
+			continue
+		}
+		d, err := procCPU(pid)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
+	}
+	return out, nil
 }
 
 // ActRate is the acts answered per second.
@@ -427,7 +518,7 @@ func (r *hookReceiver) received(keys []string) func() bool {
 // to a receiver in this process and one without webhooks, and measures
 // the delivery latency of acts made one at a time, then alternates bursts
 // of acts on the two.
-func outboxOn(ctx context.Context, c *config, store, bin string, dir func(string) string, redisURL string) (*outboxResult, error) {
+func outboxOn(ctx context.Context, c *config, store, bin string, dir func(string) string, r *redisServer) (*outboxResult, error) {
 	env := func(name string) (map[string]string, string, error) {
 		data := dir(name)
 		key, err := adminkey.New(filepath.Join(data, "admin-keys"), "bench")
@@ -435,8 +526,8 @@ func outboxOn(ctx context.Context, c *config, store, bin string, dir func(string
 			return nil, "", err
 		}
 		e := map[string]string{"SESSIOND_DATA_DIR": data, "SESSIOND_USERS": "external"}
-		if redisURL != "" {
-			e["SESSIOND_REDIS_URL"] = redisURL
+		if r != nil {
+			e["SESSIOND_REDIS_URL"] = r.URL()
 		}
 		return e, key, nil
 	}
@@ -548,6 +639,19 @@ func outboxOn(ctx context.Context, c *config, store, bin string, dir func(string
 			if kind == "off" {
 				oc = offC
 			}
+			in := on
+			if kind == "off" {
+				in = off
+			}
+			redisPID := 0
+			if r != nil {
+				redisPID = r.cmd.Process.Pid
+			}
+			meter := cpuMeter{in.cmd.Process.Pid, os.Getpid(), redisPID}
+			cpu0, err := meter.read()
+			if err != nil {
+				return nil, err
+			}
 			answered, first, last, failed, err := oc.burst(ctx, users(kind, round), pairs, c.outboxClients)
 			if err != nil && failed == 0 {
 				return nil, err // the run was interrupted
@@ -556,14 +660,23 @@ func outboxOn(ctx context.Context, c *config, store, bin string, dir func(string
 				res.Failed += failed
 				if res.FirstFailed == "" {
 					res.FirstFailed = err.Error()
-					if in := map[string]*instance{"on": on, "off": off}[kind]; in != nil {
-						res.FirstFailed += "; the server's first complaint: " + firstComplaint(in)
-					}
+					res.FirstFailed += "; the server's first complaint: " + firstComplaint(in)
 				}
 				status("outbox %s: %d acts failed, the first: %v", store, failed, err)
 			}
 			b := outboxBurst{Acts: len(answered), ActsTook: last.Sub(first)}
+			cpuTaken := func() error {
+				cpu1, err := meter.read()
+				if err != nil {
+					return err
+				}
+				b.Server, b.Bench, b.Redis = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1], cpu1[2]-cpu0[2]
+				return nil
+			}
 			if kind == "off" {
+				if err := cpuTaken(); err != nil {
+					return nil, err
+				}
 				res.Off = append(res.Off, b)
 				status("outbox %s: round %d, webhooks off: %d acts, %.0f acts/s", store, round+1, b.Acts, b.ActRate())
 				continue
@@ -571,6 +684,9 @@ func outboxOn(ctx context.Context, c *config, store, bin string, dir func(string
 			keys := slices.Collect(maps.Keys(answered))
 			if err := recv.wait(2*time.Minute, fmt.Sprintf("%d events of a burst", len(keys)), recv.received(keys)); err != nil {
 				return nil, fail(on, err)
+			}
+			if err := cpuTaken(); err != nil {
+				return nil, err
 			}
 			got := recv.take()
 			lastRecv := first

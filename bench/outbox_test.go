@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -111,5 +112,25 @@ func TestReceiverVerifies(t *testing.T) {
 	defer recv.mu.Unlock()
 	if recv.deliveries != 3 || recv.refused != 1 || recv.dups != 1 || len(recv.got) != 1 {
 		t.Errorf("deliveries %d, refused %d, duplicates %d, events %d; want 3, 1, 1, 1", recv.deliveries, recv.refused, recv.dups, len(recv.got))
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name may hold spaces and parentheses: the fields count
+	// from the last ')'. utime 250 and stime 31 ticks.
+	stat := "4242 (sess (iond) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 31 0 0 20 0 9 0 123456 1000000 500 18446744073709551615\n"
+	d, err := parseStatCPU([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 281 * clockTick; d != want {
+		t.Errorf("got %v, want %v", d, want)
+	}
+	if _, err := parseStatCPU([]byte("4242 (x) S 1 2")); err == nil {
+		t.Error("a short line was read")
+	}
+	self, err := procCPU(os.Getpid())
+	if err != nil || self < 0 {
+		t.Errorf("this process: %v, %v", self, err)
 	}
 }

@@ -508,7 +508,7 @@ func (r *report) outboxMarkdown(p func(string, ...any), results []*outboxResult)
 	p("counts as 0. The event's own `timestamp` is the time the server took for the act, in whole milliseconds, so\n")
 	p("receipt − timestamp also covers the act's writes. The bursts' row is every event of the bursts below, which\n")
 	p("wait behind each other.\n\n")
-	p("| store | outbox in | events | after the answer: p50 / p90 / p99 / max | after the event's timestamp: p50 / p99 | arrived before the answer | over %s |\n|---|---|---|---|---|---|---|\n", fmtDur(slowDelivery))
+	p("| store | outbox in | events | after the answer: p50 / p90 / p99 / max | after the event's timestamp: p50 / p99 | arrived before the answer | over %d ms |\n|---|---|---|---|---|---|---|\n", slowDelivery.Milliseconds())
 	for _, o := range results {
 		for _, row := range []struct {
 			name string
@@ -533,6 +533,27 @@ func (r *report) outboxMarkdown(p func(string, ...any), results []*outboxResult)
 		p("| %s | %s | %.0f | %.0f | **%.3f** | **%.0f** | %s | %d / %d | %d | %d | %d |\n", o.Store, o.ActivityIn,
 			median(actRates(o.On)), median(actRates(o.Off)), floor3(o.Ratio()), median(eventRates(o.On)), fmtDur(o.Lag()),
 			o.Conns, o.Deliveries, o.Dups, o.Refused, o.Failed)
+	}
+	p("\nWhere the time went: the CPU time of each process over the bursts (read from `/proc/<pid>/stat` before and\n")
+	p("after each; with webhooks on until the last event arrived, which includes the deliveries), per act, and as cores\n")
+	p("kept busy over the bursts' span. The machine has %d.\n\n", runtime.NumCPU())
+	p("| store | webhooks | sessiond CPU per act | sessiond, cores busy | benchmark (clients, receiver) CPU per act | redis-server CPU per act | all, cores busy |\n|---|---|---|---|---|---|---|\n")
+	for _, o := range results {
+		for _, row := range []struct {
+			name   string
+			bursts []outboxBurst
+		}{{"on", o.On}, {"off", o.Off}} {
+			all := func(b outboxBurst) time.Duration { return b.Server + b.Bench + b.Redis }
+			redis := "—"
+			if o.Store == "Redis" {
+				redis = fmtDur(cpuPer(row.bursts, func(b outboxBurst) time.Duration { return b.Redis }))
+			}
+			p("| %s | %s | %s | %.2f | %s | %s | %.2f |\n", o.Store, row.name,
+				fmtDur(cpuPer(row.bursts, func(b outboxBurst) time.Duration { return b.Server })),
+				busy(row.bursts, func(b outboxBurst) time.Duration { return b.Server }),
+				fmtDur(cpuPer(row.bursts, func(b outboxBurst) time.Duration { return b.Bench })),
+				redis, busy(row.bursts, all))
+		}
 	}
 	p("\nRates of every burst, in run order (acts/s on | events/s on | acts/s off):\n\n")
 	for _, o := range results {
