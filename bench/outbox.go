@@ -199,7 +199,7 @@ func perSecond(n int, d time.Duration) float64 {
 	return float64(n) / d.Seconds()
 }
 
-// ActRates returns the act rates of bursts.
+// actRates returns the act rates of bursts.
 func actRates(bursts []outboxBurst) []float64 {
 	out := make([]float64, len(bursts))
 	for i, b := range bursts {
@@ -208,7 +208,7 @@ func actRates(bursts []outboxBurst) []float64 {
 	return out
 }
 
-// EventRates returns the delivery rates of bursts.
+// eventRates returns the delivery rates of bursts.
 func eventRates(bursts []outboxBurst) []float64 {
 	out := make([]float64, len(bursts))
 	for i, b := range bursts {
