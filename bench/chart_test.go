@@ -230,7 +230,7 @@ func TestReportNamesItsCommandAndItsChart(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Written by `go run ./bench -scenarios revocation -out " + out + "`",
-		"did not run throughput, peers, memory, scale, login, micro",
+		"did not run throughput, peers, memory, scale, login, outbox, micro",
 		"![Latency (log scale)](bench.svg)",
 	} {
 		if !strings.Contains(string(md), want) {

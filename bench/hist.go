@@ -115,3 +115,16 @@ func (h *histogram) Quantile(q float64) time.Duration {
 	}
 	return time.Duration(h.max)
 }
+
+// CountOver is how many values were recorded above d, to the histogram's
+// precision: the values of the buckets above the one that holds d.
+func (h *histogram) CountOver(d time.Duration) uint64 {
+	if h.n == 0 || int64(d) >= h.max {
+		return 0
+	}
+	var n uint64
+	for _, c := range h.counts[bucketOf(max(int64(d), 0))+1:] {
+		n += c
+	}
+	return n
+}

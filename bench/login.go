@@ -332,9 +332,17 @@ func runLogin(ctx context.Context, in *instance, metricsURL string, n int, redis
 		return nil, fmt.Errorf("the server verified %d passwords during %d logins", n1-n0, n)
 	}
 	res.ServerVerify = time.Duration((sum1 - sum0) / float64(n) * float64(time.Second))
-	ds, _, err := loginLogLines(in.logPath, logStart)
-	if err != nil {
-		return nil, err
+	// The server writes its request lines at least every 100 ms: the
+	// last login's may not be in the file yet.
+	var ds []time.Duration
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		if ds, _, err = loginLogLines(in.logPath, logStart); err != nil {
+			return nil, err
+		}
+		if len(ds) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if len(ds) != n {
 		return nil, fmt.Errorf("%s: %d login lines for %d logins", in.logPath, len(ds), n)

@@ -53,9 +53,15 @@ type config struct {
 	settle      time.Duration
 	peerRounds  int
 	profile     time.Duration
+	// The outbox scenario's acts (outbox.go).
+	outboxActs    int
+	outboxRounds  int
+	outboxSingle  int
+	outboxClients int
+	outboxUsers   int
 }
 
-var allScenarios = []string{"throughput", "peers", "revocation", "memory", "scale", "login", "micro"}
+var allScenarios = []string{"throughput", "peers", "revocation", "memory", "scale", "login", "outbox", "micro"}
 
 func main() {
 	var c config
@@ -79,6 +85,11 @@ func main() {
 	flag.DurationVar(&c.settle, "settle", 0, "with -url: wait this long between the logins and the measurement (11s for a Redis-backed server, whose instance reads the sessions it just wrote from Redis for 5 to 10 s)")
 	flag.IntVar(&c.peerRounds, "peer-rounds", 8, "peers: rounds; each runs one slice of every peer and of the binary, each between two slices of the bare handler")
 	flag.DurationVar(&c.profile, "profile", 10*time.Second, "peers: after the rounds, a CPU profile of this length of the binary on SQLite and on Redis under a /me and /auth/check load (0: none)")
+	flag.IntVar(&c.outboxActs, "outbox-acts", 2000, "outbox: acts of each burst (session starts and ends, half each)")
+	flag.IntVar(&c.outboxRounds, "outbox-rounds", 2, "outbox: rounds; each runs one burst with webhooks on and one with them off")
+	flag.IntVar(&c.outboxSingle, "outbox-single", 200, "outbox: acts made one at a time, each waiting for its webhook")
+	flag.IntVar(&c.outboxClients, "outbox-c", 16, "outbox: concurrent clients of a burst")
+	flag.IntVar(&c.outboxUsers, "outbox-users", 32, "outbox: users of a burst")
 	// The peers run as this program started again (peers.go).
 	peerKind := flag.String("serve-peer", "", "internal: serve one peer of the peers scenario")
 	peerDir := flag.String("peer-dir", "", "internal: the peer's data directory")
@@ -272,6 +283,33 @@ func run(ctx context.Context, c *config) error {
 			rep.Login = append(rep.Login, l)
 		}
 		rep.Took = append(rep.Took, took{"login", time.Since(t0)})
+	}
+
+	if c.scenarios["outbox"] {
+		t0 := time.Now()
+		for _, store := range []string{"SQLite", "Redis"} {
+			var r *redisServer
+			if store == "Redis" {
+				if r, err = startRedisFor("redis-outbox"); err != nil {
+					return err
+				}
+			}
+			o, err := outboxOn(ctx, c, store, bin, dir, r)
+			if err == nil {
+				o.ActivityIn = "SQLite"
+				if r != nil {
+					o.ActivityIn, err = activityStoreOf(r)
+				}
+			}
+			if r != nil {
+				r.Stop()
+			}
+			if err != nil {
+				return err
+			}
+			rep.Outbox = append(rep.Outbox, o)
+		}
+		rep.Took = append(rep.Took, took{"outbox", time.Since(t0)})
 	}
 
 	if c.scenarios["micro"] {

@@ -30,6 +30,7 @@ type report struct {
 	MemoryDetail     string
 	Scale            *scaleResult
 	Login            []*loginResult
+	Outbox           []*outboxResult
 	MicroRaw         string
 	Benchstat        string
 	Comparisons      []comparison
@@ -250,6 +251,12 @@ func (r *report) markdown(svgName, notes string) string {
 		p("| login: server time beyond the argon2id hash, sessions in %s (share of the login in the server / as the client saw it) | %s (%.1f%% / %.1f%%) | (reported) | |\n",
 			l.Store, fmtDur(l.ServerBeyond()), 100*l.ServerShare(), 100*l.ClientShare())
 	}
+	for _, o := range r.Outbox {
+		p("| webhook received after the act's answer, one act at a time, %s: p50 / p99 (session.created) | %s / %s | (reported) | |\n",
+			o.Store, fmtDur(o.Created.Answer.Quantile(.5)), fmtDur(o.Created.Answer.Quantile(.99)))
+		p("| webhook outbox, %s: events delivered per second in a burst; acts per second with webhooks on ÷ off | %.0f; %.3f | (reported) | |\n",
+			o.Store, median(eventRates(o.On)), floor3(o.Ratio()))
+	}
 	p("\n")
 	if svgName != "" {
 		p("![%s](%s)\n\n", r.chartAlt(), svgName)
@@ -365,6 +372,10 @@ func (r *report) markdown(svgName, notes string) string {
 		p("\n")
 	}
 
+	if len(r.Outbox) > 0 {
+		r.outboxMarkdown(p, r.Outbox)
+	}
+
 	if r.Benchstat != "" {
 		p("## Micro-benchmarks\n\n")
 		p("`go test -bench` with `-count %d -benchtime %s`, summarized by `benchstat` (install it with\n", c.microCount, c.benchtime)
@@ -466,6 +477,101 @@ func (r *report) versusMarkdown(p func(string, ...any), v *versusResult) {
 	for _, row := range append([]*versusRow{v.Bare}, v.Rows...) {
 		if row.Errors > 0 {
 			p("%s: %d errors, the first: `%s`.\n\n", row.Name, row.Errors, row.First)
+		}
+	}
+}
+
+// slowDelivery is the latency above which an event made one at a time
+// is counted as having waited: the loop's wake-up delivers in about a
+// millisecond, its poll once a second.
+const slowDelivery = 50 * time.Millisecond
+
+// outboxMarkdown writes the outbox scenario's section.
+func (r *report) outboxMarkdown(p func(string, ...any), results []*outboxResult) {
+	o0 := results[0]
+	p("## Security events: the webhook outbox\n\n")
+	p("Each act records its security events in the store's outbox before it is answered, and a loop in the instance\n")
+	p("delivers them as signed webhooks (docs/design.md, \"Security activity\" and \"Delivering events\"). Per store the\n")
+	p("benchmark starts two instances with `SESSIOND_USERS=external`, one with `SESSIOND_WEBHOOK_URL` and one without,\n")
+	p("and makes acts through the admin API: `POST /admin/v1/sessions` (every rule of a login but the password hash,\n")
+	p("which would otherwise set the pace) and `DELETE /admin/v1/users/{user}/sessions/{id}`. Each act records a history\n")
+	p("entry on both instances and, with webhooks on, a `session.created` or `session.ended` message in the same write.\n")
+	p("The receiver is a Go `net/http` server in the benchmark process on loopback: it verifies every delivery with the\n")
+	p("Standard Webhooks Go library and answers 204. An event's time of receipt is taken once its body is read, before\n")
+	p("the verification, whose cost is the receiver's: it delays only the answer, and so the next message of that user.\n")
+	p("Events are matched with their acts by type and session id. The client, the receiver, the servers and Redis\n")
+	p("share the cores.\n\n")
+	p("**Latency.** %d acts one at a time on the instance with webhooks, each waiting for its event: a session started\n", o0.Created.Answer.Count()+o0.Ended.Answer.Count())
+	p("for one of %d users in turn (the user's last event was delivered a while before), then the same session ended\n", o0.Users)
+	p("as soon as its `session.created` arrived. The latency is the receipt minus the moment the client had the act's\n")
+	p("answer; an event can arrive first (the loop wakes when the act is recorded, before the answer is written), and\n")
+	p("counts as 0. The event's own `timestamp` is the time the server took for the act, in whole milliseconds, so\n")
+	p("receipt − timestamp also covers the act's writes. The loop wakes at once for an act of its own instance, but\n")
+	p("skips a user whose previous delivery is still under way (its removal, the next read of the queue, the lease's\n")
+	p("release) and finds them again at its next poll, once a second: an event recorded in that moment waits up to a\n")
+	p("second, which is what the `session.ended` made right after its `session.created` arrived shows. The bursts' row\n")
+	p("is every event of the bursts below, which wait behind each other.\n\n")
+	p("| store | outbox in | events | after the answer: p50 / p90 / p99 / max | after the event's timestamp: p50 / p99 | arrived before the answer | over %d ms |\n|---|---|---|---|---|---|---|\n", slowDelivery.Milliseconds())
+	for _, o := range results {
+		for _, row := range []struct {
+			name string
+			l    *outboxLatency
+		}{{"one at a time, `session.created`", &o.Created}, {"one at a time, `session.ended` right after", &o.Ended}, {"bursts", &o.Burst}} {
+			l := &row.l.Answer
+			p("| %s | %s | %s: %d | %s / %s / %s / %s | %s / %s | %d | %d |\n", o.Store, o.ActivityIn, row.name, l.Count(),
+				fmtDur(l.Quantile(.5)), fmtDur(l.Quantile(.9)), fmtDur(l.Quantile(.99)), fmtDur(l.Max()),
+				fmtDur(row.l.Stamp.Quantile(.5)), fmtDur(row.l.Stamp.Quantile(.99)), row.l.Early, l.CountOver(slowDelivery))
+		}
+	}
+	p("\n")
+	p("**Throughput.** Bursts of %s acts (start and end of %s sessions) made as fast as %d clients can, over %d users\n",
+		thousands(2*(r.Config.outboxActs/2)), thousands(r.Config.outboxActs/2), o0.Concurrency, o0.Users)
+	p("(each client keeps to its own users), on the instance with webhooks and on the one without, alternated in\n")
+	p("%d rounds (%s). With webhooks on, the burst ends when its last event is received, and the next starts only\n", len(o0.Order), strings.Join(o0.Order, ", "))
+	p("then. Acts per second are from the first act sent to the last answered; events per second from the first act\n")
+	p("sent to the last event received; the ratio is the median act rate with webhooks on ÷ the median with them off,\n")
+	p("which is what recording the messages and delivering them alongside costs the acts. On SQLite every write is a\n")
+	p("transaction of the file's one write connection, committed with an fsync (`synchronous=FULL`): a start writes the\n")
+	p("session, the seen device and the record; an end the removal and the record; and each message delivered adds the\n")
+	p("deliverer's lease and the message's removal (and a lease and its release per user and pass).\n\n")
+	p("| store | outbox in | acts/s, webhooks on (median burst) | acts/s, off | **on ÷ off** | **events delivered/s** | last event after the last act (median) | connections the sender opened / deliveries | duplicates | refused | failed acts |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, o := range results {
+		p("| %s | %s | %.0f | %.0f | **%.3f** | **%.0f** | %s | %d / %d | %d | %d | %d |\n", o.Store, o.ActivityIn,
+			median(actRates(o.On)), median(actRates(o.Off)), floor3(o.Ratio()), median(eventRates(o.On)), fmtDur(o.Lag()),
+			o.Conns, o.Deliveries, o.Dups, o.Refused, o.Failed)
+	}
+	p("\nWhere the time went: the CPU time of each process over the bursts (read from `/proc/<pid>/stat` before and\n")
+	p("after each; with webhooks on until the last event arrived, which includes the deliveries), per act, and as cores\n")
+	p("kept busy over the bursts' span. The machine has %d.\n\n", runtime.NumCPU())
+	p("| store | webhooks | sessiond CPU per act | sessiond, cores busy | benchmark (clients, receiver) CPU per act | redis-server CPU per act | all, cores busy |\n|---|---|---|---|---|---|---|\n")
+	for _, o := range results {
+		for _, row := range []struct {
+			name   string
+			bursts []outboxBurst
+		}{{"on", o.On}, {"off", o.Off}} {
+			all := func(b outboxBurst) time.Duration { return b.Server + b.Bench + b.Redis }
+			redis := "—"
+			if o.Store == "Redis" {
+				redis = fmtDur(cpuPer(row.bursts, func(b outboxBurst) time.Duration { return b.Redis }))
+			}
+			p("| %s | %s | %s | %.2f | %s | %s | %.2f |\n", o.Store, row.name,
+				fmtDur(cpuPer(row.bursts, func(b outboxBurst) time.Duration { return b.Server })),
+				busy(row.bursts, func(b outboxBurst) time.Duration { return b.Server }),
+				fmtDur(cpuPer(row.bursts, func(b outboxBurst) time.Duration { return b.Bench })),
+				redis, busy(row.bursts, all))
+		}
+	}
+	p("\nRates of every burst, in run order (acts/s on | events/s on | acts/s off):\n\n")
+	for _, o := range results {
+		p("- %s: %s | %s | %s\n", o.Store, rates(actRates(o.On)), rates(eventRates(o.On)), rates(actRates(o.Off)))
+	}
+	p("\n")
+	for _, o := range results {
+		if o.Failed > 0 {
+			p("%s: %d acts of the bursts failed (counted in no rate's acts, and expecting no event), the first: `%s`.\n\n", o.Store, o.Failed, o.FirstFailed)
+		}
+		if o.Refused > 0 {
+			p("%s: %d deliveries refused, the first: `%s`.\n\n", o.Store, o.Refused, o.FirstRefused)
 		}
 	}
 }
