@@ -301,7 +301,13 @@ func testUnreachableSMTP(t *testing.T, bin string) {
 		"refused": fmt.Sprintf("smtp://127.0.0.1:%d", closed),
 		"hanging": hanging.URL(),
 	} {
-		p := startProc(t, bin, map[string]string{"SESSIOND_SMTP_URL": u, "SESSIOND_MAIL_FROM": "noreply@example.com"})
+		p := startProc(t, bin, map[string]string{
+			"SESSIOND_SMTP_URL": u, "SESSIOND_MAIL_FROM": "noreply@example.com",
+			// Required with SMTP: the e-mails' links are absolute. The
+			// sign-ins below send Bearer tokens, which no origin check
+			// concerns.
+			"SESSIOND_PUBLIC_URL": "https://auth.example.com",
+		})
 		device(t, p.URL, uaFirefoxWin).Register("olga")
 		for i, ua := range []string{uaFirefoxWin, uaSafariIPhone, uaChromeAndroid, uaChromeMac} {
 			start := time.Now()
