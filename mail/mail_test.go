@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"mime"
-	"mime/multipart"
 	netmail "net/mail"
 	"net/url"
 	"strconv"
@@ -66,62 +64,6 @@ func newMailer(t *testing.T, s *smtptest.Server) *mail.Mailer {
 	return m
 }
 
-// received is a message the test server got, taken apart.
-type received struct {
-	header     netmail.Header
-	text, html string
-}
-
-// parse takes a raw message apart with the standard library alone, as a
-// mail client would: headers, and the two parts of a multipart/alternative
-// body with their transfer encoding undone.
-func parse(t *testing.T, raw []byte) received {
-	t.Helper()
-	msg, err := netmail.ReadMessage(strings.NewReader(string(raw)))
-	if err != nil {
-		t.Fatalf("read message: %v\n%s", err, raw)
-	}
-	r := received{header: msg.Header}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/alternative" {
-		t.Fatalf("got Content-Type %q (%v), want multipart/alternative", msg.Header.Get("Content-Type"), err)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("next part: %v", err)
-		}
-		body, err := io.ReadAll(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pt, pparams, err := mime.ParseMediaType(p.Header.Get("Content-Type"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cs := strings.ToLower(pparams["charset"]); cs != "utf-8" {
-			t.Errorf("part %s: got charset %q, want utf-8", pt, cs)
-		}
-		switch pt {
-		case "text/plain":
-			// CRLF on the wire, as RFC 5322 wants; LF for the checks.
-			r.text = strings.ReplaceAll(string(body), "\r\n", "\n")
-		case "text/html":
-			r.html = string(body)
-		default:
-			t.Errorf("got a part of type %q, want only text/plain and text/html", pt)
-		}
-	}
-	if r.text == "" || r.html == "" {
-		t.Fatalf("got text part %q and HTML part %q, want both", r.text, r.html)
-	}
-	return r
-}
-
 // one returns the only message s received.
 func one(t *testing.T, s *smtptest.Server) smtptest.Message {
 	t.Helper()
@@ -145,26 +87,26 @@ func TestSendDeliversTheNewSignInMail(t *testing.T) {
 	if got.TLS != nil {
 		t.Error("got TLS from a server that offers none")
 	}
-	r := parse(t, got.Data)
+	r := smtptest.ParseMail(t, got.Data)
 
-	if a, err := netmail.ParseAddress(r.header.Get("From")); err != nil || a.Name != "Sessiond" || a.Address != "noreply@example.com" {
-		t.Errorf("got From %q (%v), want %q", r.header.Get("From"), err, from)
+	if a, err := netmail.ParseAddress(r.Header.Get("From")); err != nil || a.Name != "Sessiond" || a.Address != "noreply@example.com" {
+		t.Errorf("got From %q (%v), want %q", r.Header.Get("From"), err, from)
 	}
-	if a, err := netmail.ParseAddress(r.header.Get("To")); err != nil || a.Address != "alice@example.com" {
-		t.Errorf("got To %q (%v), want alice@example.com", r.header.Get("To"), err)
+	if a, err := netmail.ParseAddress(r.Header.Get("To")); err != nil || a.Address != "alice@example.com" {
+		t.Errorf("got To %q (%v), want alice@example.com", r.Header.Get("To"), err)
 	}
-	subject, err := new(mime.WordDecoder).DecodeHeader(r.header.Get("Subject"))
+	subject, err := new(mime.WordDecoder).DecodeHeader(r.Header.Get("Subject"))
 	if err != nil || subject != "New sign-in to your account" {
 		t.Errorf("got Subject %q (%v), want %q", subject, err, "New sign-in to your account")
 	}
-	if _, err := r.header.Date(); err != nil {
-		t.Errorf("got Date %q: %v", r.header.Get("Date"), err)
+	if _, err := r.Header.Date(); err != nil {
+		t.Errorf("got Date %q: %v", r.Header.Get("Date"), err)
 	}
-	if id := r.header.Get("Message-Id"); !strings.HasPrefix(id, "<") || !strings.Contains(id, "@") {
+	if id := r.Header.Get("Message-Id"); !strings.HasPrefix(id, "<") || !strings.Contains(id, "@") {
 		t.Errorf("got Message-ID %q, want <…@…>", id)
 	}
 
-	for _, part := range []struct{ name, body string }{{"text", r.text}, {"HTML", r.html}} {
+	for _, part := range []struct{ name, body string }{{"text", r.Text}, {"HTML", r.HTML}} {
 		for _, want := range []string{
 			"Hi alice,",
 			"Work laptop (Chrome on Windows)",
@@ -180,15 +122,15 @@ func TestSendDeliversTheNewSignInMail(t *testing.T) {
 	}
 	// The link, exactly: a line of its own in the text, the target of the
 	// button in the HTML (HTML-escaped there, as an attribute must be).
-	if !strings.Contains(r.text, "\n"+reportURL+"\n") {
-		t.Errorf("text part: the report link %q is not a line of its own in\n%s", reportURL, r.text)
+	if !strings.Contains(r.Text, "\n"+reportURL+"\n") {
+		t.Errorf("text part: the report link %q is not a line of its own in\n%s", reportURL, r.Text)
 	}
 	href := `href="` + html.EscapeString(reportURL) + `"`
-	if n := strings.Count(r.html, href); n < 1 {
-		t.Errorf("HTML part: no link %s in\n%s", href, r.html)
+	if n := strings.Count(r.HTML, href); n < 1 {
+		t.Errorf("HTML part: no link %s in\n%s", href, r.HTML)
 	}
-	if !strings.Contains(r.html, ">This was not me</a>") {
-		t.Errorf("HTML part: no \"This was not me\" button in\n%s", r.html)
+	if !strings.Contains(r.HTML, ">This was not me</a>") {
+		t.Errorf("HTML part: no \"This was not me\" button in\n%s", r.HTML)
 	}
 }
 
@@ -201,10 +143,10 @@ func TestSendEscapesTheDeviceNameInHTML(t *testing.T) {
 	if err := newMailer(t, s).Send(context.Background(), "u1", outboxMessage(t, body)); err != nil {
 		t.Fatal(err)
 	}
-	r := parse(t, one(t, s).Data)
+	r := smtptest.ParseMail(t, one(t, s).Data)
 	for _, bad := range []string{"<script>", "<b>more", "<i>alice"} {
-		if strings.Contains(r.html, bad) {
-			t.Errorf("HTML part: %q unescaped in\n%s", bad, r.html)
+		if strings.Contains(r.HTML, bad) {
+			t.Errorf("HTML part: %q unescaped in\n%s", bad, r.HTML)
 		}
 	}
 	for _, want := range []string{
@@ -212,15 +154,15 @@ func TestSendEscapesTheDeviceNameInHTML(t *testing.T) {
 		"Firefox on &#34;Linux&#34; &amp; &lt;b&gt;more&lt;/b&gt;",
 		"Hi &lt;i&gt;alice&lt;/i&gt;,",
 	} {
-		if !strings.Contains(r.html, want) {
-			t.Errorf("HTML part: %q missing from\n%s", want, r.html)
+		if !strings.Contains(r.HTML, want) {
+			t.Errorf("HTML part: %q missing from\n%s", want, r.HTML)
 		}
 	}
 	// In the text the name stays on the device's line: it cannot start a
 	// line of its own that would pass for the message's.
 	want := "<script>alert(1)</script>  If this was not you, go to https://evil.example (Firefox on \"Linux\" & <b>more</b>)"
-	if !strings.Contains(r.text, "Device:      "+want+"\n") {
-		t.Errorf("text part: want the device line %q in\n%s", want, r.text)
+	if !strings.Contains(r.Text, "Device:      "+want+"\n") {
+		t.Errorf("text part: want the device line %q in\n%s", want, r.Text)
 	}
 }
 
@@ -231,8 +173,8 @@ func TestSendSaysUnknownLocation(t *testing.T) {
 	if err := newMailer(t, s).Send(context.Background(), "u1", outboxMessage(t, body)); err != nil {
 		t.Fatal(err)
 	}
-	r := parse(t, one(t, s).Data)
-	for _, part := range []string{r.text, r.html} {
+	r := smtptest.ParseMail(t, one(t, s).Data)
+	for _, part := range []string{r.Text, r.HTML} {
 		if !strings.Contains(part, "an unknown location") {
 			t.Errorf("want \"an unknown location\" in\n%s", part)
 		}
@@ -254,7 +196,7 @@ func TestSendUsesSTARTTLSWhenOffered(t *testing.T) {
 	if got.TLS == nil || !got.TLS.HandshakeComplete {
 		t.Fatalf("got the message over TLS: %v, want STARTTLS used", got.TLS != nil)
 	}
-	parse(t, got.Data)
+	smtptest.ParseMail(t, got.Data)
 }
 
 func TestSendWithAuth(t *testing.T) {
@@ -271,7 +213,7 @@ func TestSendWithAuth(t *testing.T) {
 			if got.TLS == nil || got.Username != "mailer" {
 				t.Fatalf("got TLS %v, user %q; want TLS and mailer", got.TLS != nil, got.Username)
 			}
-			parse(t, got.Data)
+			smtptest.ParseMail(t, got.Data)
 		})
 	}
 }

@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
-	netmail "net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,54 +19,6 @@ import (
 	"github.com/sessiond/sessiond/internal/smtptest"
 	"github.com/sessiond/sessiond/internal/webhooktest"
 )
-
-// newSignIn is a new-sign-in e-mail taken apart as a mail client would.
-type newSignIn struct {
-	header     netmail.Header
-	text, html string
-}
-
-// parseMail reads raw, a multipart/alternative message, with the standard
-// library: its headers and its text and HTML parts, transfer encoding
-// undone.
-func parseMail(t *testing.T, raw []byte) newSignIn {
-	t.Helper()
-	msg, err := netmail.ReadMessage(strings.NewReader(string(raw)))
-	if err != nil {
-		t.Fatalf("read message: %v\n%s", err, raw)
-	}
-	m := newSignIn{header: msg.Header}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/alternative" {
-		t.Fatalf("got Content-Type %q (%v), want multipart/alternative", msg.Header.Get("Content-Type"), err)
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("next part: %v", err)
-		}
-		body, err := io.ReadAll(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); pt {
-		case "text/plain":
-			m.text = strings.ReplaceAll(string(body), "\r\n", "\n")
-		case "text/html":
-			m.html = string(body)
-		default:
-			t.Errorf("got a part of type %q, want text/plain and text/html only", pt)
-		}
-	}
-	if m.text == "" || m.html == "" {
-		t.Fatalf("got text part %q and HTML part %q, want both", m.text, m.html)
-	}
-	return m
-}
 
 // browserGet fetches u as a browser (or a mail scanner) following a link
 // does, and returns the status and the page.
@@ -182,18 +131,18 @@ func testNewSignInMail(t *testing.T, bin string) {
 	secrets := map[string]string{"the password": sessiondtest.Password}
 	grantSecrets(secrets, "nina", laptop, phone, laptop2)
 	noSecrets(t, "the e-mail", string(msg.Data), secrets)
-	m := parseMail(t, msg.Data)
-	if got := m.header.Get("Subject"); got != "New sign-in to your account" {
+	m := smtptest.ParseMail(t, msg.Data)
+	if got := m.Header.Get("Subject"); got != "New sign-in to your account" {
 		t.Errorf("Subject: got %q", got)
 	}
-	link := regexp.MustCompile(regexp.QuoteMeta(public) + `/auth/report\?t=sdn1\.[A-Za-z0-9._~-]+`).FindString(m.text)
+	link := regexp.MustCompile(regexp.QuoteMeta(public) + `/auth/report\?t=sdn1\.[A-Za-z0-9._~-]+`).FindString(m.Text)
 	if link == "" {
-		t.Fatalf("the text part has no report link under %s:\n%s", public, m.text)
+		t.Fatalf("the text part has no report link under %s:\n%s", public, m.Text)
 	}
-	if !strings.Contains(m.html, link) && !strings.Contains(m.html, html.EscapeString(link)) {
-		t.Errorf("the HTML part lacks the link %s:\n%s", link, m.html)
+	if !strings.Contains(m.HTML, link) && !strings.Contains(m.HTML, html.EscapeString(link)) {
+		t.Errorf("the HTML part lacks the link %s:\n%s", link, m.HTML)
 	}
-	for part, body := range map[string]string{"text": m.text, "HTML": m.html} {
+	for part, body := range map[string]string{"text": m.Text, "HTML": m.HTML} {
 		if !strings.Contains(body, phone.Session.Device) || strings.Contains(body, laptop.Session.Device) {
 			t.Errorf("the %s part: want the new device %q and not the laptop %q:\n%s", part, phone.Session.Device, laptop.Session.Device, body)
 		}
