@@ -432,11 +432,7 @@ func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now ti
 			gone = &Session{ID: e.ID, DeviceID: s.DeviceID, Device: s.Device, DeviceClass: s.DeviceClass}
 		}
 		if err := m.ended(ctx, u.ID, []*Session{gone}, e.Reason, now); err != nil {
-			// The sign-in is refused: its session, whose tokens nobody
-			// gets, must not stay in the user's list unexplained.
-			if rerr := m.sessions.Revoke(context.WithoutCancel(ctx), u.ID, s.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
-				m.Logger.LogAttrs(ctx, slog.LevelWarn, "session of a refused sign-in not ended", slog.String("session_id", s.ID), slog.String("err", rerr.Error()))
-			}
+			m.abandon(ctx, s)
 			return err
 		}
 	}
@@ -445,6 +441,15 @@ func (m *Manager) createSession(ctx context.Context, u *User, s *Session, now ti
 	// one too. Those acts change the user before they revoke, so reading
 	// the user after creating the session sees them.
 	return m.recheckUser(ctx, u, s.ID)
+}
+
+// abandon ends s, the stored session of a sign-in that is refused after
+// all: nobody gets its tokens, and it must not stay in the user's list
+// unexplained.
+func (m *Manager) abandon(ctx context.Context, s *Session) {
+	if err := m.sessions.Revoke(context.WithoutCancel(ctx), s.UserID, s.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		m.Logger.LogAttrs(ctx, slog.LevelWarn, "session of a refused sign-in not ended", slog.String("session_id", s.ID), slog.String("err", err.Error()))
+	}
 }
 
 // recheckUser ends session id if the user changed since u was read. The

@@ -271,8 +271,7 @@ var newSignInMails = &rule{"new_sign_in_mail", "new-sign-in e-mails", "nm:",
 // at now, and counts it. A limiter that does not answer lets it go: an
 // alert lost is worse than one too many.
 func (m *Manager) mayMail(ctx context.Context, userID string, now time.Time) bool {
-	err := m.take(ctx, now, randomID(), newSignInMails.of(userKey(userID)))
-	if err != nil && errors.As(err, new(*ThrottledError)) {
+	if err := m.take(ctx, now, randomID(), newSignInMails.of(userKey(userID))); errors.As(err, new(*ThrottledError)) {
 		m.Logger.LogAttrs(ctx, slog.LevelInfo, "new-sign-in e-mail not sent: the user had their share of them lately", slog.String("user_id", userID))
 		return false
 	}
@@ -370,13 +369,12 @@ func (m *Manager) loginThrottled(ctx context.Context, userID, ip string) {
 	if m.told.recently(userID, now) {
 		return // by this instance: no limiter call per 429 of a flood
 	}
+	var th *ThrottledError
 	switch err := m.take(ctx, now, randomID(), throttleNotices.of(userKey(userID))); {
 	case err == nil:
 		m.told.note(userID, now.Add(m.Throttles.LoginAccount.Window))
-	case errors.As(err, new(*ThrottledError)):
+	case errors.As(err, &th):
 		// Told already in this window, by this instance or another.
-		var th *ThrottledError
-		errors.As(err, &th)
 		m.told.note(userID, now.Add(th.RetryAfter))
 		return
 	default:

@@ -245,9 +245,7 @@ func (m *Manager) startSession(ctx context.Context, r StartRequest, before func(
 // sure to go out.
 func (m *Manager) created(ctx context.Context, u *User, s *Session, now time.Time, via string) error {
 	if err := m.signedIn(ctx, u, s, now); err != nil {
-		if rerr := m.sessions.Revoke(context.WithoutCancel(ctx), s.UserID, s.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
-			m.Logger.LogAttrs(ctx, slog.LevelWarn, "session of an unrecorded sign-in not ended", slog.String("session_id", s.ID), slog.String("err", rerr.Error()))
-		}
+		m.abandon(ctx, s)
 		return err
 	}
 	m.observer.Login(true)
