@@ -25,6 +25,10 @@ const (
 	reportMACDomain = "sessiond report link v1\x00"
 )
 
+// errReportEnded answers a link whose session has ended, by its use or
+// otherwise.
+var errReportEnded = fmt.Errorf("%w: that sign-in has already ended (the link may have been used)", ErrReportInvalid)
+
 // reportURL returns the "not me" link of s, made at now.
 func (m *Manager) reportURL(s *Session, now time.Time) string {
 	token := m.refresh.current.mint(reportPrefix, reportMACDomain, &RefreshClaims{
@@ -56,7 +60,7 @@ func (m *Manager) ReportedSession(ctx context.Context, token string) (*Session, 
 	}
 	s, err := m.sessions.Get(ctx, c.UserID, c.SessionID, now)
 	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: that sign-in has already ended (the link may have been used)", ErrReportInvalid)
+		return nil, errReportEnded
 	}
 	return s, err
 }
@@ -78,7 +82,7 @@ func (m *Manager) Report(ctx context.Context, token string, everywhere bool) (in
 	}
 	if err := m.revokeOne(ctx, s.UserID, s.ID, ReasonReported); err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return 0, fmt.Errorf("%w: that sign-in has already ended (the link may have been used)", ErrReportInvalid)
+			return 0, errReportEnded
 		}
 		return 0, err
 	}
